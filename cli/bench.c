@@ -1,0 +1,121 @@
+/* tsdp bench gemm: achieved GFLOP/s for the GEMM shapes the ConditionalUnet1D runs (im2col
+ * convolutions and FiLM/step-encoder linears), through the tensor library's ts_matmul and
+ * through cblas_sgemm directly on the same buffers, side by side. */
+#include "cli.h"
+#include "core/error.h"
+#include "core/ops.h"
+#include "core/rng.h"
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct { int M, N, K; const char *what; } shape;
+
+/* Median seconds per call of fn over 5 repetitions of an adaptive inner loop. */
+static double time_call(void (*fn)(void *), void *arg) {
+  double per[5];
+  int iters = 1;
+  for (;;) { /* find an iteration count that takes >= 20 ms */
+    double t0 = ts_now();
+    for (int i = 0; i < iters; i++) fn(arg);
+    if (ts_now() - t0 > 0.02 || iters > (1 << 20)) break;
+    iters *= 2;
+  }
+  for (int r = 0; r < 5; r++) {
+    double t0 = ts_now();
+    for (int i = 0; i < iters; i++) fn(arg);
+    per[r] = (ts_now() - t0) / iters;
+  }
+  for (int i = 0; i < 5; i++) /* sort for the median */
+    for (int j = i + 1; j < 5; j++)
+      if (per[j] < per[i]) {
+        double t = per[i];
+        per[i] = per[j];
+        per[j] = t;
+      }
+  return per[2];
+}
+
+typedef struct { ts_ctx *c; ts_tensor *a, *b; float *C; shape s; } job;
+
+static void run_lib(void *p) {
+  job *j = p;
+  ts_ctx_reset(j->c);
+  ts_matmul(j->c, j->a, j->b, 0, 0);
+}
+
+static void run_blas(void *p) {
+  job *j = p;
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, j->s.M, j->s.N, j->s.K, 1.0f, j->a->data, j->s.K,
+              j->b->data, j->s.N, 0.0f, j->C, j->s.N);
+}
+
+/* The U-Net's GEMMs for down_dims D at batch B, horizon 16, cond dim 256 + 40. */
+static int unet_shapes(const int *D, int nd, int B, shape *out) {
+  int n = 0, L = 16, in = 2, cond = 256 + 40;
+  out[n++] = (shape){B, 1024, 256, "step-encoder linear 256->1024"};
+  out[n++] = (shape){B, 256, 1024, "step-encoder linear 1024->256"};
+  for (int l = 0; l < nd; l++, L = L > 1 ? L / 2 : 1) {
+    out[n++] = (shape){D[l], B * L, in * 5, "down conv k5 (in->out)"};
+    out[n++] = (shape){D[l], B * L, D[l] * 5, "down conv k5 (out->out)"};
+    out[n++] = (shape){B, 2 * D[l], cond, "FiLM linear"};
+    in = D[l];
+  }
+  out[n++] = (shape){D[nd - 1], B * (L * 2), D[nd - 1] * 5, "mid conv k5"};
+  for (int l = nd - 1; l >= 1; l--) {
+    out[n++] = (shape){D[l - 1], B * (16 >> l), 2 * D[l] * 5, "up conv k5 (2*out->in)"};
+    out[n++] = (shape){D[l - 1], B * (16 >> l), D[l - 1] * 5, "up conv k5 (in->in)"};
+  }
+  out[n++] = (shape){D[0], B * 16, D[0] * 5, "final conv k5"};
+  return n;
+}
+
+static int bench_gemm(int argc, char **argv) {
+  int D[8] = {64, 128, 256}, nd = 3, B = 1, json = ts_has_flag(argc, argv, "--json");
+  const char *ds = ts_opt(argc, argv, "--dims"), *bs = ts_opt(argc, argv, "--batch");
+  if (ds) {
+    nd = 0;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", ds);
+    for (char *t = strtok(buf, ","); t && nd < 8; t = strtok(NULL, ",")) D[nd++] = atoi(t);
+    for (int i = 0; i < nd; i++)
+      if (D[i] <= 0) return ts_fail("--dims: expected positive integers, got '%s'", ds);
+  }
+  if (bs && (B = atoi(bs)) <= 0) return ts_fail("--batch: expected a positive integer, got '%s'", bs);
+  shape sh[64];
+  int n = unet_shapes(D, nd, B, sh);
+  ts_ctx *c = ts_ctx_new(64 << 20);
+  ts_set_grad(c, 0);
+  ts_rng rng;
+  ts_rng_init(&rng, 1);
+  if (json) printf("{\"batch\": %d, \"shapes\": [", B);
+  else printf("%-32s %6s %6s %6s %12s %12s %7s\n", "GEMM (U-Net, im2col)", "M", "N", "K", "ts GFLOP/s", "BLAS GFLOP/s", "ratio");
+  for (int i = 0; i < n; i++) {
+    shape s = sh[i];
+    ts_tensor *a = ts_param_new(2, (int[]){s.M, s.K}), *b = ts_param_new(2, (int[]){s.K, s.N});
+    a->requires_grad = b->requires_grad = 0;
+    ts_rng_fill_normal(&rng, a->data, a->n);
+    ts_rng_fill_normal(&rng, b->data, b->n);
+    float *C = malloc((size_t)s.M * s.N * sizeof(float));
+    job j = {c, a, b, C, s};
+    double flop = 2.0 * s.M * s.N * s.K, tl = time_call(run_lib, &j), tb = time_call(run_blas, &j);
+    if (json)
+      printf("%s{\"what\": \"%s\", \"M\": %d, \"N\": %d, \"K\": %d, \"ts_gflops\": %.3f, \"blas_gflops\": %.3f}",
+             i ? ", " : "", s.what, s.M, s.N, s.K, flop / tl * 1e-9, flop / tb * 1e-9);
+    else
+      printf("%-32s %6d %6d %6d %12.2f %12.2f %7.2f\n", s.what, s.M, s.N, s.K, flop / tl * 1e-9, flop / tb * 1e-9,
+             tb / tl);
+    free(C);
+    ts_param_free(a);
+    ts_param_free(b);
+  }
+  if (json) printf("]}\n");
+  ts_ctx_free(c);
+  return 0;
+}
+
+int ts_cmd_bench(int argc, char **argv) {
+  if (argc >= 1 && strcmp(argv[0], "gemm") == 0) return bench_gemm(argc - 1, argv + 1);
+  return ts_fail("usage: tsdp bench gemm [--dims 64,128,256] [--batch B] [--json]");
+}

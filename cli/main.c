@@ -1,0 +1,58 @@
+/* tsdp: one program, one subcommand per pipeline stage. */
+#include "cli.h"
+#include "core/error.h"
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+double ts_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int ts_has_flag(int argc, char **argv, const char *flag) {
+  for (int i = 0; i < argc; i++)
+    if (strcmp(argv[i], flag) == 0) return 1;
+  return 0;
+}
+
+const char *ts_opt(int argc, char **argv, const char *name) {
+  for (int i = 0; i + 1 < argc; i++)
+    if (strcmp(argv[i], name) == 0) return argv[i + 1];
+  return NULL;
+}
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: tsdp <command> [options]\n"
+          "  data import --zarr PATH --out FILE.h5   convert Diffusion Policy's zarr to tsdp HDF5\n"
+          "  data info FILE.h5 [--json]              episodes, steps, keys, ranges\n"
+          "  sim reset --seed S --legacy [--json]    Push-T legacy reset state\n"
+          "  sim replay --data FILE.h5 [--episode N] [--gif OUT.gif] [--json]\n"
+          "  bench gemm [--dims 64,128,256] [--batch B] [--json]\n"
+          "  train | distill | rl | eval | sample     (not implemented yet: see the issues)\n");
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+    usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  const char *cmd = argv[1];
+  int rc;
+  if (strcmp(cmd, "bench") == 0) rc = ts_cmd_bench(argc - 2, argv + 2);
+  else if (strcmp(cmd, "data") == 0) rc = ts_cmd_data(argc - 2, argv + 2);
+  else if (strcmp(cmd, "sim") == 0) rc = ts_cmd_sim(argc - 2, argv + 2);
+  else if (!strcmp(cmd, "train") || !strcmp(cmd, "distill") || !strcmp(cmd, "rl") || !strcmp(cmd, "eval") ||
+           !strcmp(cmd, "sample") || !strcmp(cmd, "forward")) {
+    fprintf(stderr, "tsdp: '%s' is not implemented yet\n", cmd);
+    return 2;
+  } else {
+    fprintf(stderr, "tsdp: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return 2;
+  }
+  if (rc != 0 && ts_error()[0]) fprintf(stderr, "tsdp %s: %s\n", cmd, ts_error());
+  return rc;
+}

@@ -1,0 +1,373 @@
+#include "h5io.h"
+#include "error.h"
+#include <hdf5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct ts_h5 {
+  hid_t fid;
+  int writing;
+  char path[1024];
+  char tmp[1100];
+};
+
+static void quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+
+const char *ts_h5_path(const ts_h5 *f) { return f->path; }
+
+ts_h5 *ts_h5_create(const char *path) {
+  quiet();
+  ts_h5 *f = calloc(1, sizeof *f);
+  if (!f) abort();
+  snprintf(f->path, sizeof f->path, "%s", path);
+  snprintf(f->tmp, sizeof f->tmp, "%s.tmp-%ld", path, (long)getpid());
+  f->fid = H5Fcreate(f->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  if (f->fid < 0) {
+    ts_fail("%s: cannot create file (is the folder there and writable?)", path);
+    free(f);
+    return NULL;
+  }
+  f->writing = 1;
+  return f;
+}
+
+ts_h5 *ts_h5_open(const char *path) {
+  quiet();
+  if (access(path, R_OK) != 0) {
+    ts_fail("%s: no such file or not readable", path);
+    return NULL;
+  }
+  ts_h5 *f = calloc(1, sizeof *f);
+  if (!f) abort();
+  snprintf(f->path, sizeof f->path, "%s", path);
+  if (H5Fis_hdf5(path) <= 0 || (f->fid = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0) {
+    ts_fail("%s: not an HDF5 file or corrupt", path);
+    free(f);
+    return NULL;
+  }
+  return f;
+}
+
+int ts_h5_commit(ts_h5 *f) {
+  int rc = 0;
+  if (f->writing) {
+    if (H5Fflush(f->fid, H5F_SCOPE_GLOBAL) < 0 || H5Fclose(f->fid) < 0) rc = ts_fail("%s: write failed", f->path);
+    else if (rename(f->tmp, f->path) != 0) rc = ts_fail("%s: cannot rename temporary file into place", f->path);
+    if (rc) remove(f->tmp);
+  } else {
+    H5Fclose(f->fid);
+  }
+  free(f);
+  return rc;
+}
+
+void ts_h5_close(ts_h5 *f) {
+  if (!f) return;
+  H5Fclose(f->fid);
+  if (f->writing) remove(f->tmp);
+  free(f);
+}
+
+/* Does every component of a slash path exist? */
+int ts_h5_exists(ts_h5 *f, const char *name) {
+  char buf[1024];
+  size_t len = strlen(name);
+  if (len >= sizeof buf) return 0;
+  for (size_t i = 1; i <= len; i++) {
+    if (name[i] == '/' || name[i] == 0) {
+      memcpy(buf, name, i);
+      buf[i] = 0;
+      if (strcmp(buf, "/") == 0) continue;
+      if (H5Lexists(f->fid, buf, H5P_DEFAULT) <= 0) return 0;
+    }
+  }
+  return 1;
+}
+
+static hid_t link_props(void) {
+  hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+  H5Pset_create_intermediate_group(lcpl, 1);
+  return lcpl;
+}
+
+static int write_any(ts_h5 *f, const char *name, hid_t ftype, hid_t mtype, const void *data, int ndim,
+                     const int64_t *dims, size_t esize) {
+  hsize_t d[TS_MAXDIM] = {0}, chunk[TS_MAXDIM] = {0};
+  int64_t n = 1;
+  for (int i = 0; i < ndim; i++) {
+    d[i] = chunk[i] = (hsize_t)dims[i];
+    n *= dims[i];
+  }
+  hid_t space = H5Screate_simple(ndim, d, NULL), dcpl = H5Pcreate(H5P_DATASET_CREATE), lcpl = link_props();
+  if (ndim > 0 && n > 0) {
+    /* Chunks of about 1 MiB along the first axis. */
+    int64_t row = n / dims[0], rows = (int64_t)(1 << 20) / (int64_t)esize / (row ? row : 1);
+    chunk[0] = (hsize_t)(rows < 1 ? 1 : rows > dims[0] ? dims[0] : rows);
+    H5Pset_chunk(dcpl, ndim, chunk);
+    H5Pset_deflate(dcpl, 4);
+  }
+  hid_t ds = H5Dcreate2(f->fid, name, ftype, space, lcpl, dcpl, H5P_DEFAULT);
+  int rc = 0;
+  if (ds < 0) rc = ts_fail("%s: cannot create dataset '%s'", f->path, name);
+  else if (n > 0 && H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+    rc = ts_fail("%s: cannot write dataset '%s'", f->path, name);
+  if (ds >= 0) H5Dclose(ds);
+  H5Pclose(lcpl);
+  H5Pclose(dcpl);
+  H5Sclose(space);
+  return rc;
+}
+
+int ts_h5_write_f32(ts_h5 *f, const char *name, const float *data, int ndim, const int64_t *dims) {
+  return write_any(f, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, data, ndim, dims, 4);
+}
+
+int ts_h5_write_i64(ts_h5 *f, const char *name, const int64_t *data, int ndim, const int64_t *dims) {
+  return write_any(f, name, H5T_STD_I64LE, H5T_NATIVE_INT64, data, ndim, dims, 8);
+}
+
+int ts_h5_write_tensor(ts_h5 *f, const char *name, const ts_tensor *t) {
+  int64_t dims[TS_MAXDIM];
+  for (int i = 0; i < t->ndim; i++) dims[i] = t->shape[i];
+  return ts_h5_write_f32(f, name, t->data, t->ndim, dims);
+}
+
+/* Open (creating a group when writing and absent) the object that carries attributes. */
+static hid_t attr_owner(ts_h5 *f, const char *obj, int create) {
+  if (strcmp(obj, "/") != 0 && !ts_h5_exists(f, obj)) {
+    if (!create) return -1;
+    hid_t lcpl = link_props(), g = H5Gcreate2(f->fid, obj, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    H5Pclose(lcpl);
+    if (g < 0) return -1;
+    H5Gclose(g);
+  }
+  return H5Oopen(f->fid, obj, H5P_DEFAULT);
+}
+
+static int put_attr(ts_h5 *f, const char *obj, const char *key, hid_t ftype, hid_t mtype, const void *val) {
+  hid_t o = attr_owner(f, obj, 1);
+  if (o < 0) return ts_fail("%s: cannot open object '%s' for attribute '%s'", f->path, obj, key);
+  if (H5Aexists(o, key) > 0) H5Adelete(o, key);
+  hid_t space = H5Screate(H5S_SCALAR), a = H5Acreate2(o, key, ftype, space, H5P_DEFAULT, H5P_DEFAULT);
+  int rc = (a < 0 || H5Awrite(a, mtype, val) < 0) ? ts_fail("%s: cannot write attribute '%s' on '%s'", f->path, key, obj) : 0;
+  if (a >= 0) H5Aclose(a);
+  H5Sclose(space);
+  H5Oclose(o);
+  return rc;
+}
+
+int ts_h5_attr_str(ts_h5 *f, const char *obj, const char *key, const char *val) {
+  hid_t t = H5Tcopy(H5T_C_S1);
+  H5Tset_size(t, H5T_VARIABLE);
+  H5Tset_cset(t, H5T_CSET_UTF8);
+  int rc = put_attr(f, obj, key, t, t, &val);
+  H5Tclose(t);
+  return rc;
+}
+
+int ts_h5_attr_i64(ts_h5 *f, const char *obj, const char *key, int64_t val) {
+  return put_attr(f, obj, key, H5T_STD_I64LE, H5T_NATIVE_INT64, &val);
+}
+
+int ts_h5_attr_f64(ts_h5 *f, const char *obj, const char *key, double val) {
+  return put_attr(f, obj, key, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &val);
+}
+
+static hid_t open_ds(ts_h5 *f, const char *name) {
+  if (!ts_h5_exists(f, name)) {
+    ts_fail("%s: missing dataset '%s'", f->path, name);
+    return -1;
+  }
+  hid_t ds = H5Dopen2(f->fid, name, H5P_DEFAULT);
+  if (ds < 0) ts_fail("%s: '%s' is not a readable dataset", f->path, name);
+  return ds;
+}
+
+static int ds_dims(hid_t ds, int64_t dims[TS_MAXDIM]) {
+  hid_t sp = H5Dget_space(ds);
+  int nd = H5Sget_simple_extent_ndims(sp);
+  hsize_t d[32];
+  if (nd < 0 || nd > 32) nd = -1;
+  else H5Sget_simple_extent_dims(sp, d, NULL);
+  H5Sclose(sp);
+  if (nd > TS_MAXDIM) return -2;
+  for (int i = 0; i < nd; i++) dims[i] = (int64_t)d[i];
+  return nd;
+}
+
+int ts_h5_shape(ts_h5 *f, const char *name, int64_t dims[TS_MAXDIM]) {
+  hid_t ds = open_ds(f, name);
+  if (ds < 0) return -1;
+  int nd = ds_dims(ds, dims);
+  H5Dclose(ds);
+  if (nd < 0) return ts_fail("%s: dataset '%s' has an unsupported rank", f->path, name);
+  return nd;
+}
+
+int ts_h5_read_tensor(ts_h5 *f, const char *name, ts_tensor *t) {
+  hid_t ds = open_ds(f, name);
+  if (ds < 0) return -1;
+  int64_t dims[TS_MAXDIM];
+  int nd = ds_dims(ds, dims), rc = 0;
+  hid_t ty = H5Dget_type(ds);
+  char want[64], got[64] = "(";
+  ts_shape_str(t, want, sizeof want);
+  for (int i = 0; i < nd && nd > 0; i++)
+    snprintf(got + strlen(got), sizeof got - strlen(got), i ? ", %lld" : "%lld", (long long)dims[i]);
+  strncat(got, ")", sizeof got - strlen(got) - 1);
+  if (H5Tget_class(ty) != H5T_FLOAT || H5Tget_size(ty) != 4)
+    rc = ts_fail("%s: tensor '%s' has dtype other than float32", f->path, name);
+  else if (nd < 0 || nd != t->ndim)
+    rc = ts_fail("%s: tensor '%s' has shape %s, expected %s", f->path, name, nd < 0 ? "?" : got, want);
+  else {
+    for (int i = 0; i < nd; i++)
+      if (dims[i] != t->shape[i]) rc = ts_fail("%s: tensor '%s' has shape %s, expected %s", f->path, name, got, want);
+  }
+  if (!rc && H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, t->data) < 0)
+    rc = ts_fail("%s: cannot read tensor '%s' (corrupt?)", f->path, name);
+  H5Tclose(ty);
+  H5Dclose(ds);
+  return rc;
+}
+
+static void *read_conv(ts_h5 *f, const char *name, hid_t mtype, size_t esize, int *ndim, int64_t dims[TS_MAXDIM]) {
+  hid_t ds = open_ds(f, name);
+  if (ds < 0) return NULL;
+  int nd = ds_dims(ds, dims);
+  void *buf = NULL;
+  if (nd < 0) {
+    ts_fail("%s: dataset '%s' has an unsupported rank", f->path, name);
+  } else {
+    int64_t n = 1;
+    for (int i = 0; i < nd; i++) n *= dims[i];
+    hid_t ty = H5Dget_type(ds);
+    H5T_class_t cls = H5Tget_class(ty);
+    H5Tclose(ty);
+    if (cls != H5T_FLOAT && cls != H5T_INTEGER) {
+      ts_fail("%s: dataset '%s' is not numeric", f->path, name);
+    } else {
+      buf = malloc((size_t)(n ? n : 1) * esize);
+      if (!buf) abort();
+      if (n > 0 && H5Dread(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
+        ts_fail("%s: cannot read dataset '%s' (corrupt?)", f->path, name);
+        free(buf);
+        buf = NULL;
+      }
+    }
+  }
+  H5Dclose(ds);
+  if (ndim) *ndim = nd;
+  return buf;
+}
+
+float *ts_h5_read_f32(ts_h5 *f, const char *name, int *ndim, int64_t dims[TS_MAXDIM]) {
+  return read_conv(f, name, H5T_NATIVE_FLOAT, 4, ndim, dims);
+}
+
+int64_t *ts_h5_read_i64(ts_h5 *f, const char *name, int *ndim, int64_t dims[TS_MAXDIM]) {
+  return read_conv(f, name, H5T_NATIVE_INT64, 8, ndim, dims);
+}
+
+static hid_t get_attr(ts_h5 *f, const char *obj, const char *key, hid_t *owner) {
+  *owner = attr_owner(f, obj, 0);
+  if (*owner < 0 || H5Aexists(*owner, key) <= 0) {
+    if (*owner >= 0) H5Oclose(*owner);
+    ts_fail("%s: missing attribute '%s' on '%s'", f->path, key, obj);
+    return -1;
+  }
+  return H5Aopen(*owner, key, H5P_DEFAULT);
+}
+
+char *ts_h5_get_attr_str(ts_h5 *f, const char *obj, const char *key) {
+  hid_t o, a = get_attr(f, obj, key, &o);
+  if (a < 0) return NULL;
+  hid_t ft = H5Aget_type(a);
+  char *out = NULL;
+  if (H5Tget_class(ft) != H5T_STRING) {
+    ts_fail("%s: attribute '%s' on '%s' is not a string", f->path, key, obj);
+  } else if (H5Tis_variable_str(ft) > 0) {
+    hid_t mt = H5Tcopy(H5T_C_S1);
+    H5Tset_size(mt, H5T_VARIABLE);
+    H5Tset_cset(mt, H5Tget_cset(ft));
+    char *s = NULL;
+    if (H5Aread(a, mt, &s) >= 0 && s) {
+      out = strdup(s);
+      H5free_memory(s);
+    }
+    H5Tclose(mt);
+  } else {
+    size_t n = H5Tget_size(ft);
+    hid_t mt = H5Tcopy(H5T_C_S1);
+    H5Tset_size(mt, n + 1);
+    out = calloc(n + 2, 1);
+    if (H5Aread(a, mt, out) < 0) {
+      free(out);
+      out = NULL;
+    }
+    H5Tclose(mt);
+  }
+  if (!out && !ts_error()[0]) ts_fail("%s: cannot read attribute '%s' on '%s'", f->path, key, obj);
+  H5Tclose(ft);
+  H5Aclose(a);
+  H5Oclose(o);
+  return out;
+}
+
+static int get_num_attr(ts_h5 *f, const char *obj, const char *key, hid_t mtype, void *val) {
+  hid_t o, a = get_attr(f, obj, key, &o);
+  if (a < 0) return -1;
+  hid_t ft = H5Aget_type(a);
+  H5T_class_t cls = H5Tget_class(ft);
+  hid_t sp = H5Aget_space(a);
+  hssize_t npts = H5Sget_simple_extent_npoints(sp);
+  int rc = 0;
+  if ((cls != H5T_INTEGER && cls != H5T_FLOAT) || npts != 1 || H5Aread(a, mtype, val) < 0)
+    rc = ts_fail("%s: attribute '%s' on '%s' is not a number", f->path, key, obj);
+  H5Sclose(sp);
+  H5Tclose(ft);
+  H5Aclose(a);
+  H5Oclose(o);
+  return rc;
+}
+
+int ts_h5_get_attr_i64(ts_h5 *f, const char *obj, const char *key, int64_t *val) {
+  return get_num_attr(f, obj, key, H5T_NATIVE_INT64, val);
+}
+
+int ts_h5_get_attr_f64(ts_h5 *f, const char *obj, const char *key, double *val) {
+  return get_num_attr(f, obj, key, H5T_NATIVE_DOUBLE, val);
+}
+
+char **ts_h5_list(ts_h5 *f, const char *group, int *n) {
+  *n = 0;
+  if (strcmp(group, "/") != 0 && !ts_h5_exists(f, group)) {
+    ts_fail("%s: missing group '%s'", f->path, group);
+    return NULL;
+  }
+  hid_t g = H5Gopen2(f->fid, group, H5P_DEFAULT);
+  if (g < 0) {
+    ts_fail("%s: '%s' is not a group", f->path, group);
+    return NULL;
+  }
+  H5G_info_t info;
+  H5Gget_info(g, &info);
+  char **names = calloc(info.nlinks + 1, sizeof(char *));
+  if (!names) abort();
+  for (hsize_t i = 0; i < info.nlinks; i++) {
+    ssize_t len = H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, NULL, 0, H5P_DEFAULT);
+    names[i] = calloc((size_t)(len > 0 ? len : 0) + 1, 1);
+    if (!names[i]) abort();
+    if (len > 0) H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, names[i], (size_t)len + 1, H5P_DEFAULT);
+  }
+  H5Gclose(g);
+  *n = (int)info.nlinks;
+  return names;
+}
+
+void ts_h5_free_names(char **names, int n) {
+  if (!names) return;
+  for (int i = 0; i < n; i++) free(names[i]);
+  free(names);
+}

@@ -1,0 +1,24 @@
+/* tests.h: shared helpers for the Check suites. */
+#ifndef TS_TESTS_H
+#define TS_TESTS_H
+
+#include <check.h>
+#include "core/tensor.h"
+
+Suite *suite_core(void);
+Suite *suite_ops(void);
+Suite *suite_grad(void);
+Suite *suite_train(void);
+Suite *suite_data(void);
+Suite *suite_sim(void);
+
+/* Path under tests/fixtures, or under $TSDP_DATA_DIR (NULL when that variable is unset). */
+const char *fixture_path(const char *name);
+const char *data_path(const char *rel);
+/* A fresh temporary folder for this process (created once). */
+const char *tmp_dir(void);
+
+/* max |a - b| / max(max |b|, floor): the relative error the fixture tests report. */
+double rel_err(const float *a, const float *b, int64_t n, double floor);
+
+#endif
