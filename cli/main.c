@@ -28,7 +28,7 @@ static void usage(FILE *f) {
           "usage: tsdp <command> [options]\n"
           "  data import --zarr PATH --out FILE.h5   convert Diffusion Policy's zarr to tsdp HDF5\n"
           "  data info FILE.h5 [--json]              episodes, steps, keys, ranges\n"
-          "  sim reset --seed S --legacy [--json]    Push-T legacy reset state\n"
+          "  sim reset --seed S --legacy [--png F] [--json]  Push-T legacy reset state\n"
           "  sim replay --data FILE.h5 [--episode N] [--gif OUT.gif] [--json]\n"
           "  bench gemm [--dims 64,128,256] [--batch B] [--json]\n"
           "  train | distill | rl | eval | sample     (not implemented yet: see the issues)\n");

@@ -46,6 +46,8 @@ int main(void) {
   srunner_add_suite(sr, suite_ops());
   srunner_add_suite(sr, suite_grad());
   srunner_add_suite(sr, suite_train());
+  srunner_add_suite(sr, suite_data());
+  srunner_add_suite(sr, suite_sim());
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
   srunner_free(sr);
