@@ -5,6 +5,9 @@
 #include "core/error.h"
 #include "core/ops.h"
 #include "core/rng.h"
+#include "infer/policy.h"
+
+extern void openblas_set_num_threads(int);
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,7 +118,65 @@ static int bench_gemm(int argc, char **argv) {
   return 0;
 }
 
+typedef struct { ts_policy *p; float *x, *cond, *eps; int *t; int B; } step_job;
+
+static void run_step(void *arg) {
+  step_job *j = arg;
+  ts_policy_eps(j->p, j->x, j->t, j->cond, j->B, j->eps);
+}
+
+/* ms per batched U-Net forward (EMA weights, no grad) for each batch size. */
+static int bench_step(int argc, char **argv) {
+  const char *ck = ts_opt(argc, argv, "--ckpt"), *bl = ts_opt(argc, argv, "--batch"), *th = ts_opt(argc, argv, "--threads");
+  int json = ts_has_flag(argc, argv, "--json");
+  if (!ck) return ts_fail("usage: tsdp bench step --ckpt C [--batch 1,2,4,8,16] [--threads T] [--json]");
+  int bs[32], nb = 0;
+  char buf[256];
+  snprintf(buf, sizeof buf, "%s", bl ? bl : "1,2,4,8,16");
+  for (char *t = strtok(buf, ","); t && nb < 32; t = strtok(NULL, ","))
+    if ((bs[nb++] = atoi(t)) <= 0 || bs[nb - 1] > 4096) return ts_fail("--batch: bad batch size '%s'", t);
+  if (th) {
+    if (atoi(th) <= 0) return ts_fail("--threads: '%s' is not a positive integer", th);
+    openblas_set_num_threads(atoi(th));
+  }
+  ts_policy p;
+  if (ts_policy_load(&p, ck, "ema")) return -1;
+  int maxb = 1;
+  for (int i = 0; i < nb; i++) maxb = bs[i] > maxb ? bs[i] : maxb;
+  size_t nx = (size_t)maxb * p.horizon * p.act_dim;
+  float *x = malloc(nx * sizeof(float)), *eps = malloc(nx * sizeof(float)), *cond = malloc((size_t)maxb * p.cond_dim * sizeof(float));
+  int *t = malloc((size_t)maxb * sizeof(int));
+  ts_rng rng;
+  ts_rng_init(&rng, 3);
+  ts_rng_fill_normal(&rng, x, (int64_t)nx);
+  ts_rng_fill_uniform(&rng, cond, (int64_t)maxb * p.cond_dim);
+  for (int b = 0; b < maxb; b++) t[b] = (int)ts_rng_below(&rng, (uint32_t)p.sched.T);
+  double ms[32];
+  for (int i = 0; i < nb; i++) {
+    step_job j = {&p, x, cond, eps, t, bs[i]};
+    run_step(&j); /* warm-up: the arena grows to this batch's peak */
+    ms[i] = 1e3 * time_call(run_step, &j);
+  }
+  if (json) {
+    printf("{\"ckpt\": \"%s\", \"batch\": [", ck);
+    for (int i = 0; i < nb; i++) printf("%s%d", i ? ", " : "", bs[i]);
+    printf("], \"ms\": [");
+    for (int i = 0; i < nb; i++) printf("%s%.4f", i ? ", " : "", ms[i]);
+    printf("]}\n");
+  } else {
+    printf("U-Net forward (EMA weights, no grad), median of 5 timed runs:\n%8s %12s %14s\n", "batch", "ms/forward", "ms/sample");
+    for (int i = 0; i < nb; i++) printf("%8d %12.3f %14.4f\n", bs[i], ms[i], ms[i] / bs[i]);
+  }
+  free(x);
+  free(eps);
+  free(cond);
+  free(t);
+  ts_policy_free(&p);
+  return 0;
+}
+
 int ts_cmd_bench(int argc, char **argv) {
   if (argc >= 1 && strcmp(argv[0], "gemm") == 0) return bench_gemm(argc - 1, argv + 1);
-  return ts_fail("usage: tsdp bench gemm [--dims 64,128,256] [--batch B] [--json]");
+  if (argc >= 1 && strcmp(argv[0], "step") == 0) return bench_step(argc - 1, argv + 1);
+  return ts_fail("usage: tsdp bench gemm [--dims 64,128,256] [--batch B] [--json] | tsdp bench step --ckpt C ...");
 }

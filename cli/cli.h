@@ -6,6 +6,14 @@
 int ts_cmd_bench(int argc, char **argv);
 int ts_cmd_data(int argc, char **argv);
 int ts_cmd_sim(int argc, char **argv);
+int ts_cmd_train(int argc, char **argv);
+int ts_cmd_eval(int argc, char **argv);
+int ts_cmd_sample(int argc, char **argv);
+int ts_cmd_forward(int argc, char **argv);
+
+/* Config from --config plus section.key=value arguments (in cli/train.c). */
+struct ts_config;
+int ts_cli_config(int argc, char **argv, struct ts_config *cfg);
 
 /* Helpers shared by subcommands. */
 double ts_now(void);                                         /* monotonic seconds */

@@ -30,8 +30,13 @@ static void usage(FILE *f) {
           "  data info FILE.h5 [--json]              episodes, steps, keys, ranges\n"
           "  sim reset --seed S --legacy [--png F] [--json]  Push-T legacy reset state\n"
           "  sim replay --data FILE.h5 [--episode N] [--gif OUT.gif] [--json]\n"
+          "  train --config C.ini --data D.h5 --out CKPT.h5 [--max-steps N] [--fresh] [section.key=value ...]\n"
+          "  eval --ckpt CKPT.h5 [--episodes 50] [--sampler ddpm|ddim] [--steps N] [--seed-start S] [--gif DIR] [--json]\n"
+          "  sample --ckpt C --data D.h5 --index I --n N --sampler ddpm|ddim [--steps K] --seed S --out OUT.h5\n"
+          "  forward --ckpt C --in IN.h5 --out OUT.h5     one batched eps forward (x, t, cond -> eps)\n"
           "  bench gemm [--dims 64,128,256] [--batch B] [--json]\n"
-          "  train | distill | rl | eval | sample     (not implemented yet: see the issues)\n");
+          "  bench step --ckpt C [--batch 1,2,4,8,16] [--threads T] [--json]\n"
+          "  distill | rl                               (not implemented yet: see the issues)\n");
 }
 
 int main(int argc, char **argv) {
@@ -44,8 +49,11 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "bench") == 0) rc = ts_cmd_bench(argc - 2, argv + 2);
   else if (strcmp(cmd, "data") == 0) rc = ts_cmd_data(argc - 2, argv + 2);
   else if (strcmp(cmd, "sim") == 0) rc = ts_cmd_sim(argc - 2, argv + 2);
-  else if (!strcmp(cmd, "train") || !strcmp(cmd, "distill") || !strcmp(cmd, "rl") || !strcmp(cmd, "eval") ||
-           !strcmp(cmd, "sample") || !strcmp(cmd, "forward")) {
+  else if (strcmp(cmd, "train") == 0) rc = ts_cmd_train(argc - 2, argv + 2);
+  else if (strcmp(cmd, "eval") == 0) rc = ts_cmd_eval(argc - 2, argv + 2);
+  else if (strcmp(cmd, "sample") == 0) rc = ts_cmd_sample(argc - 2, argv + 2);
+  else if (strcmp(cmd, "forward") == 0) rc = ts_cmd_forward(argc - 2, argv + 2);
+  else if (!strcmp(cmd, "distill") || !strcmp(cmd, "rl")) {
     fprintf(stderr, "tsdp: '%s' is not implemented yet\n", cmd);
     return 2;
   } else {

@@ -22,6 +22,14 @@ static int write_moments(ts_h5 *f, const ts_named *tensors, const ts_adamw *o) {
 int ts_ckpt_save(const char *path, const ts_named *tensors, int n, const ts_ckpt_state *st) {
   ts_h5 *f = ts_h5_create(path);
   if (!f) return -1;
+  if (ts_ckpt_write(f, tensors, n, st)) {
+    ts_h5_close(f);
+    return -1;
+  }
+  return ts_h5_commit(f);
+}
+
+int ts_ckpt_write(ts_h5 *f, const ts_named *tensors, int n, const ts_ckpt_state *st) {
   int rc = 0;
   for (int i = 0; i < n && !rc; i++) rc = ts_h5_write_tensor(f, tensors[i].name, tensors[i].t);
   if (!rc && st) {
@@ -34,11 +42,7 @@ int ts_ckpt_save(const char *path, const ts_named *tensors, int n, const ts_ckpt
     }
     if (!rc && st->opt) rc = write_moments(f, tensors, st->opt);
   }
-  if (rc) {
-    ts_h5_close(f);
-    return -1;
-  }
-  return ts_h5_commit(f);
+  return rc;
 }
 
 static int check_finite(const char *path, const char *name, const ts_tensor *t) {
@@ -50,6 +54,13 @@ static int check_finite(const char *path, const char *name, const ts_tensor *t) 
 int ts_ckpt_load(const char *path, const ts_named *tensors, int n, ts_ckpt_state *st, char **config_out) {
   ts_h5 *f = ts_h5_open(path);
   if (!f) return -1;
+  int rc = ts_ckpt_read(f, tensors, n, st, config_out);
+  ts_h5_close(f);
+  return rc;
+}
+
+int ts_ckpt_read(ts_h5 *f, const ts_named *tensors, int n, ts_ckpt_state *st, char **config_out) {
+  const char *path = ts_h5_path(f);
   int rc = 0;
   for (int i = 0; i < n && !rc; i++) {
     rc = ts_h5_read_tensor(f, tensors[i].name, tensors[i].t);
@@ -83,7 +94,6 @@ int ts_ckpt_load(const char *path, const ts_named *tensors, int n, ts_ckpt_state
       else if (!rc) rc = -1;
     }
   }
-  ts_h5_close(f);
   if (rc && config_out) {
     free(*config_out);
     *config_out = NULL;

@@ -7,6 +7,7 @@
 #ifndef TS_CHECKPOINT_H
 #define TS_CHECKPOINT_H
 
+#include "h5io.h"
 #include "optim.h"
 #include "rng.h"
 #include "tensor.h"
@@ -28,5 +29,10 @@ int ts_ckpt_save(const char *path, const ts_named *tensors, int n, const ts_ckpt
  * pointers in st are set, the step, RNG and optimiser state. *config_out (if non-NULL)
  * receives a malloc'd copy of the config text or NULL. */
 int ts_ckpt_load(const char *path, const ts_named *tensors, int n, ts_ckpt_state *st, char **config_out);
+
+/* The same on an open HDF5 writer/reader, so callers can add their own objects (normalisers,
+ * logs) to the one atomically committed file. */
+int ts_ckpt_write(ts_h5 *f, const ts_named *tensors, int n, const ts_ckpt_state *st);
+int ts_ckpt_read(ts_h5 *f, const ts_named *tensors, int n, ts_ckpt_state *st, char **config_out);
 
 #endif

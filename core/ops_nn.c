@@ -375,7 +375,11 @@ static inline float sigmoid1(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 static inline float act_f(int k, float x) {
   switch (k) {
-  case ACT_MISH: return x * tanhf(softplus1(x));
+  case ACT_MISH: { /* tanh(softplus(x)) = w / (w + 2), w = e^x (e^x + 2): one exp */
+    if (x > 20.0f) return x;
+    float n = expf(x), w = n * (n + 2.0f);
+    return x * w / (w + 2.0f);
+  }
   case ACT_SILU: return x * sigmoid1(x);
   case ACT_GELU: return 0.5f * x * (1.0f + erff(x * (float)M_SQRT1_2));
   case ACT_SOFTPLUS: return softplus1(x);
@@ -385,9 +389,10 @@ static inline float act_f(int k, float x) {
 
 static inline float act_df(int k, float x, float y) {
   switch (k) {
-  case ACT_MISH: {
-    float t = tanhf(softplus1(x));
-    return t + x * (1.0f - t * t) * sigmoid1(x);
+  case ACT_MISH: { /* d/dx: t + x 4 n (n + 1) / (w + 2)^2 */
+    if (x > 20.0f) return 1.0f;
+    float n = expf(x), w = n * (n + 2.0f), d = w + 2.0f;
+    return w / d + x * 4.0f * n * (n + 1.0f) / (d * d);
   }
   case ACT_SILU: {
     float s = sigmoid1(x);

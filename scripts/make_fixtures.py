@@ -138,7 +138,36 @@ def write_optim(f):
     c.attrs["norm"] = float(norm)
 
 
+def write_unet(path):
+    """A small ConditionalUnet1D (down_dims 16, 24, 32; step embedding 16): weights, inputs, the
+    eps output, and gradients of sum(out * gout) for the input and every parameter."""
+    from torch_unet import ConditionalUnet1D
+    torch.manual_seed(3)
+    net = ConditionalUnet1D(2, 6, diffusion_step_embed_dim=16, down_dims=(16, 24, 32), kernel_size=5, n_groups=8)
+    for p in net.parameters():  # move GroupNorm off its trivial init so its gradients matter
+        if p.dim() == 1:
+            p.data += 0.1 * torch.randn_like(p)
+    net = net.double()
+    x = torch.tensor(rand(3, 16, 2), dtype=torch.float64, requires_grad=True)
+    t = torch.tensor([0.0, 17.0, 99.0], dtype=torch.float64)
+    cond = torch.tensor(rand(3, 6), dtype=torch.float64)
+    out = net(x, t, cond)
+    gout = rand(*out.shape)
+    out.backward(torch.tensor(gout, dtype=torch.float64))
+    with h5py.File(path, "w") as f:
+        f["x"], f["t"], f["cond"] = x.detach().numpy().astype(np.float32), t.numpy().astype(np.float32), \
+            cond.numpy().astype(np.float32)
+        f["out"], f["gout"], f["gx"] = out.detach().numpy().astype(np.float32), gout, x.grad.numpy().astype(np.float32)
+        for k, v in net.state_dict().items():
+            f["params/" + k] = v.numpy().astype(np.float32)
+        for k, v in net.named_parameters():
+            f["grads/" + k] = v.grad.numpy().astype(np.float32)
+        f.attrs["down_dims"] = [16, 24, 32]
+
+
 if __name__ == "__main__":
     out = sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures"
+    sys.path.insert(0, __file__.rsplit("/", 1)[0])
     write_ops(out + "/ops.h5")
-    print("wrote", out + "/ops.h5")
+    write_unet(out + "/unet.h5")
+    print("wrote", out + "/ops.h5", out + "/unet.h5")

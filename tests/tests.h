@@ -11,6 +11,8 @@ Suite *suite_grad(void);
 Suite *suite_train(void);
 Suite *suite_data(void);
 Suite *suite_sim(void);
+Suite *suite_unet(void);
+Suite *suite_infer(void);
 
 /* Path under tests/fixtures, or under $TSDP_DATA_DIR (NULL when that variable is unset). */
 const char *fixture_path(const char *name);

@@ -1,0 +1,191 @@
+/* tsdp eval | sample | forward: everything that runs a trained checkpoint. */
+#include "cli.h"
+#include "core/error.h"
+#include "core/h5io.h"
+#include "data/dataset.h"
+#include "infer/policy.h"
+#include "infer/rollout.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+extern void openblas_set_num_threads(int);
+
+static int int_opt(int argc, char **argv, const char *name, long dflt, long lo, long hi, long *out) {
+  const char *s = ts_opt(argc, argv, name);
+  *out = dflt;
+  if (!s) return 0;
+  char *e;
+  long v = strtol(s, &e, 10);
+  if (*e || v < lo || v > hi) return ts_fail("%s: '%s' is not an integer in %ld..%ld", name, s, lo, hi);
+  *out = v;
+  return 0;
+}
+
+static int load_policy(int argc, char **argv, ts_policy *p) {
+  const char *ck = ts_opt(argc, argv, "--ckpt");
+  if (!ck) return ts_fail("--ckpt CKPT.h5 is required");
+  long th;
+  if (int_opt(argc, argv, "--threads", 0, 0, 256, &th)) return -1;
+  if (th > 0) openblas_set_num_threads((int)th);
+  return ts_policy_load(p, ck, ts_has_flag(argc, argv, "--raw-weights") ? "model" : "ema");
+}
+
+int ts_cmd_eval(int argc, char **argv) {
+  ts_policy p;
+  if (load_policy(argc, argv, &p)) return 1;
+  long eps, start, steps, seed, ngif;
+  const char *sampler = ts_opt(argc, argv, "--sampler");
+  if (!sampler) sampler = p.cfg.eval.sampler;
+  int rc = int_opt(argc, argv, "--episodes", p.cfg.eval.episodes, 1, 1024, &eps) ||
+           int_opt(argc, argv, "--seed-start", p.cfg.eval.seed_start, 0, 1L << 30, &start) ||
+           int_opt(argc, argv, "--steps", strcmp(sampler, "ddim") ? p.cfg.diffusion.num_train_timesteps : p.cfg.eval.steps, 1,
+                   p.cfg.diffusion.num_train_timesteps, &steps) ||
+           int_opt(argc, argv, "--seed", 0, 0, 1L << 30, &seed) || int_opt(argc, argv, "--gif-count", 4, 0, 1024, &ngif);
+  if (!rc && strcmp(sampler, "ddpm") && strcmp(sampler, "ddim")) rc = ts_fail("--sampler '%s': ddpm or ddim", sampler);
+  const char *gif = ts_opt(argc, argv, "--gif");
+  if (!rc && gif && mkdir(gif, 0755) != 0 && access(gif, W_OK) != 0) rc = ts_fail("%s: cannot create folder", gif);
+  int json = ts_has_flag(argc, argv, "--json");
+  ts_eval_result r;
+  if (!rc) {
+    ts_eval_opts o = {(int)eps, (int)start, sampler, (int)steps, (uint64_t)seed, gif, (int)ngif, json};
+    rc = ts_eval_pusht(&p, &o, &r);
+  }
+  if (!rc) {
+    if (json) {
+      printf("{\"episodes\": %d, \"seed_start\": %ld, \"sampler\": \"%s\", \"steps\": %ld, \"mean_score\": %.6f, "
+             "\"success_rate\": %.6f, \"ms_per_chunk\": %.3f, \"chunks_per_s\": %.3f, \"ms_per_call\": %.3f, "
+             "\"chunks\": %ld, \"scores\": [",
+             r.episodes, start, sampler, steps, r.mean_score, r.success_rate, r.ms_per_chunk, r.chunks_per_s,
+             r.ms_per_call, r.chunks);
+      for (int i = 0; i < r.episodes; i++) printf("%s%.4f", i ? ", " : "", r.scores[i]);
+      printf("]}\n");
+    } else {
+      printf("%s-%ld on %d legacy seeds from %ld: mean score %.4f, success rate %.3f\n", sampler, steps, r.episodes,
+             start, r.mean_score, r.success_rate);
+      printf("sampling: %ld chunks in %ld batched calls, %.2f ms per chunk (amortised), %.1f chunks/s, %.1f ms per call\n",
+             r.chunks, r.calls, r.ms_per_chunk, r.chunks_per_s, r.ms_per_call);
+      if (gif) printf("GIFs of the first %ld episodes in %s/\n", ngif < eps ? ngif : eps, gif);
+    }
+  }
+  ts_policy_free(&p);
+  return rc ? 1 : 0;
+}
+
+/* The raw observation history (n_obs_steps frames ending at global step idx, edge-padded at
+ * the start of its episode). */
+static void obs_history(const ts_dataset *d, const ts_policy *p, long idx, float *out) {
+  int e = 0;
+  while (d->ep_start[e + 1] <= idx) e++;
+  int No = p->cfg.data.n_obs_steps;
+  for (int k = 0; k < No; k++) {
+    long t = idx - (No - 1 - k);
+    if (t < d->ep_start[e]) t = d->ep_start[e];
+    memcpy(out + (size_t)k * d->obs_dim, d->obs + (size_t)t * d->obs_dim, (size_t)d->obs_dim * sizeof(float));
+  }
+}
+
+int ts_cmd_sample(int argc, char **argv) {
+  const char *data = ts_opt(argc, argv, "--data"), *out = ts_opt(argc, argv, "--out");
+  const char *sampler = ts_opt(argc, argv, "--sampler");
+  if (!data || !out)
+    return ts_fail("usage: tsdp sample --ckpt C --data D.h5 --index I --n N --sampler ddpm|ddim [--steps K] --seed S --out OUT.h5");
+  ts_policy p;
+  if (load_policy(argc, argv, &p)) return 1;
+  if (!sampler) sampler = "ddpm";
+  long idx, n, steps, seed;
+  int rc = int_opt(argc, argv, "--index", 0, 0, 1L << 40, &idx) || int_opt(argc, argv, "--n", 100, 1, 1L << 24, &n) ||
+           int_opt(argc, argv, "--steps", strcmp(sampler, "ddim") ? p.sched.T : p.cfg.eval.steps, 1, p.sched.T, &steps) ||
+           int_opt(argc, argv, "--seed", 0, 0, 1L << 40, &seed);
+  ts_dataset d;
+  memset(&d, 0, sizeof d);
+  const char *keys[TS_CFG_MAXKEYS];
+  for (int i = 0; i < p.cfg.data.n_obs_keys; i++) keys[i] = p.cfg.data.obs_keys[i];
+  if (!rc) rc = ts_dataset_load(data, keys, p.cfg.data.n_obs_keys, &d);
+  if (!rc && d.obs_dim != p.obs_dim) rc = ts_fail("%s: obs width %d, checkpoint expects %d", data, d.obs_dim, p.obs_dim);
+  if (!rc && idx >= d.n_steps) rc = ts_fail("--index %ld: the dataset has %lld steps", idx, (long long)d.n_steps);
+  float *acts = NULL;
+  if (!rc) {
+    const int CH = 256;
+    int No = p.cfg.data.n_obs_steps, per = p.horizon * p.act_dim;
+    float *hist = malloc((size_t)CH * No * p.obs_dim * sizeof(float));
+    acts = malloc((size_t)n * per * sizeof(float));
+    if (!hist || !acts) abort();
+    obs_history(&d, &p, idx, hist);
+    for (int b = 1; b < CH; b++) memcpy(hist + (size_t)b * No * p.obs_dim, hist, (size_t)No * p.obs_dim * sizeof(float));
+    ts_rng rng;
+    ts_rng_init(&rng, (uint64_t)seed);
+    for (long done = 0; done < n && !rc; done += CH) {
+      int B = (int)(n - done < CH ? n - done : CH);
+      rc = ts_policy_sample(&p, hist, B, sampler, (int)steps, &rng, acts + (size_t)done * per);
+    }
+    free(hist);
+  }
+  if (!rc) {
+    ts_h5 *f = ts_h5_create(out);
+    int64_t dims[3] = {n, p.horizon, p.act_dim};
+    rc = !f || ts_h5_write_f32(f, "actions", acts, 3, dims) || ts_h5_attr_i64(f, "/", "index", idx) ||
+         ts_h5_attr_str(f, "/", "sampler", sampler) || ts_h5_attr_i64(f, "/", "steps", steps) ||
+         ts_h5_attr_i64(f, "/", "seed", seed);
+    if (f) {
+      if (rc) ts_h5_close(f);
+      else rc = ts_h5_commit(f);
+    }
+    if (!rc) printf("wrote %ld chunks (%d, %d) for index %ld to %s\n", n, p.horizon, p.act_dim, idx, out);
+  }
+  free(acts);
+  ts_dataset_free(&d);
+  ts_policy_free(&p);
+  return rc ? 1 : 0;
+}
+
+int ts_cmd_forward(int argc, char **argv) {
+  const char *in = ts_opt(argc, argv, "--in"), *out = ts_opt(argc, argv, "--out");
+  if (!in || !out) return ts_fail("usage: tsdp forward --ckpt C --in IN.h5 --out OUT.h5");
+  ts_policy p;
+  if (load_policy(argc, argv, &p)) return 1;
+  ts_h5 *f = ts_h5_open(in);
+  int rc = f ? 0 : -1, ndx = 0, ndt = 0, ndc = 0;
+  int64_t dx[TS_MAXDIM], dt[TS_MAXDIM], dc[TS_MAXDIM];
+  float *x = NULL, *t = NULL, *c = NULL, *eps = NULL;
+  if (!rc) {
+    x = ts_h5_read_f32(f, "x", &ndx, dx);
+    t = x ? ts_h5_read_f32(f, "t", &ndt, dt) : NULL;
+    c = t ? ts_h5_read_f32(f, "cond", &ndc, dc) : NULL;
+    if (!c) rc = -1;
+    ts_h5_close(f);
+  }
+  if (!rc) {
+    long B = dx[0];
+    if (ndx != 3 || dx[1] != p.horizon || dx[2] != p.act_dim || ndt != 1 || dt[0] != B || ndc != 2 || dc[0] != B ||
+        dc[1] != p.cond_dim)
+      rc = ts_fail("%s: expected x (B, %d, %d), t (B), cond (B, %d)", in, p.horizon, p.act_dim, p.cond_dim);
+    for (long b = 0; !rc && b < B; b++)
+      if (!(t[b] >= 0 && t[b] < p.sched.T) || t[b] != floorf(t[b]))
+        rc = ts_fail("%s: t[%ld] = %g is not an integer step in 0..%d", in, b, t[b], p.sched.T - 1);
+    for (long i = 0; !rc && i < B * p.horizon * p.act_dim; i++)
+      if (!isfinite(x[i])) rc = ts_fail("%s: x holds NaN or Inf", in);
+    if (!rc) {
+      int *ti = malloc((size_t)B * sizeof(int));
+      eps = malloc((size_t)B * p.horizon * p.act_dim * sizeof(float));
+      for (long b = 0; b < B; b++) ti[b] = (int)t[b];
+      ts_policy_eps(&p, x, ti, c, (int)B, eps);
+      free(ti);
+      ts_h5 *o = ts_h5_create(out);
+      rc = !o || ts_h5_write_f32(o, "eps", eps, 3, dx);
+      if (o) {
+        if (rc) ts_h5_close(o);
+        else rc = ts_h5_commit(o);
+      }
+    }
+  }
+  free(x);
+  free(t);
+  free(c);
+  free(eps);
+  ts_policy_free(&p);
+  return rc ? 1 : 0;
+}

@@ -1,0 +1,59 @@
+/* tsdp train --config C --data D --out CKPT [--max-steps N] [--fresh] [--json] [key=value ...] */
+#include "cli.h"
+#include "core/config.h"
+#include "core/error.h"
+#include "train/train.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Load --config and apply every bare section.key=value argument. */
+int ts_cli_config(int argc, char **argv, ts_config *cfg) {
+  ts_config_defaults(cfg);
+  const char *path = ts_opt(argc, argv, "--config");
+  if (path && ts_config_load(cfg, path)) return -1;
+  for (int i = 0; i < argc; i++) {
+    if (argv[i][0] == '-') {
+      i++; /* skip the option's value */
+      continue;
+    }
+    if (strchr(argv[i], '=')) {
+      if (ts_config_override(cfg, argv[i])) return -1;
+    } else {
+      return ts_fail("unexpected argument '%s'", argv[i]);
+    }
+  }
+  return 0;
+}
+
+int ts_cmd_train(int argc, char **argv) {
+  /* flags without values first, so ts_cli_config's option skipping stays simple */
+  int fresh = 0, json = 0, n = 0;
+  char *args[256];
+  for (int i = 0; i < argc && n < 256; i++) {
+    if (!strcmp(argv[i], "--fresh")) fresh = 1;
+    else if (!strcmp(argv[i], "--json")) json = 1;
+    else args[n++] = argv[i];
+  }
+  ts_config cfg;
+  if (ts_cli_config(n, args, &cfg)) return 1;
+  const char *data = ts_opt(n, args, "--data"), *out = ts_opt(n, args, "--out"), *ms = ts_opt(n, args, "--max-steps");
+  if (!data || !out)
+    return ts_fail("usage: tsdp train --config C.ini --data D.h5 --out CKPT.h5 [--max-steps N] [--fresh] [key=value ...]");
+  if (ms) {
+    char *e;
+    long v = strtol(ms, &e, 10);
+    if (*e || v <= 0) return ts_fail("--max-steps: '%s' is not a positive integer", ms);
+    cfg.train.max_steps = v;
+  }
+  ts_train_opts o = {data, out, json, fresh};
+  ts_train_result r;
+  if (ts_train(&cfg, &o, &r)) return 1;
+  if (json)
+    printf("{\"steps\": %ld, \"final_loss\": %.6g, \"seconds\": %.1f, \"samples_per_s\": %.1f, \"resumed_from\": %d}\n",
+           r.steps, r.final_loss, r.seconds, r.samples_per_s, r.resumed_from);
+  else
+    printf("trained to step %ld (resumed from %d): final loss %.5f, %.1f s, %.0f samples/s; checkpoint %s\n", r.steps,
+           r.resumed_from, r.final_loss, r.seconds, r.samples_per_s, out);
+  return 0;
+}

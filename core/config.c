@@ -1,0 +1,281 @@
+#include "config.h"
+#include "error.h"
+#include <ini.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+enum { T_INT, T_LONG, T_DBL, T_BOOL, T_STR, T_INTLIST, T_STRLIST };
+
+typedef struct {
+  const char *section, *key;
+  int type;
+  size_t off, size;  /* size: string capacity or list capacity */
+  size_t count_off;  /* lists: offset of the int count */
+} field;
+
+#define F(sec, k, ty, member) {sec, k, ty, offsetof(ts_config, member), sizeof(((ts_config *)0)->member), 0}
+#define L(sec, k, ty, member, cnt, cap) {sec, k, ty, offsetof(ts_config, member), cap, offsetof(ts_config, cnt)}
+
+static const field fields[] = {
+  L("data", "obs_keys", T_STRLIST, data.obs_keys, data.n_obs_keys, TS_CFG_MAXKEYS),
+  F("data", "horizon", T_INT, data.horizon),
+  F("data", "n_obs_steps", T_INT, data.n_obs_steps),
+  F("data", "n_action_steps", T_INT, data.n_action_steps),
+  F("data", "pad_before", T_INT, data.pad_before),
+  F("data", "pad_after", T_INT, data.pad_after),
+  F("data", "val_ratio", T_DBL, data.val_ratio),
+  F("data", "max_train_episodes", T_INT, data.max_train_episodes),
+  F("data", "seed", T_INT, data.seed),
+  L("model", "down_dims", T_INTLIST, model.down_dims, model.n_levels, 6),
+  F("model", "kernel_size", T_INT, model.kernel_size),
+  F("model", "n_groups", T_INT, model.n_groups),
+  F("model", "step_embed_dim", T_INT, model.step_embed_dim),
+  F("diffusion", "num_train_timesteps", T_INT, diffusion.num_train_timesteps),
+  F("diffusion", "clip_sample", T_BOOL, diffusion.clip_sample),
+  F("diffusion", "beta_schedule", T_STR, diffusion.beta_schedule),
+  F("diffusion", "prediction_type", T_STR, diffusion.prediction_type),
+  F("train", "batch_size", T_INT, train.batch_size),
+  F("train", "lr", T_DBL, train.lr),
+  F("train", "beta1", T_DBL, train.beta1),
+  F("train", "beta2", T_DBL, train.beta2),
+  F("train", "eps", T_DBL, train.eps),
+  F("train", "weight_decay", T_DBL, train.weight_decay),
+  F("train", "warmup_steps", T_INT, train.warmup_steps),
+  F("train", "epochs", T_INT, train.epochs),
+  F("train", "max_steps", T_LONG, train.max_steps),
+  F("train", "ema_power", T_DBL, train.ema_power),
+  F("train", "ema_max_decay", T_DBL, train.ema_max_decay),
+  F("train", "seed", T_INT, train.seed),
+  F("train", "checkpoint_every", T_INT, train.checkpoint_every),
+  F("train", "log_every", T_INT, train.log_every),
+  F("train", "eval_every", T_INT, train.eval_every),
+  F("train", "eval_episodes", T_INT, train.eval_episodes),
+  F("train", "threads", T_INT, train.threads),
+  F("eval", "sampler", T_STR, eval.sampler),
+  F("eval", "steps", T_INT, eval.steps),
+  F("eval", "episodes", T_INT, eval.episodes),
+  F("eval", "seed_start", T_INT, eval.seed_start),
+};
+#define NFIELDS ((int)(sizeof fields / sizeof fields[0]))
+
+void ts_config_defaults(ts_config *c) {
+  memset(c, 0, sizeof *c);
+  strcpy(c->data.obs_keys[0], "keypoint");
+  strcpy(c->data.obs_keys[1], "agent_pos");
+  c->data.n_obs_keys = 2;
+  c->data.horizon = 16;
+  c->data.n_obs_steps = 2;
+  c->data.n_action_steps = 8;
+  c->data.pad_before = 1;
+  c->data.pad_after = 7;
+  c->data.val_ratio = 0.02;
+  c->data.max_train_episodes = 90;
+  c->data.seed = 42;
+  int dd[3] = {64, 128, 256};
+  memcpy(c->model.down_dims, dd, sizeof dd);
+  c->model.n_levels = 3;
+  c->model.kernel_size = 5;
+  c->model.n_groups = 8;
+  c->model.step_embed_dim = 256;
+  c->diffusion.num_train_timesteps = 100;
+  c->diffusion.clip_sample = 1;
+  strcpy(c->diffusion.beta_schedule, "squaredcos_cap_v2");
+  strcpy(c->diffusion.prediction_type, "epsilon");
+  c->train.batch_size = 256;
+  c->train.lr = 1e-4;
+  c->train.beta1 = 0.95;
+  c->train.beta2 = 0.999;
+  c->train.eps = 1e-8;
+  c->train.weight_decay = 1e-6;
+  c->train.warmup_steps = 500;
+  c->train.epochs = 3000;
+  c->train.ema_power = 0.75;
+  c->train.ema_max_decay = 0.9999;
+  c->train.seed = 42;
+  c->train.checkpoint_every = 500;
+  c->train.log_every = 20;
+  c->train.eval_episodes = 10;
+  strcpy(c->eval.sampler, "ddpm");
+  c->eval.steps = 100;
+  c->eval.episodes = 50;
+  c->eval.seed_start = 100000;
+}
+
+static char *trim(char *s) {
+  while (*s == ' ' || *s == '\t') s++;
+  char *e = s + strlen(s);
+  while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n')) e--;
+  *e = 0;
+  return s;
+}
+
+static int parse_long(const char *v, long *out) {
+  char *e;
+  long x = strtol(v, &e, 10);
+  if (e == v || *trim(e)) return -1;
+  *out = x;
+  return 0;
+}
+
+static int set_field(ts_config *c, const field *f, const char *value) {
+  char buf[512];
+  snprintf(buf, sizeof buf, "%s", value);
+  char *v = trim(buf), *base = (char *)c + f->off;
+  long l;
+  switch (f->type) {
+  case T_INT:
+    if (parse_long(v, &l)) return ts_fail("[%s] %s: '%s' is not an integer", f->section, f->key, v);
+    *(int *)base = (int)l;
+    return 0;
+  case T_LONG:
+    if (parse_long(v, &l)) return ts_fail("[%s] %s: '%s' is not an integer", f->section, f->key, v);
+    *(long *)base = l;
+    return 0;
+  case T_DBL: {
+    char *e;
+    double d = strtod(v, &e);
+    if (e == v || *trim(e)) return ts_fail("[%s] %s: '%s' is not a number", f->section, f->key, v);
+    *(double *)base = d;
+    return 0;
+  }
+  case T_BOOL:
+    if (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes")) *(int *)base = 1;
+    else if (!strcasecmp(v, "false") || !strcmp(v, "0") || !strcasecmp(v, "no")) *(int *)base = 0;
+    else return ts_fail("[%s] %s: '%s' is not true/false", f->section, f->key, v);
+    return 0;
+  case T_STR:
+    if (strlen(v) >= f->size) return ts_fail("[%s] %s: value too long", f->section, f->key);
+    strcpy(base, v);
+    return 0;
+  default: { /* lists, comma separated */
+    int n = 0;
+    for (char *tok = strtok(v, ","); tok; tok = strtok(NULL, ",")) {
+      tok = trim(tok);
+      if (n >= (int)f->size) return ts_fail("[%s] %s: more than %zu entries", f->section, f->key, f->size);
+      if (f->type == T_INTLIST) {
+        if (parse_long(tok, &l)) return ts_fail("[%s] %s: '%s' is not an integer", f->section, f->key, tok);
+        ((int *)base)[n++] = (int)l;
+      } else {
+        if (strlen(tok) >= 32 || !*tok) return ts_fail("[%s] %s: bad entry '%s'", f->section, f->key, tok);
+        strcpy(base + 32 * n++, tok);
+      }
+    }
+    if (n == 0) return ts_fail("[%s] %s: empty list", f->section, f->key);
+    *(int *)((char *)c + f->count_off) = n;
+    return 0;
+  }
+  }
+}
+
+static int set_kv(ts_config *c, const char *section, const char *key, const char *value) {
+  int known_section = 0;
+  for (int i = 0; i < NFIELDS; i++) {
+    if (strcmp(fields[i].section, section)) continue;
+    known_section = 1;
+    if (!strcmp(fields[i].key, key)) return set_field(c, &fields[i], value);
+  }
+  if (!known_section) return ts_fail("unknown section [%s]", section);
+  return ts_fail("unknown key '%s' in [%s]", key, section);
+}
+
+static int handler(void *user, const char *section, const char *name, const char *value) {
+  return set_kv((ts_config *)user, section, name, value) == 0; /* inih: nonzero = ok */
+}
+
+static int finish(int rc, const char *origin, ts_config *c) {
+  if (rc == -1) return ts_fail("%s: cannot open config file", origin);
+  if (rc == -2) return ts_fail("%s: out of memory", origin);
+  if (rc > 0) {
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", ts_error()[0] ? ts_error() : "syntax error");
+    return ts_fail("%s:%d: %s", origin, rc, msg);
+  }
+  return ts_config_validate(c, origin);
+}
+
+int ts_config_load(ts_config *c, const char *path) {
+  ts_error_clear();
+  return finish(ini_parse(path, handler, c), path, c);
+}
+
+int ts_config_parse_string(ts_config *c, const char *text, const char *origin) {
+  ts_error_clear();
+  return finish(ini_parse_string(text, handler, c), origin, c);
+}
+
+int ts_config_override(ts_config *c, const char *kv) {
+  const char *eq = strchr(kv, '='), *dot = strchr(kv, '.');
+  if (!eq || !dot || dot > eq) return ts_fail("override '%s': expected section.key=value", kv);
+  char sec[64], key[64];
+  snprintf(sec, sizeof sec, "%.*s", (int)(dot - kv), kv);
+  snprintf(key, sizeof key, "%.*s", (int)(eq - dot - 1), dot + 1);
+  if (set_kv(c, sec, key, eq + 1)) {
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", ts_error());
+    return ts_fail("override '%s': %s", kv, msg);
+  }
+  return ts_config_validate(c, "overrides");
+}
+
+int ts_config_validate(const ts_config *c, const char *o) {
+  if (c->data.horizon <= 0 || c->data.n_obs_steps <= 0 || c->data.n_action_steps <= 0 ||
+      c->data.n_obs_steps - 1 + c->data.n_action_steps > c->data.horizon)
+    return ts_fail("%s: need 0 < n_obs_steps - 1 + n_action_steps <= horizon", o);
+  int L = c->model.n_levels;
+  if (c->data.horizon % (1 << (L - 1)))
+    return ts_fail("%s: horizon %d must be divisible by 2^(levels-1) = %d", o, c->data.horizon, 1 << (L - 1));
+  for (int i = 0; i < L; i++)
+    if (c->model.down_dims[i] <= 0 || c->model.down_dims[i] % c->model.n_groups)
+      return ts_fail("%s: down_dims[%d] = %d must be a positive multiple of n_groups %d", o, i, c->model.down_dims[i],
+                     c->model.n_groups);
+  if (c->model.kernel_size % 2 == 0 || c->model.step_embed_dim < 4 || c->model.step_embed_dim % 2)
+    return ts_fail("%s: kernel_size must be odd and step_embed_dim even", o);
+  if (strcmp(c->diffusion.beta_schedule, "squaredcos_cap_v2"))
+    return ts_fail("%s: beta_schedule '%s' unsupported (squaredcos_cap_v2)", o, c->diffusion.beta_schedule);
+  if (strcmp(c->diffusion.prediction_type, "epsilon"))
+    return ts_fail("%s: prediction_type '%s' unsupported (epsilon)", o, c->diffusion.prediction_type);
+  if (c->diffusion.num_train_timesteps < 2 || c->diffusion.num_train_timesteps > 1000)
+    return ts_fail("%s: num_train_timesteps must be in 2..1000", o);
+  if (c->train.batch_size <= 0 || c->train.lr <= 0 || c->train.epochs < 0 || c->train.max_steps < 0)
+    return ts_fail("%s: batch_size and lr must be positive, epochs and max_steps non-negative", o);
+  if (strcmp(c->eval.sampler, "ddpm") && strcmp(c->eval.sampler, "ddim"))
+    return ts_fail("%s: eval sampler '%s' unknown (ddpm, ddim)", o, c->eval.sampler);
+  if (c->eval.steps <= 0 || c->eval.steps > c->diffusion.num_train_timesteps)
+    return ts_fail("%s: eval steps must be in 1..num_train_timesteps", o);
+  return 0;
+}
+
+char *ts_config_to_ini(const ts_config *c) {
+  size_t cap = 8192, o = 0;
+  char *s = malloc(cap);
+  if (!s) abort();
+  const char *sec = "";
+  for (int i = 0; i < NFIELDS; i++) {
+    const field *f = &fields[i];
+    const char *base = (const char *)c + f->off;
+    if (strcmp(sec, f->section)) {
+      sec = f->section;
+      o += (size_t)snprintf(s + o, cap - o, "%s[%s]\n", o ? "\n" : "", sec);
+    }
+    o += (size_t)snprintf(s + o, cap - o, "%s = ", f->key);
+    switch (f->type) {
+    case T_INT:
+    case T_BOOL: o += (size_t)snprintf(s + o, cap - o, "%d", *(const int *)base); break;
+    case T_LONG: o += (size_t)snprintf(s + o, cap - o, "%ld", *(const long *)base); break;
+    case T_DBL: o += (size_t)snprintf(s + o, cap - o, "%.17g", *(const double *)base); break;
+    case T_STR: o += (size_t)snprintf(s + o, cap - o, "%s", base); break;
+    default: {
+      int n = *(const int *)((const char *)c + f->count_off);
+      for (int k = 0; k < n; k++) {
+        if (f->type == T_INTLIST) o += (size_t)snprintf(s + o, cap - o, "%s%d", k ? ", " : "", ((const int *)base)[k]);
+        else o += (size_t)snprintf(s + o, cap - o, "%s%s", k ? ", " : "", base + 32 * k);
+      }
+    }
+    }
+    o += (size_t)snprintf(s + o, cap - o, "\n");
+  }
+  return s;
+}

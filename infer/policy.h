@@ -1,0 +1,45 @@
+/* policy.h: the inference side every sampler shares: a trained checkpoint (EMA weights,
+ * normalisers, config), batched noise-prediction calls, DDPM / DDIM chunk sampling, and the
+ * observation / action queues of the policy loop (REFERENCE.md §3). After the first call
+ * of a given batch size, sampling allocates nothing (the context's arena is reused). */
+#ifndef TS_POLICY_H
+#define TS_POLICY_H
+
+#include "core/config.h"
+#include "core/rng.h"
+#include "data/dataset.h"
+#include "infer/scheduler.h"
+#include "nn/unet1d.h"
+
+typedef struct ts_policy {
+  ts_config cfg;
+  ts_unet *net;
+  ts_normalizer nobs, nact;
+  ts_ddpm sched;
+  ts_ctx *ctx;
+  int obs_dim, act_dim, cond_dim, horizon;
+  long nfe; /* network evaluations (batched calls) made so far */
+  float *buf_x, *buf_eps, *buf_mean, *buf_z; /* (max_batch, horizon, act_dim) work buffers */
+  float *buf_t, *buf_cond;
+  int *buf_tb;
+  int max_batch;
+} ts_policy;
+
+ts_unet_cfg ts_unet_cfg_from(const ts_config *c, int act_dim, int obs_dim);
+
+/* Load a tsdp checkpoint; group "ema" (default for inference) or "model". */
+int ts_policy_load(ts_policy *p, const char *path, const char *group);
+void ts_policy_free(ts_policy *p);
+/* Reserve work buffers for batches up to B (called automatically). */
+void ts_policy_reserve(ts_policy *p, int B);
+/* Normalised obs history (B, n_obs_steps, obs_dim) raw -> cond (B, cond_dim). */
+void ts_policy_make_cond(const ts_policy *p, const float *obs_raw, int B, float *cond);
+/* One batched network call: x (B, horizon, act_dim), t (B) integer steps, cond (B, cond_dim)
+ * -> eps (B, horizon, act_dim). */
+void ts_policy_eps(ts_policy *p, const float *x, const int *t, const float *cond, int B, float *eps);
+/* Draw B action chunks (unnormalised, (B, horizon, act_dim)) for raw obs histories.
+ * sampler "ddpm" (all train steps) or "ddim" with `steps` inference steps. */
+int ts_policy_sample(ts_policy *p, const float *obs_raw, int B, const char *sampler, int steps, ts_rng *rng,
+                     float *actions);
+
+#endif

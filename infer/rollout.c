@@ -1,0 +1,112 @@
+#include "rollout.h"
+#include "core/error.h"
+#include "sim/pusht.h"
+#include "sim/render.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int ts_eval_pusht(ts_policy *p, const ts_eval_opts *o, ts_eval_result *r) {
+  memset(r, 0, sizeof *r);
+  int n = o->episodes, No = p->cfg.data.n_obs_steps, Na = p->cfg.data.n_action_steps, H = p->horizon;
+  int Od = p->obs_dim, A = p->act_dim;
+  if (n <= 0 || n > 1024) return ts_fail("episodes must be in 1..1024");
+  if (Od != TS_PUSHT_OBS_DIM || A != 2)
+    return ts_fail("the checkpoint's policy has obs %d / action %d dims; Push-T needs 20 / 2", Od, A);
+  ts_pusht_silence_banner();
+  ts_pusht_vec *v = ts_pusht_vec_new(n);
+  int *seeds = malloc((size_t)n * sizeof(int)), *active = malloc((size_t)n * sizeof(int));
+  float *hist = malloc((size_t)n * No * Od * sizeof(float)), *obs = malloc((size_t)n * No * Od * sizeof(float));
+  float *acts = malloc((size_t)n * H * A * sizeof(float)), cur[TS_PUSHT_OBS_DIM];
+  double *step_act = calloc((size_t)n * 2, sizeof(double));
+  uint8_t *rgb = o->gif_dir ? malloc(256 * 256 * 3) : NULL;
+  ts_gif **gifs = calloc((size_t)n, sizeof *gifs);
+  if (!seeds || !active || !hist || !obs || !acts || !step_act || !gifs) abort();
+  for (int i = 0; i < n; i++) seeds[i] = o->seed_start + i;
+  int rc = ts_pusht_vec_reset_seeds(v, seeds);
+  for (int i = 0; i < n && !rc; i++) {
+    ts_pusht_get_obs(v->envs[i], cur);
+    for (int k = 0; k < No; k++) memcpy(hist + ((size_t)i * No + k) * Od, cur, sizeof cur);
+    if (o->gif_dir && i < o->gif_count) {
+      char path[1024];
+      snprintf(path, sizeof path, "%s/seed_%d.gif", o->gif_dir, seeds[i]);
+      if (!(gifs[i] = ts_gif_open(path, 256, 256, 10))) rc = -1;
+    }
+  }
+  ts_rng rng;
+  ts_rng_init(&rng, o->seed);
+  double t_start = now(), t_report = t_start;
+  while (!rc) {
+    int B = 0;
+    for (int i = 0; i < n; i++)
+      if (!v->done[i]) {
+        memcpy(obs + (size_t)B * No * Od, hist + (size_t)i * No * Od, (size_t)No * Od * sizeof(float));
+        active[B++] = i;
+      }
+    if (B == 0) break;
+    double t0 = now();
+    if ((rc = ts_policy_sample(p, obs, B, o->sampler, o->steps, &rng, acts))) break;
+    r->sample_seconds += now() - t0;
+    r->chunks += B;
+    r->calls++;
+    for (int k = 0; k < Na; k++) {
+      for (int b = 0; b < B; b++) {
+        const float *a = acts + ((size_t)b * H + (No - 1 + k)) * A;
+        step_act[2 * active[b]] = a[0];
+        step_act[2 * active[b] + 1] = a[1];
+        int i = active[b];
+        if (gifs[i] && !v->done[i]) {
+          double st[5];
+          ts_pusht_get_state(v->envs[i], st);
+          ts_pusht_render(st, step_act + 2 * i, 256, rgb);
+          if (ts_gif_frame(gifs[i], rgb)) rc = -1;
+        }
+      }
+      ts_pusht_vec_step(v, step_act);
+      for (int b = 0; b < B; b++) {
+        int i = active[b];
+        ts_pusht_get_obs(v->envs[i], cur);
+        memmove(hist + (size_t)i * No * Od, hist + (size_t)i * No * Od + Od, (size_t)(No - 1) * Od * sizeof(float));
+        memcpy(hist + ((size_t)i * No + No - 1) * Od, cur, sizeof cur);
+      }
+    }
+    if (!o->quiet && now() - t_report > 10) {
+      int left = 0;
+      for (int i = 0; i < n; i++) left += !v->done[i];
+      t_report = now();
+      fprintf(stderr, "eval: %ld chunks, %d/%d episodes running, %.0f s elapsed, %.1f chunks/s\n", r->chunks, left, n,
+              t_report - t_start, r->chunks / r->sample_seconds);
+    }
+  }
+  for (int i = 0; i < n; i++) {
+    r->scores[i] = v->score[i];
+    r->success[i] = v->score[i] >= 1.0; /* reward 1 <=> coverage >= 0.95 reached */
+    r->mean_score += v->score[i] / n;
+    r->success_rate += (double)r->success[i] / n;
+    if (gifs[i]) {
+      if (rc) ts_gif_abort(gifs[i]);
+      else if (ts_gif_close(gifs[i])) rc = -1;
+    }
+  }
+  r->episodes = n;
+  r->ms_per_chunk = r->chunks ? 1e3 * r->sample_seconds / r->chunks : 0;
+  r->chunks_per_s = r->sample_seconds > 0 ? r->chunks / r->sample_seconds : 0;
+  r->ms_per_call = r->calls ? 1e3 * r->sample_seconds / r->calls : 0;
+  free(seeds);
+  free(active);
+  free(hist);
+  free(obs);
+  free(acts);
+  free(step_act);
+  free(rgb);
+  free(gifs);
+  ts_pusht_vec_free(v);
+  return rc ? -1 : 0;
+}

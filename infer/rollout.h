@@ -1,0 +1,33 @@
+/* rollout.h: closed-loop evaluation of a policy on Push-T's legacy test seeds.
+ * All episodes run in lockstep; every replanning point samples one action chunk per active
+ * episode in a single batched call. The observation queue starts filled with the first
+ * observation; each chunk's actions [n_obs_steps-1, n_obs_steps-1+n_action_steps) are executed.
+ * An episode ends at success (coverage > 0.95) or after 300 steps; its score is its max
+ * reward. */
+#ifndef TS_ROLLOUT_H
+#define TS_ROLLOUT_H
+
+#include "infer/policy.h"
+
+typedef struct ts_eval_opts {
+  int episodes, seed_start;
+  const char *sampler; /* ddpm | ddim */
+  int steps;           /* ddim inference steps */
+  uint64_t seed;       /* sampling noise */
+  const char *gif_dir; /* NULL: no GIFs; else the first gif_count episodes as DIR/seed_S.gif */
+  int gif_count;
+  int quiet;
+} ts_eval_opts;
+
+typedef struct ts_eval_result {
+  int episodes;
+  double mean_score, success_rate;
+  long chunks, calls;
+  double sample_seconds, ms_per_chunk, chunks_per_s, ms_per_call;
+  double scores[1024];
+  int success[1024];
+} ts_eval_result;
+
+int ts_eval_pusht(ts_policy *p, const ts_eval_opts *o, ts_eval_result *r);
+
+#endif

@@ -1,0 +1,314 @@
+#include "train.h"
+#include "core/checkpoint.h"
+#include "core/error.h"
+#include "core/h5io.h"
+#include "core/ops.h"
+#include "core/optim.h"
+#include "data/dataset.h"
+#include "infer/policy.h"
+#include "infer/scheduler.h"
+#include "nn/unet1d.h"
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+extern void openblas_set_num_threads(int);
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+typedef struct {
+  double *step, *loss, *lr, *sps;
+  int n, cap;
+} history;
+
+static void hist_add(history *h, double step, double loss, double lr, double sps) {
+  if (h->n == h->cap) {
+    h->cap = h->cap ? 2 * h->cap : 256;
+    h->step = realloc(h->step, (size_t)h->cap * sizeof(double));
+    h->loss = realloc(h->loss, (size_t)h->cap * sizeof(double));
+    h->lr = realloc(h->lr, (size_t)h->cap * sizeof(double));
+    h->sps = realloc(h->sps, (size_t)h->cap * sizeof(double));
+    if (!h->step || !h->loss || !h->lr || !h->sps) abort();
+  }
+  h->step[h->n] = step;
+  h->loss[h->n] = loss;
+  h->lr[h->n] = lr;
+  h->sps[h->n++] = sps;
+}
+
+static void hist_free(history *h) {
+  free(h->step);
+  free(h->loss);
+  free(h->lr);
+  free(h->sps);
+  memset(h, 0, sizeof *h);
+}
+
+/* Everything a run carries. */
+typedef struct {
+  const ts_config *cfg;
+  ts_dataset d;
+  ts_normalizer nobs, nact;
+  ts_windows win;
+  ts_unet *net;
+  ts_adamw *opt;
+  ts_ema *ema;
+  ts_rng rng;
+  ts_ddpm sched;
+  history hist;
+  char *cfg_text;
+} run;
+
+static int save(run *r, const char *out, long step) {
+  ts_params *P = &r->net->params;
+  int n = P->n, rc;
+  ts_named *all = calloc((size_t)(2 * n), sizeof *all);
+  ts_named *m = ts_params_named(P, "model/", NULL), *e = ts_params_named(P, "ema/", r->ema->shadow);
+  if (!all) abort();
+  memcpy(all, m, (size_t)n * sizeof *all);
+  memcpy(all + n, e, (size_t)n * sizeof *all);
+  ts_ckpt_state st = {r->cfg_text, step, &r->rng, r->opt};
+  ts_h5 *f = ts_h5_create(out);
+  rc = f ? 0 : -1;
+  /* AdamW moments are matched to the first opt->n tensors: the model group. */
+  if (!rc) rc = ts_ckpt_write(f, all, 2 * n, &st);
+  if (!rc) rc = ts_norm_save(f, "normalizer/obs", &r->nobs);
+  if (!rc) rc = ts_norm_save(f, "normalizer/action", &r->nact);
+  if (!rc && r->hist.n) {
+    int64_t d[1] = {r->hist.n};
+    float *tmp = malloc((size_t)r->hist.n * 4 * sizeof(float));
+    if (!tmp) abort();
+    double *cols[4] = {r->hist.step, r->hist.loss, r->hist.lr, r->hist.sps};
+    const char *names[4] = {"log/step", "log/loss", "log/lr", "log/samples_per_s"};
+    for (int k = 0; k < 4 && !rc; k++) {
+      for (int i = 0; i < r->hist.n; i++) tmp[i] = (float)cols[k][i];
+      rc = ts_h5_write_f32(f, names[k], tmp, 1, d);
+    }
+    free(tmp);
+  }
+  if (f) {
+    if (rc) ts_h5_close(f);
+    else rc = ts_h5_commit(f);
+  }
+  free(all);
+  ts_named_free(m, n);
+  ts_named_free(e, n);
+  return rc;
+}
+
+/* Resume: returns the step to continue from (0 when there is no checkpoint), -1 on error. */
+static long try_resume(run *r, const char *out) {
+  if (access(out, F_OK) != 0) return 0;
+  ts_params *P = &r->net->params;
+  int n = P->n;
+  ts_named *all = calloc((size_t)(2 * n), sizeof *all);
+  ts_named *m = ts_params_named(P, "model/", NULL), *e = ts_params_named(P, "ema/", r->ema->shadow);
+  if (!all) abort();
+  memcpy(all, m, (size_t)n * sizeof *all);
+  memcpy(all + n, e, (size_t)n * sizeof *all);
+  ts_ckpt_state st = {NULL, 0, &r->rng, r->opt};
+  ts_h5 *f = ts_h5_open(out);
+  int rc = f ? ts_ckpt_read(f, all, 2 * n, &st, NULL) : -1;
+  if (!rc && r->hist.n == 0 && ts_h5_exists(f, "log/step")) {
+    const char *names[4] = {"log/step", "log/loss", "log/lr", "log/samples_per_s"};
+    float *cols[4] = {0};
+    int nd;
+    int64_t dims[TS_MAXDIM];
+    for (int k = 0; k < 4 && !rc; k++)
+      if (!(cols[k] = ts_h5_read_f32(f, names[k], &nd, dims))) rc = -1;
+    for (int64_t i = 0; !rc && i < dims[0]; i++) hist_add(&r->hist, cols[0][i], cols[1][i], cols[2][i], cols[3][i]);
+    for (int k = 0; k < 4; k++) free(cols[k]);
+  }
+  if (f) ts_h5_close(f);
+  free(all);
+  ts_named_free(m, n);
+  ts_named_free(e, n);
+  if (rc) {
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", ts_error());
+    ts_fail("cannot resume from %s (%s); pass --fresh to start over", out, msg);
+    return -1;
+  }
+  return (long)st.step;
+}
+
+static int write_csv_png(const run *r, const char *out) {
+  char path[1100], tmp[1200];
+  snprintf(path, sizeof path, "%s.csv", out);
+  snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
+  FILE *f = fopen(tmp, "w");
+  if (!f) return ts_fail("%s: cannot write log", path);
+  fprintf(f, "step,loss,lr,samples_per_s\n");
+  for (int i = 0; i < r->hist.n; i++)
+    fprintf(f, "%.0f,%.6g,%.6g,%.1f\n", r->hist.step[i], r->hist.loss[i], r->hist.lr[i], r->hist.sps[i]);
+  if (fclose(f) != 0 || rename(tmp, path) != 0) {
+    remove(tmp);
+    return ts_fail("%s: cannot write log", path);
+  }
+  if (r->hist.n < 2) return 0;
+  snprintf(path, sizeof path, "%s.png", out);
+  return ts_plot_png(path, r->hist.step, r->hist.loss, r->hist.n, 1);
+}
+
+static void fmt_time(double s, char *buf, size_t n) {
+  if (s < 0 || s > 1e8) snprintf(buf, n, "?");
+  else if (s >= 3600) snprintf(buf, n, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
+  else snprintf(buf, n, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
+}
+
+static int setup(run *r, const ts_config *cfg, const char *data) {
+  r->cfg = cfg;
+  const char *keys[TS_CFG_MAXKEYS];
+  for (int i = 0; i < cfg->data.n_obs_keys; i++) keys[i] = cfg->data.obs_keys[i];
+  if (ts_dataset_load(data, keys, cfg->data.n_obs_keys, &r->d)) return -1;
+  int E = r->d.n_episodes;
+  uint8_t *tr = malloc((size_t)E), *va = malloc((size_t)E);
+  if (!tr || !va) abort();
+  ts_episode_split(E, cfg->data.val_ratio, cfg->data.max_train_episodes, (uint64_t)cfg->data.seed, tr, va);
+  int rc = ts_norm_fit(&r->nobs, &r->d, 1, tr) || ts_norm_fit(&r->nact, &r->d, 0, tr);
+  if (!rc) {
+    ts_norm_apply(&r->nobs, r->d.obs, r->d.n_steps);
+    ts_norm_apply(&r->nact, r->d.actions, r->d.n_steps);
+    rc = ts_windows_build(&r->d, tr, cfg->data.horizon, cfg->data.pad_before, cfg->data.pad_after, &r->win);
+  }
+  free(tr);
+  free(va);
+  if (rc) return -1;
+  ts_unet_cfg uc = ts_unet_cfg_from(cfg, r->d.act_dim, r->d.obs_dim);
+  r->net = ts_unet_new(&uc);
+  ts_rng init;
+  ts_rng_init_stream(&init, (uint64_t)cfg->train.seed, 1);
+  ts_unet_init(r->net, &init);
+  ts_rng_init_stream(&r->rng, (uint64_t)cfg->train.seed, 2);
+  r->opt = ts_adamw_new(r->net->params.t, r->net->params.n, (float)cfg->train.lr, (float)cfg->train.beta1,
+                        (float)cfg->train.beta2, (float)cfg->train.eps, (float)cfg->train.weight_decay);
+  r->ema = ts_ema_new(r->net->params.t, r->net->params.n, (float)cfg->train.ema_power, (float)cfg->train.ema_max_decay);
+  ts_ddpm_init(&r->sched, cfg->diffusion.num_train_timesteps, cfg->diffusion.clip_sample);
+  r->cfg_text = ts_config_to_ini(cfg);
+  return 0;
+}
+
+static void teardown(run *r) {
+  ts_dataset_free(&r->d);
+  ts_windows_free(&r->win);
+  ts_unet_free(r->net);
+  ts_adamw_free(r->opt);
+  ts_ema_free(r->ema);
+  hist_free(&r->hist);
+  free(r->cfg_text);
+}
+
+int ts_train(const ts_config *cfg, const ts_train_opts *o, ts_train_result *res) {
+  run r;
+  memset(&r, 0, sizeof r);
+  memset(res, 0, sizeof *res);
+  if (cfg->train.threads > 0) openblas_set_num_threads(cfg->train.threads);
+  if (o->fresh) remove(o->out);
+  if (setup(&r, cfg, o->data)) {
+    teardown(&r);
+    return -1;
+  }
+  const int B = cfg->train.batch_size, H = cfg->data.horizon, A = r.d.act_dim, Od = r.d.obs_dim;
+  const int No = cfg->data.n_obs_steps, T = r.sched.T;
+  const long spe = (r.win.n + B - 1) / B;
+  const long total = cfg->train.max_steps > 0 ? cfg->train.max_steps : (long)cfg->train.epochs * spe;
+  long step = try_resume(&r, o->out);
+  if (step < 0) {
+    teardown(&r);
+    return -1;
+  }
+  res->resumed_from = (int)step;
+  if (!o->quiet)
+    fprintf(stderr, "train: %lld windows from %d episodes, %ld steps/epoch, %ld steps, %.2f M parameters%s\n",
+            (long long)r.win.n, r.d.n_episodes, spe, total, (double)ts_params_count(&r.net->params) / 1e6,
+            step ? " (resumed)" : "");
+  ts_ctx *c = ts_ctx_new(64 << 20);
+  int64_t *perm = malloc((size_t)r.win.n * sizeof(int64_t));
+  int *iperm = malloc((size_t)r.win.n * sizeof(int));
+  float *x0 = malloc((size_t)B * H * A * sizeof(float)), *ob = malloc((size_t)H * Od * sizeof(float));
+  float *eps = malloc((size_t)B * H * A * sizeof(float)), *xt = malloc((size_t)B * H * A * sizeof(float));
+  float *cond = malloc((size_t)B * No * Od * sizeof(float)), *tt = malloc((size_t)B * sizeof(float));
+  if (!perm || !iperm || !x0 || !ob || !eps || !xt || !cond || !tt) abort();
+  long perm_epoch = -1;
+  double t0 = now(), tlog = t0, loss_acc = 0;
+  long log_n = 0, log_samples = 0, start_step = step;
+  int rc = 0;
+  for (; step < total && !rc; step++) {
+    long epoch = step / spe, k = step % spe;
+    if (epoch != perm_epoch) { /* the epoch's shuffle depends only on (seed, epoch) */
+      ts_rng pr;
+      ts_rng_init_stream(&pr, (uint64_t)cfg->train.seed, 1000 + (uint64_t)epoch);
+      for (int64_t i = 0; i < r.win.n; i++) iperm[i] = (int)i;
+      ts_rng_shuffle(&pr, iperm, (int)r.win.n);
+      for (int64_t i = 0; i < r.win.n; i++) perm[i] = iperm[i];
+      perm_epoch = epoch;
+    }
+    int bs = (int)((k + 1) * B <= r.win.n ? B : r.win.n - k * B);
+    for (int b = 0; b < bs; b++) {
+      ts_windows_get(&r.d, &r.win, perm[k * B + b], ob, x0 + (size_t)b * H * A);
+      memcpy(cond + (size_t)b * No * Od, ob, (size_t)No * Od * sizeof(float));
+    }
+    ts_rng_fill_normal(&r.rng, eps, (int64_t)bs * H * A);
+    for (int b = 0; b < bs; b++) {
+      int t = (int)ts_rng_below(&r.rng, (uint32_t)T);
+      tt[b] = (float)t;
+      ts_ddpm_add_noise(&r.sched, t, x0 + (size_t)b * H * A, eps + (size_t)b * H * A, xt + (size_t)b * H * A, H * A);
+    }
+    ts_ctx_reset(c);
+    ts_zero_grad(r.net->params.t, r.net->params.n);
+    ts_tensor *X = ts_wrap(c, xt, 3, (int[]){bs, H, A}), *Tt = ts_wrap(c, tt, 1, &bs);
+    ts_tensor *C = ts_wrap(c, cond, 2, (int[]){bs, No * Od}), *E = ts_wrap(c, eps, 3, (int[]){bs, H, A});
+    ts_tensor *loss = ts_mse(c, ts_unet_forward(c, r.net, X, Tt, C), E);
+    if (!isfinite(loss->data[0])) {
+      rc = ts_fail("training diverged at step %ld (loss %g)", step, loss->data[0]);
+      break;
+    }
+    ts_backward(c, loss);
+    r.opt->lr = ts_lr_cosine((float)cfg->train.lr, step, cfg->train.warmup_steps, total);
+    ts_adamw_step(r.opt);
+    ts_ema_update(r.ema, r.net->params.t, step);
+    loss_acc += loss->data[0];
+    log_n++;
+    log_samples += bs;
+    int last = step + 1 == total;
+    if ((step + 1) % cfg->train.log_every == 0 || last) {
+      double tn = now(), sps = log_samples / (tn - tlog), eta = (total - step - 1) * (tn - t0) / (step + 1 - start_step);
+      hist_add(&r.hist, (double)(step + 1), loss_acc / log_n, r.opt->lr, sps);
+      if (!o->quiet) {
+        char eb[32];
+        fmt_time(eta, eb, sizeof eb);
+        fprintf(stderr, "step %ld/%ld epoch %ld loss %.5f lr %.2e | %.0f samples/s | ETA %s\n", step + 1, total, epoch,
+                loss_acc / log_n, r.opt->lr, sps, eb);
+      }
+      res->final_loss = loss_acc / log_n;
+      loss_acc = 0;
+      log_n = log_samples = 0;
+      tlog = tn;
+    }
+    if ((step + 1) % cfg->train.checkpoint_every == 0 || last) {
+      rc = save(&r, o->out, step + 1) || write_csv_png(&r, o->out);
+    }
+  }
+  res->steps = step;
+  res->seconds = now() - t0;
+  res->samples_per_s = (double)(step - start_step) * B / (res->seconds > 0 ? res->seconds : 1);
+  free(perm);
+  free(iperm);
+  free(x0);
+  free(ob);
+  free(eps);
+  free(xt);
+  free(cond);
+  free(tt);
+  ts_ctx_free(c);
+  teardown(&r);
+  return rc ? -1 : 0;
+}

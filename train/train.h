@@ -1,0 +1,31 @@
+/* train.h: base Diffusion Policy training (the reference recipe: AdamW, cosine LR with
+ * warm-up, EMA, epsilon-prediction MSE on random timesteps).
+ *
+ * The run checkpoints to `out` every checkpoint_every steps and at the end (model, EMA,
+ * AdamW moments, RNG, step, normalisers, config, loss history); rerunning the same command
+ * after a kill resumes from the last checkpoint and continues bit-for-bit as if never
+ * stopped. Beside the checkpoint it writes <out>.csv (the log) and <out>.png (loss curve). */
+#ifndef TS_TRAIN_H
+#define TS_TRAIN_H
+
+#include "core/config.h"
+
+typedef struct ts_train_opts {
+  const char *data;      /* dataset .h5 */
+  const char *out;       /* checkpoint .h5 */
+  int quiet;             /* no progress lines */
+  int fresh;             /* ignore an existing checkpoint at out */
+} ts_train_opts;
+
+typedef struct ts_train_result {
+  long steps;
+  double final_loss, seconds, samples_per_s;
+  int resumed_from;
+} ts_train_result;
+
+int ts_train(const ts_config *cfg, const ts_train_opts *o, ts_train_result *res);
+
+/* A line plot (log-scale y) of y against x into a PNG, with min/max labels. */
+int ts_plot_png(const char *path, const double *x, const double *y, int n, int logy);
+
+#endif
