@@ -39,14 +39,16 @@ int ts_cmd_train(int argc, char **argv) {
   if (ts_cli_config(n, args, &cfg)) return 1;
   const char *data = ts_opt(n, args, "--data"), *out = ts_opt(n, args, "--out"), *ms = ts_opt(n, args, "--max-steps");
   if (!data || !out)
-    return ts_fail("usage: tsdp train --config C.ini --data D.h5 --out CKPT.h5 [--max-steps N] [--fresh] [key=value ...]");
+    return ts_fail("usage: tsdp train --config C.ini --data D.h5 --out CKPT.h5 [--max-steps N] [--stop-after N] [--fresh] [key=value ...]");
   if (ms) {
     char *e;
     long v = strtol(ms, &e, 10);
     if (*e || v <= 0) return ts_fail("--max-steps: '%s' is not a positive integer", ms);
     cfg.train.max_steps = v;
   }
-  ts_train_opts o = {data, out, json, fresh};
+  ts_train_opts o = {data, out, json, fresh, 0};
+  const char *sa = ts_opt(n, args, "--stop-after");
+  if (sa && (o.stop_after = strtol(sa, NULL, 10)) <= 0) return ts_fail("--stop-after: '%s' is not a positive integer", sa);
   ts_train_result r;
   if (ts_train(&cfg, &o, &r)) return 1;
   if (json)

@@ -165,9 +165,35 @@ def write_unet(path):
         f.attrs["down_dims"] = [16, 24, 32]
 
 
+def write_sched(path):
+    """diffusers' DDPMScheduler(100, squaredcos_cap_v2) arithmetic written out in numpy: betas in
+    float64 stored as float32, alphas_cumprod as a float32 cumprod; and one reverse step
+    (clip_sample, fixed_small) and one DDIM step computed in float64."""
+    T = 100
+    abar = lambda s: math.cos((s + 0.008) / 1.008 * math.pi / 2) ** 2
+    betas = np.array([min(1 - abar((i + 1) / T) / abar(i / T), 0.999) for i in range(T)], np.float32)
+    ac = np.cumprod(1.0 - betas, dtype=np.float32)
+    x, eps = rand(64), rand(64)
+    with h5py.File(path, "w") as f:
+        f["alphas_cumprod"] = ac
+        f["x"], f["eps"] = x, eps
+        for t in (99, 50, 1, 0):
+            a, ap = float(ac[t]), float(ac[t - 1]) if t > 0 else 1.0
+            b = 1 - a / ap
+            x0 = np.clip((x.astype(np.float64) - math.sqrt(1 - a) * eps) / math.sqrt(a), -1, 1)
+            mean = math.sqrt(ap) * b / (1 - a) * x0 + math.sqrt(a / ap) * (1 - ap) / (1 - a) * x
+            f["mean_%d" % t] = mean.astype(np.float32)
+            f["mean_%d" % t].attrs["sigma"] = math.sqrt(max((1 - ap) / (1 - a) * b, 1e-20)) if t > 0 else 0.0
+        t, tp = 90, 80
+        a, ap = float(ac[t]), float(ac[tp])
+        x0 = np.clip((x.astype(np.float64) - math.sqrt(1 - a) * eps) / math.sqrt(a), -1, 1)
+        f["ddim_90_80"] = (math.sqrt(ap) * x0 + math.sqrt(1 - ap) * eps).astype(np.float32)
+
+
 if __name__ == "__main__":
     out = sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures"
     sys.path.insert(0, __file__.rsplit("/", 1)[0])
     write_ops(out + "/ops.h5")
     write_unet(out + "/unet.h5")
-    print("wrote", out + "/ops.h5", out + "/unet.h5")
+    write_sched(out + "/sched.h5")
+    print("wrote", out + "/ops.h5", out + "/unet.h5", out + "/sched.h5")

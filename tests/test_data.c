@@ -156,7 +156,7 @@ START_TEST(test_zarr_bad_input) {
 END_TEST
 
 /* A two-episode Push-T-shaped zarr (lengths 12 and 9). */
-static void make_pusht_zarr(const char *root, int with_nan) {
+void make_pusht_zarr(const char *root, int with_nan) {
   char p[600];
   mkdir(root, 0755);
   snprintf(p, sizeof p, "%s/data", root);

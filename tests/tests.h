@@ -17,6 +17,9 @@ Suite *suite_infer(void);
 /* Path under tests/fixtures, or under $TSDP_DATA_DIR (NULL when that variable is unset). */
 const char *fixture_path(const char *name);
 const char *data_path(const char *rel);
+/* A two-episode Push-T-shaped zarr (lengths 12 and 9) under root (test_data.c). */
+void make_pusht_zarr(const char *root, int with_nan);
+
 /* A fresh temporary folder for this process (created once). */
 const char *tmp_dir(void);
 

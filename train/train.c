@@ -241,7 +241,8 @@ int ts_train(const ts_config *cfg, const ts_train_opts *o, ts_train_result *res)
   double t0 = now(), tlog = t0, loss_acc = 0;
   long log_n = 0, log_samples = 0, start_step = step;
   int rc = 0;
-  for (; step < total && !rc; step++) {
+  long stop_at = o->stop_after > 0 && step + o->stop_after < total ? step + o->stop_after : total;
+  for (; step < stop_at && !rc; step++) {
     long epoch = step / spe, k = step % spe;
     if (epoch != perm_epoch) { /* the epoch's shuffle depends only on (seed, epoch) */
       ts_rng pr;
@@ -278,7 +279,7 @@ int ts_train(const ts_config *cfg, const ts_train_opts *o, ts_train_result *res)
     loss_acc += loss->data[0];
     log_n++;
     log_samples += bs;
-    int last = step + 1 == total;
+    int last = step + 1 == stop_at;
     if ((step + 1) % cfg->train.log_every == 0 || last) {
       double tn = now(), sps = log_samples / (tn - tlog), eta = (total - step - 1) * (tn - t0) / (step + 1 - start_step);
       hist_add(&r.hist, (double)(step + 1), loss_acc / log_n, r.opt->lr, sps);

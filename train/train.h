@@ -15,6 +15,8 @@ typedef struct ts_train_opts {
   const char *out;       /* checkpoint .h5 */
   int quiet;             /* no progress lines */
   int fresh;             /* ignore an existing checkpoint at out */
+  long stop_after;       /* > 0: return after this many steps in this invocation (train in
+                            slices; the tests use it to simulate a kill after a checkpoint) */
 } ts_train_opts;
 
 typedef struct ts_train_result {

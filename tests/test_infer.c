@@ -1,0 +1,232 @@
+/* DDPM/DDIM arithmetic, configuration, training resume, and the sampling paths. */
+#include "tests.h"
+#include "core/config.h"
+#include "core/error.h"
+#include "core/h5io.h"
+#include "infer/policy.h"
+#include "infer/rollout.h"
+#include "infer/scheduler.h"
+#include "train/train.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static float *fx(ts_h5 *f, const char *name) {
+  int nd;
+  int64_t d[TS_MAXDIM];
+  float *x = ts_h5_read_f32(f, name, &nd, d);
+  ck_assert_msg(x, "%s", ts_error());
+  return x;
+}
+
+START_TEST(test_ddpm_vs_reference) {
+  ts_h5 *f = ts_h5_open(fixture_path("sched.h5"));
+  ck_assert_ptr_nonnull(f);
+  ts_ddpm s;
+  ts_ddpm_init(&s, 100, 1);
+  float *ac = fx(f, "alphas_cumprod"), *x = fx(f, "x"), *eps = fx(f, "eps"), mean[64], out[64];
+  for (int t = 0; t < 100; t++) ck_assert_msg(fabs(s.alphas_cumprod[t] - ac[t]) <= 1e-7 * ac[t] + 1e-12, "abar[%d]", t);
+  const int ts[4] = {99, 50, 1, 0};
+  for (int k = 0; k < 4; k++) {
+    char name[32];
+    snprintf(name, sizeof name, "mean_%d", ts[k]);
+    float *ref = fx(f, name), sigma = ts_ddpm_mean(&s, ts[k], x, eps, mean, 64);
+    double sref;
+    ts_h5_get_attr_f64(f, name, "sigma", &sref);
+    ck_assert_msg(rel_err(mean, ref, 64, 1e-2) < 1e-5, "t=%d mean: %g", ts[k], rel_err(mean, ref, 64, 1e-2));
+    ck_assert_msg(fabs(sigma - sref) <= 1e-6 * (sref + 1e-6), "t=%d sigma %g vs %g", ts[k], sigma, sref);
+    free(ref);
+  }
+  float *dref = fx(f, "ddim_90_80");
+  ts_ddim_step(&s, 90, 80, x, eps, out, 64);
+  ck_assert(rel_err(out, dref, 64, 1e-2) < 1e-5);
+  int steps[10];
+  ts_ddim_timesteps(100, 10, steps);
+  ck_assert_int_eq(steps[0], 90);
+  ck_assert_int_eq(steps[9], 0);
+  free(dref);
+  free(ac);
+  free(x);
+  free(eps);
+  ts_h5_close(f);
+}
+END_TEST
+
+START_TEST(test_config_validation) {
+  ts_config c;
+  ts_config_defaults(&c);
+  ck_assert_int_ne(ts_config_parse_string(&c, "[train]\nlr = 1e-4\nlrr = 3\n", "x.ini"), 0);
+  ck_assert_msg(strstr(ts_error(), "x.ini:3") && strstr(ts_error(), "'lrr'") && strstr(ts_error(), "[train]"), "%s",
+                ts_error());
+  ck_assert_int_ne(ts_config_parse_string(&c, "[trian]\nlr = 1\n", "y.ini"), 0);
+  ck_assert_msg(strstr(ts_error(), "[trian]"), "%s", ts_error());
+  ck_assert_int_ne(ts_config_parse_string(&c, "[train]\nbatch_size = lots\n", "z.ini"), 0);
+  ck_assert_msg(strstr(ts_error(), "batch_size") && strstr(ts_error(), "lots"), "%s", ts_error());
+  ck_assert_int_ne(ts_config_override(&c, "train.nope=1"), 0);
+  ck_assert_msg(strstr(ts_error(), "'nope'"), "%s", ts_error());
+  ck_assert_int_ne(ts_config_override(&c, "model.down_dims=60,128"), 0); /* not a multiple of 8 */
+  ts_config_defaults(&c);
+  ck_assert_int_eq(ts_config_override(&c, "model.down_dims=32,64"), 0);
+  ck_assert_int_eq(c.model.n_levels, 2);
+  ck_assert_int_ne(ts_config_load(&c, "configs/absent.ini"), 0);
+  /* The committed config parses, and to_ini round-trips. */
+  ts_config a, b;
+  ts_config_defaults(&a);
+  ck_assert_msg(ts_config_load(&a, "configs/pusht_lowdim.ini") == 0, "%s", ts_error());
+  char *txt = ts_config_to_ini(&a);
+  ts_config_defaults(&b);
+  memset(&b.train, 0x55, sizeof b.train);
+  ts_config_defaults(&b);
+  ck_assert_msg(ts_config_parse_string(&b, txt, "roundtrip") == 0, "%s", ts_error());
+  ck_assert_mem_eq(&a, &b, sizeof a);
+  free(txt);
+}
+END_TEST
+
+/* A tiny model on the two-episode fixture: 60 steps straight, or 30 steps, "killed", and
+ * resumed with the same command, end bit-identical. */
+static void tiny_cfg(ts_config *c) {
+  ts_config_defaults(c);
+  const char *ov[] = {"model.down_dims=8,16", "model.step_embed_dim=16", "train.batch_size=4", "train.warmup_steps=2",
+                      "train.max_steps=60", "train.checkpoint_every=30", "train.log_every=15", "data.val_ratio=0",
+                      "train.lr=1e-3"};
+  for (size_t i = 0; i < sizeof ov / sizeof ov[0]; i++) ck_assert_msg(ts_config_override(c, ov[i]) == 0, "%s", ts_error());
+}
+
+static const char *tiny_data(void) {
+  static char h5[512];
+  if (!h5[0]) {
+    char zarr[512];
+    snprintf(zarr, sizeof zarr, "%s/tiny.zarr", tmp_dir());
+    snprintf(h5, sizeof h5, "%s/tiny.h5", tmp_dir());
+    make_pusht_zarr(zarr, 0);
+    ts_import_report r;
+    ck_assert_msg(ts_pusht_import_zarr(zarr, h5, &r) == 0, "%s", ts_error());
+  }
+  return h5;
+}
+
+static float *read_all(const char *path, const char *name, int64_t *n) {
+  ts_h5 *f = ts_h5_open(path);
+  ck_assert_msg(f, "%s", ts_error());
+  int nd;
+  int64_t d[TS_MAXDIM];
+  float *x = ts_h5_read_f32(f, name, &nd, d);
+  ck_assert_msg(x, "%s", ts_error());
+  *n = 1;
+  for (int i = 0; i < nd; i++) *n *= d[i];
+  ts_h5_close(f);
+  return x;
+}
+
+START_TEST(test_train_resume_is_exact) {
+  ts_config c;
+  tiny_cfg(&c);
+  char a[512], b[512];
+  snprintf(a, sizeof a, "%s/straight.h5", tmp_dir());
+  snprintf(b, sizeof b, "%s/resumed.h5", tmp_dir());
+  ts_train_result r;
+  ts_train_opts oa = {tiny_data(), a, 1, 1, 0};
+  ck_assert_msg(ts_train(&c, &oa, &r) == 0, "%s", ts_error());
+  ck_assert_int_eq(r.steps, 60);
+  ts_train_opts ob = {tiny_data(), b, 1, 1, 30};
+  ck_assert_msg(ts_train(&c, &ob, &r) == 0, "%s", ts_error());
+  ck_assert_int_eq(r.steps, 30);
+  ob.fresh = 0;
+  ob.stop_after = 0;
+  ck_assert_msg(ts_train(&c, &ob, &r) == 0, "%s", ts_error());
+  ck_assert_int_eq(r.resumed_from, 30);
+  ck_assert_int_eq(r.steps, 60);
+  const char *names[] = {"model/final_conv.1.weight", "ema/down_modules.0.0.blocks.0.block.0.weight",
+                         "optim/m/model/mid_modules.1.cond_encoder.1.weight", "log/loss"};
+  for (int k = 0; k < 4; k++) {
+    int64_t na, nb;
+    float *x = read_all(a, names[k], &na), *y = read_all(b, names[k], &nb);
+    ck_assert_int_eq(na, nb);
+    ck_assert_msg(memcmp(x, y, (size_t)na * sizeof(float)) == 0, "%s differs after resume", names[k]);
+    free(x);
+    free(y);
+  }
+  /* The run also wrote its CSV log and loss curve. */
+  char p[600];
+  snprintf(p, sizeof p, "%s.csv", a);
+  FILE *f = fopen(p, "r");
+  ck_assert_ptr_nonnull(f);
+  fclose(f);
+  snprintf(p, sizeof p, "%s.png", a);
+  f = fopen(p, "r");
+  ck_assert_ptr_nonnull(f);
+  fclose(f);
+  /* The loss went down over 60 steps at lr 1e-3 on 7 windows (means of 15 steps). */
+  int64_t n;
+  float *loss = read_all(a, "log/loss", &n);
+  ck_assert_int_eq(n, 4);
+  ck_assert_msg(loss[3] < loss[0], "loss %g -> %g", loss[0], loss[3]);
+  free(loss);
+}
+END_TEST
+
+START_TEST(test_policy_sampling) {
+  ts_config c;
+  tiny_cfg(&c);
+  char ck[512];
+  snprintf(ck, sizeof ck, "%s/policy.h5", tmp_dir());
+  ts_train_result r;
+  ts_train_opts o = {tiny_data(), ck, 1, 1, 0};
+  ck_assert_msg(ts_train(&c, &o, &r) == 0, "%s", ts_error());
+  ts_policy p;
+  ck_assert_msg(ts_policy_load(&p, ck, "ema") == 0, "%s", ts_error());
+  ck_assert_int_eq(p.obs_dim, 20);
+  ck_assert_int_eq(p.cond_dim, 40);
+  float obs[3 * 40], a1[3 * 32], a2[3 * 32];
+  for (int i = 0; i < 120; i++) obs[i] = 100.0f + (float)(i % 40);
+  ts_rng r1, r2;
+  /* Same seed, same chunks; the inference path allocates nothing after the first call. */
+  ts_rng_init(&r1, 5);
+  ck_assert_int_eq(ts_policy_sample(&p, obs, 3, "ddpm", 100, &r1, a1), 0);
+  long m0 = ts_ctx_mallocs(p.ctx);
+  ts_rng_init(&r2, 5);
+  ck_assert_int_eq(ts_policy_sample(&p, obs, 3, "ddpm", 100, &r2, a2), 0);
+  ck_assert_int_eq(ts_ctx_mallocs(p.ctx), m0);
+  ck_assert_mem_eq(a1, a2, sizeof a1);
+  /* Actions come back unnormalised: inside the training range (clip_sample bounds x0). */
+  for (int i = 0; i < 96; i += 2) {
+    ck_assert(a1[i] >= p.nact.min[0] - 1e-3f && a1[i] <= p.nact.max[0] + 1e-3f);
+  }
+  ck_assert_int_eq(ts_policy_sample(&p, obs, 3, "ddim", 10, &r1, a1), 0);
+  ck_assert_int_ne(ts_policy_sample(&p, obs, 3, "euler", 10, &r1, a1), 0);
+  /* A two-episode closed-loop evaluation runs and reports sane numbers. */
+  ts_eval_opts eo = {2, 100000, "ddim", 4, 1, NULL, 0, 1};
+  ts_eval_result er;
+  ck_assert_msg(ts_eval_pusht(&p, &eo, &er) == 0, "%s", ts_error());
+  ck_assert(er.mean_score >= 0 && er.mean_score <= 1 && er.chunks > 0);
+  ts_policy_free(&p);
+  /* A checkpoint from a different architecture is refused naming the tensor. */
+  ts_config c2;
+  tiny_cfg(&c2);
+  ck_assert_int_eq(ts_config_override(&c2, "model.down_dims=16,32"), 0);
+  ts_unet_cfg uc = ts_unet_cfg_from(&c2, 2, 20);
+  ts_unet *other = ts_unet_new(&uc);
+  ts_named *nm = ts_params_named(&other->params, "ema/", NULL);
+  ck_assert_int_ne(ts_ckpt_load(ck, nm, other->params.n, NULL, NULL), 0);
+  ck_assert_msg(strstr(ts_error(), "ema/") && strstr(ts_error(), "shape") && strstr(ts_error(), ck), "%s", ts_error());
+  ts_named_free(nm, other->params.n);
+  ts_unet_free(other);
+  /* A file that is not a checkpoint: one clear line. */
+  ck_assert_int_ne(ts_policy_load(&p, fixture_path("sched.h5"), "ema"), 0);
+  ck_assert_msg(strstr(ts_error(), "not a tsdp checkpoint"), "%s", ts_error());
+}
+END_TEST
+
+Suite *suite_infer(void) {
+  Suite *s = suite_create("infer_train");
+  TCase *tc = tcase_create("infer");
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, test_ddpm_vs_reference);
+  tcase_add_test(tc, test_config_validation);
+  tcase_add_test(tc, test_train_resume_is_exact);
+  tcase_add_test(tc, test_policy_sampling);
+  suite_add_tcase(s, tc);
+  return s;
+}
