@@ -157,15 +157,34 @@ static int bench_step(int argc, char **argv) {
     run_step(&j); /* warm-up: the arena grows to this batch's peak */
     ms[i] = 1e3 * time_call(run_step, &j);
   }
+  /* One whole DDPM chunk at batch 1 (100 forwards plus the scheduler), median of 5. */
+  double chunk[5];
+  float *obs = malloc((size_t)p.cond_dim * sizeof(float)), *acts = malloc((size_t)p.horizon * p.act_dim * sizeof(float));
+  for (int i = 0; i < p.cond_dim; i++) obs[i] = 0.5f * (p.nobs.min[i % p.obs_dim] + p.nobs.max[i % p.obs_dim]);
+  for (int r = 0; r < 5; r++) {
+    double t0 = ts_now();
+    ts_policy_sample(&p, obs, 1, "ddpm", p.sched.T, &rng, acts);
+    chunk[r] = 1e3 * (ts_now() - t0);
+  }
+  for (int i = 0; i < 5; i++)
+    for (int k = i + 1; k < 5; k++)
+      if (chunk[k] < chunk[i]) {
+        double tmp = chunk[i];
+        chunk[i] = chunk[k];
+        chunk[k] = tmp;
+      }
+  free(obs);
+  free(acts);
   if (json) {
     printf("{\"ckpt\": \"%s\", \"batch\": [", ck);
     for (int i = 0; i < nb; i++) printf("%s%d", i ? ", " : "", bs[i]);
     printf("], \"ms\": [");
     for (int i = 0; i < nb; i++) printf("%s%.4f", i ? ", " : "", ms[i]);
-    printf("]}\n");
+    printf("], \"ddpm_chunk_ms\": %.3f}\n", chunk[2]);
   } else {
     printf("U-Net forward (EMA weights, no grad), median of 5 timed runs:\n%8s %12s %14s\n", "batch", "ms/forward", "ms/sample");
     for (int i = 0; i < nb; i++) printf("%8d %12.3f %14.4f\n", bs[i], ms[i], ms[i] / bs[i]);
+    printf("DDPM-%d chunk at batch 1: %.1f ms\n", p.sched.T, chunk[2]);
   }
   free(x);
   free(eps);

@@ -90,7 +90,7 @@ static void tiny_cfg(ts_config *c) {
   ts_config_defaults(c);
   const char *ov[] = {"model.down_dims=8,16", "model.step_embed_dim=16", "train.batch_size=4", "train.warmup_steps=2",
                       "train.max_steps=60", "train.checkpoint_every=30", "train.log_every=15", "data.val_ratio=0",
-                      "train.lr=1e-3"};
+                      "train.lr=1e-3", "train.eval_every=30", "train.eval_episodes=2"};
   for (size_t i = 0; i < sizeof ov / sizeof ov[0]; i++) ck_assert_msg(ts_config_override(c, ov[i]) == 0, "%s", ts_error());
 }
 
@@ -158,6 +158,12 @@ START_TEST(test_train_resume_is_exact) {
   f = fopen(p, "r");
   ck_assert_ptr_nonnull(f);
   fclose(f);
+  /* The periodic evaluation at step 30 (row 2 of the log) left its score. */
+  int64_t ns;
+  float *score = read_all(a, "log/eval_score", &ns);
+  ck_assert_int_eq(ns, 4);
+  ck_assert(isnan(score[0]) && score[1] >= 0 && score[1] <= 1 && score[3] >= 0);
+  free(score);
   /* The loss went down over 60 steps at lr 1e-3 on 7 windows (means of 15 steps). */
   int64_t n;
   float *loss = read_all(a, "log/loss", &n);

@@ -6,6 +6,7 @@
 #include "core/optim.h"
 #include "data/dataset.h"
 #include "infer/policy.h"
+#include "infer/rollout.h"
 #include "infer/scheduler.h"
 #include "nn/unet1d.h"
 #include <cblas.h>
@@ -25,7 +26,7 @@ static double now(void) {
 }
 
 typedef struct {
-  double *step, *loss, *lr, *sps;
+  double *step, *loss, *lr, *sps, *score; /* score: eval mean score at that step, or NaN */
   int n, cap;
 } history;
 
@@ -36,11 +37,13 @@ static void hist_add(history *h, double step, double loss, double lr, double sps
     h->loss = realloc(h->loss, (size_t)h->cap * sizeof(double));
     h->lr = realloc(h->lr, (size_t)h->cap * sizeof(double));
     h->sps = realloc(h->sps, (size_t)h->cap * sizeof(double));
-    if (!h->step || !h->loss || !h->lr || !h->sps) abort();
+    h->score = realloc(h->score, (size_t)h->cap * sizeof(double));
+    if (!h->step || !h->loss || !h->lr || !h->sps || !h->score) abort();
   }
   h->step[h->n] = step;
   h->loss[h->n] = loss;
   h->lr[h->n] = lr;
+  h->score[h->n] = NAN;
   h->sps[h->n++] = sps;
 }
 
@@ -49,6 +52,7 @@ static void hist_free(history *h) {
   free(h->loss);
   free(h->lr);
   free(h->sps);
+  free(h->score);
   memset(h, 0, sizeof *h);
 }
 
@@ -84,11 +88,11 @@ static int save(run *r, const char *out, long step) {
   if (!rc) rc = ts_norm_save(f, "normalizer/action", &r->nact);
   if (!rc && r->hist.n) {
     int64_t d[1] = {r->hist.n};
-    float *tmp = malloc((size_t)r->hist.n * 4 * sizeof(float));
+    float *tmp = malloc((size_t)r->hist.n * sizeof(float));
     if (!tmp) abort();
-    double *cols[4] = {r->hist.step, r->hist.loss, r->hist.lr, r->hist.sps};
-    const char *names[4] = {"log/step", "log/loss", "log/lr", "log/samples_per_s"};
-    for (int k = 0; k < 4 && !rc; k++) {
+    double *cols[5] = {r->hist.step, r->hist.loss, r->hist.lr, r->hist.sps, r->hist.score};
+    const char *names[5] = {"log/step", "log/loss", "log/lr", "log/samples_per_s", "log/eval_score"};
+    for (int k = 0; k < 5 && !rc; k++) {
       for (int i = 0; i < r->hist.n; i++) tmp[i] = (float)cols[k][i];
       rc = ts_h5_write_f32(f, names[k], tmp, 1, d);
     }
@@ -118,14 +122,22 @@ static long try_resume(run *r, const char *out) {
   ts_h5 *f = ts_h5_open(out);
   int rc = f ? ts_ckpt_read(f, all, 2 * n, &st, NULL) : -1;
   if (!rc && r->hist.n == 0 && ts_h5_exists(f, "log/step")) {
-    const char *names[4] = {"log/step", "log/loss", "log/lr", "log/samples_per_s"};
-    float *cols[4] = {0};
+    const char *names[5] = {"log/step", "log/loss", "log/lr", "log/samples_per_s", "log/eval_score"};
+    float *cols[5] = {0};
     int nd;
     int64_t dims[TS_MAXDIM];
-    for (int k = 0; k < 4 && !rc; k++)
+    int64_t rows = 0;
+    for (int k = 0; k < 5 && !rc; k++) {
+      if (k == 4 && !ts_h5_exists(f, names[k])) break; /* older checkpoints have no eval column */
       if (!(cols[k] = ts_h5_read_f32(f, names[k], &nd, dims))) rc = -1;
-    for (int64_t i = 0; !rc && i < dims[0]; i++) hist_add(&r->hist, cols[0][i], cols[1][i], cols[2][i], cols[3][i]);
-    for (int k = 0; k < 4; k++) free(cols[k]);
+      else if (k == 0) rows = dims[0];
+      else if (dims[0] != rows) rc = ts_fail("%s: %s has %lld rows, log/step %lld", out, names[k], (long long)dims[0], (long long)rows);
+    }
+    for (int64_t i = 0; !rc && i < rows; i++) {
+      hist_add(&r->hist, cols[0][i], cols[1][i], cols[2][i], cols[3][i]);
+      if (cols[4]) r->hist.score[i] = cols[4][i];
+    }
+    for (int k = 0; k < 5; k++) free(cols[k]);
   }
   if (f) ts_h5_close(f);
   free(all);
@@ -146,9 +158,12 @@ static int write_csv_png(const run *r, const char *out) {
   snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
   FILE *f = fopen(tmp, "w");
   if (!f) return ts_fail("%s: cannot write log", path);
-  fprintf(f, "step,loss,lr,samples_per_s\n");
-  for (int i = 0; i < r->hist.n; i++)
-    fprintf(f, "%.0f,%.6g,%.6g,%.1f\n", r->hist.step[i], r->hist.loss[i], r->hist.lr[i], r->hist.sps[i]);
+  fprintf(f, "step,loss,lr,samples_per_s,eval_score\n");
+  for (int i = 0; i < r->hist.n; i++) {
+    fprintf(f, "%.0f,%.6g,%.6g,%.1f,", r->hist.step[i], r->hist.loss[i], r->hist.lr[i], r->hist.sps[i]);
+    if (isnan(r->hist.score[i])) fprintf(f, "\n");
+    else fprintf(f, "%.4f\n", r->hist.score[i]);
+  }
   if (fclose(f) != 0 || rename(tmp, path) != 0) {
     remove(tmp);
     return ts_fail("%s: cannot write log", path);
@@ -156,6 +171,24 @@ static int write_csv_png(const run *r, const char *out) {
   if (r->hist.n < 2) return 0;
   snprintf(path, sizeof path, "%s.png", out);
   return ts_plot_png(path, r->hist.step, r->hist.loss, r->hist.n, 1);
+}
+
+/* Closed-loop evaluation of the just-saved EMA weights (DDIM-10 on the first
+ * eval_episodes test seeds); the score lands in the latest history row. */
+static int eval_now(run *r, const ts_train_opts *o, long step) {
+  ts_policy p;
+  if (ts_policy_load(&p, o->out, "ema")) return -1;
+  ts_eval_opts eo = {r->cfg->train.eval_episodes, r->cfg->eval.seed_start, "ddim", 10, 0, NULL, 0, 1};
+  ts_eval_result er;
+  int rc = ts_eval_pusht(&p, &eo, &er);
+  ts_policy_free(&p);
+  if (rc) return -1;
+  r->hist.score[r->hist.n - 1] = er.mean_score;
+  if (!o->quiet)
+    fprintf(stderr, "eval at step %ld: DDIM-10 mean score %.3f, success %.2f over %d seeds\n", step, er.mean_score,
+            er.success_rate, er.episodes);
+  /* Save again so the checkpoint's log carries the score. */
+  return save(r, o->out, step);
 }
 
 static void fmt_time(double s, char *buf, size_t n) {
@@ -294,8 +327,11 @@ int ts_train(const ts_config *cfg, const ts_train_opts *o, ts_train_result *res)
       log_n = log_samples = 0;
       tlog = tn;
     }
-    if ((step + 1) % cfg->train.checkpoint_every == 0 || last) {
-      rc = save(&r, o->out, step + 1) || write_csv_png(&r, o->out);
+    int do_eval = cfg->train.eval_every > 0 && (step + 1) % cfg->train.eval_every == 0;
+    if ((step + 1) % cfg->train.checkpoint_every == 0 || last || do_eval) {
+      rc = save(&r, o->out, step + 1);
+      if (!rc && do_eval && r.hist.n) rc = eval_now(&r, o, step + 1);
+      if (!rc) rc = write_csv_png(&r, o->out);
     }
   }
   res->steps = step;

@@ -1,0 +1,168 @@
+#!/usr/bin/python3
+"""Time tsdp against PyTorch on this CPU, side by side in one run.
+
+    /usr/bin/python3 scripts/bench_torch.py --ckpt CKPT.h5 [--data D.h5] [--tsdp build/tsdp]
+
+Builds ConditionalUnet1D in PyTorch (scripts/torch_unet.py), loads the checkpoint's EMA
+weights by their state_dict names, checks that PyTorch and `tsdp forward` agree on the same
+inputs, then times (best of 1 and 2 PyTorch threads):
+  - one forward at each batch size, against `tsdp bench step --json`;
+  - one DDPM-100 action chunk at batch 1;
+  - training samples/s (forward, backward, AdamW) at --train-batch, against
+    `tsdp train --max-steps` on the same data (when --data is given).
+Prints the C/PyTorch ratios."""
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import h5py
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_unet import ConditionalUnet1D  # noqa: E402
+
+
+def parse_ini(text):
+    cfg, sec = {}, None
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line[0] in ";#":
+            continue
+        if line.startswith("["):
+            sec = line[1:-1]
+            cfg[sec] = {}
+        else:
+            k, v = line.split("=", 1)
+            cfg[sec][k.strip()] = v.strip()
+    return cfg
+
+
+def load(ckpt):
+    with h5py.File(ckpt, "r") as f:
+        cfg = parse_ini(f.attrs["config"])
+        obs_dim = f["normalizer/obs/scale"].shape[0]
+        act_dim = f["normalizer/action/scale"].shape[0]
+        m = cfg["model"]
+        net = ConditionalUnet1D(act_dim, int(cfg["data"]["n_obs_steps"]) * obs_dim, int(m["step_embed_dim"]),
+                                [int(x) for x in m["down_dims"].split(",")], int(m["kernel_size"]), int(m["n_groups"]))
+        sd = {k: torch.tensor(f["ema/" + k][()]) for k in net.state_dict()}
+    net.load_state_dict(sd)
+    return net.eval(), cfg, obs_dim, act_dim
+
+
+def median_time(fn, reps=5):
+    fn()
+    ts = []
+    for _ in range(reps):
+        n, t0 = 0, time.perf_counter()
+        while True:
+            fn()
+            n += 1
+            if time.perf_counter() - t0 > 0.2:
+                break
+        ts.append((time.perf_counter() - t0) / n)
+    return sorted(ts)[len(ts) // 2]
+
+
+def ddpm_chunk(net, cond, T=100):
+    abar = lambda s: math.cos((s + 0.008) / 1.008 * math.pi / 2) ** 2
+    betas = torch.tensor([min(1 - abar((i + 1) / T) / abar(i / T), 0.999) for i in range(T)], dtype=torch.float32)
+    ac = torch.cumprod(1 - betas, 0)
+    x = torch.randn(cond.shape[0], 16, 2)
+    with torch.no_grad():
+        for t in range(T - 1, -1, -1):
+            eps = net(x, torch.full((cond.shape[0],), float(t)), cond)
+            a, ap = ac[t], ac[t - 1] if t > 0 else torch.tensor(1.0)
+            b = 1 - a / ap
+            x0 = ((x - (1 - a).sqrt() * eps) / a.sqrt()).clamp(-1, 1)
+            mean = ap.sqrt() * b / (1 - a) * x0 + (a / ap).sqrt() * (1 - ap) / (1 - a) * x
+            x = mean + ((1 - ap) / (1 - a) * b).clamp(min=1e-20).sqrt() * torch.randn_like(x) if t > 0 else mean
+    return x
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ckpt", required=True)
+    ap.add_argument("--data")
+    ap.add_argument("--tsdp", default="build/tsdp")
+    ap.add_argument("--batch", default="1,2,4,8,16")
+    ap.add_argument("--train-batch", type=int, default=128)
+    ap.add_argument("--train-steps", type=int, default=30)
+    a = ap.parse_args()
+    batches = [int(b) for b in a.batch.split(",")]
+    net, cfg, obs_dim, act_dim = load(a.ckpt)
+    cond_dim = int(cfg["data"]["n_obs_steps"]) * obs_dim
+
+    # 1. Agreement: the same inputs through PyTorch and `tsdp forward`.
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 16, act_dim, generator=g)
+    t = torch.tensor([0.0, 10.0, 50.0, 99.0])
+    cond = torch.rand(4, cond_dim, generator=g) * 2 - 1
+    with tempfile.TemporaryDirectory() as d:
+        with h5py.File(d + "/in.h5", "w") as f:
+            f["x"], f["t"], f["cond"] = x.numpy(), t.numpy(), cond.numpy()
+        subprocess.run([a.tsdp, "forward", "--ckpt", a.ckpt, "--in", d + "/in.h5", "--out", d + "/out.h5"], check=True,
+                       stdout=subprocess.DEVNULL)
+        with h5py.File(d + "/out.h5", "r") as f:
+            c_eps = f["eps"][()]
+    with torch.no_grad():
+        t_eps = net(x, t, cond).numpy()
+    err = np.abs(c_eps - t_eps).max() / max(np.abs(t_eps).max(), 1e-2)
+    print("agreement: max |tsdp - torch| / max |torch| = %.2e on a batch of 4 forwards" % err)
+
+    # 2. Forward latency per batch size, and a DDPM-100 chunk.
+    c = json.loads(subprocess.run([a.tsdp, "bench", "step", "--ckpt", a.ckpt, "--batch", a.batch, "--json"], check=True,
+                                  capture_output=True, text=True).stdout)
+    torch_ms, torch_threads = {}, {}
+    for th in (1, 2):
+        torch.set_num_threads(th)
+        for b in batches:
+            xb, tb, cb = torch.randn(b, 16, act_dim), torch.randint(0, 100, (b,)).float(), torch.rand(b, cond_dim)
+            with torch.no_grad():
+                ms = 1e3 * median_time(lambda: net(xb, tb, cb))
+            if ms < torch_ms.get(b, 1e9):
+                torch_ms[b], torch_threads[b] = ms, th
+        cb = torch.rand(1, cond_dim)
+        ms = 1e3 * median_time(lambda: ddpm_chunk(net, cb), reps=3)
+        if ms < torch_ms.get("chunk", 1e9):
+            torch_ms["chunk"], torch_threads["chunk"] = ms, th
+    print("\n%-22s %12s %16s %10s" % ("U-Net forward", "tsdp ms", "PyTorch ms", "speed-up"))
+    for b, ms in zip(c["batch"], c["ms"]):
+        print("%-22s %12.3f %12.3f (%dt) %9.2fx" % ("batch %d" % b, ms, torch_ms[b], torch_threads[b], torch_ms[b] / ms))
+    print("%-22s %12.1f %12.1f (%dt) %9.2fx" % ("DDPM-100 chunk, b=1", c["ddpm_chunk_ms"], torch_ms["chunk"],
+                                               torch_threads["chunk"], torch_ms["chunk"] / c["ddpm_chunk_ms"]))
+
+    # 3. Training throughput on the same model and batch.
+    if a.data:
+        B = a.train_batch
+        with tempfile.TemporaryDirectory() as d:
+            out = subprocess.run([a.tsdp, "train", "--config", "configs/pusht_lowdim.ini", "--data", a.data, "--out",
+                                  d + "/t.h5", "--max-steps", str(a.train_steps), "--fresh", "--json",
+                                  "train.batch_size=%d" % B, "train.checkpoint_every=100000"],
+                                 check=True, capture_output=True, text=True).stdout
+        c_sps = json.loads(out)["samples_per_s"]
+        best = 0
+        for th in (1, 2):
+            torch.set_num_threads(th)
+            tnet = load(a.ckpt)[0].train()
+            opt = torch.optim.AdamW(tnet.parameters(), lr=1e-4, betas=(0.95, 0.999), eps=1e-8, weight_decay=1e-6)
+            xb, tb, cb = torch.randn(B, 16, act_dim), torch.randint(0, 100, (B,)).float(), torch.rand(B, cond_dim)
+
+            def step():
+                opt.zero_grad()
+                loss = torch.nn.functional.mse_loss(tnet(xb, tb, cb), xb)
+                loss.backward()
+                opt.step()
+            s = median_time(step, reps=3)
+            best = max(best, B / s)
+        print("%-22s %12.0f %16.0f %9.2fx" % ("train samples/s, b=%d" % B, c_sps, best, c_sps / best))
+
+
+if __name__ == "__main__":
+    main()
