@@ -69,6 +69,7 @@ typedef struct {
   ts_ddpm sched;
   history hist;
   char *cfg_text;
+  int n_train;
 } run;
 
 static int save(run *r, const char *out, long step) {
@@ -206,6 +207,7 @@ static int setup(run *r, const ts_config *cfg, const char *data) {
   uint8_t *tr = malloc((size_t)E), *va = malloc((size_t)E);
   if (!tr || !va) abort();
   ts_episode_split(E, cfg->data.val_ratio, cfg->data.max_train_episodes, (uint64_t)cfg->data.seed, tr, va);
+  for (int e = 0; e < E; e++) r->n_train += tr[e];
   int rc = ts_norm_fit(&r->nobs, &r->d, 1, tr) || ts_norm_fit(&r->nact, &r->d, 0, tr);
   if (!rc) {
     ts_norm_apply(&r->nobs, r->d.obs, r->d.n_steps);
@@ -260,8 +262,8 @@ int ts_train(const ts_config *cfg, const ts_train_opts *o, ts_train_result *res)
   }
   res->resumed_from = (int)step;
   if (!o->quiet)
-    fprintf(stderr, "train: %lld windows from %d episodes, %ld steps/epoch, %ld steps, %.2f M parameters%s\n",
-            (long long)r.win.n, r.d.n_episodes, spe, total, (double)ts_params_count(&r.net->params) / 1e6,
+    fprintf(stderr, "train: %lld windows from %d training episodes (of %d), %ld steps/epoch, %ld steps, %.2f M parameters%s\n",
+            (long long)r.win.n, r.n_train, r.d.n_episodes, spe, total, (double)ts_params_count(&r.net->params) / 1e6,
             step ? " (resumed)" : "");
   ts_ctx *c = ts_ctx_new(64 << 20);
   int64_t *perm = malloc((size_t)r.win.n * sizeof(int64_t));
