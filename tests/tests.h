@@ -13,6 +13,7 @@ Suite *suite_data(void);
 Suite *suite_sim(void);
 Suite *suite_unet(void);
 Suite *suite_infer(void);
+Suite *suite_cli(void);
 
 /* Path under tests/fixtures, or under $TSDP_DATA_DIR (NULL when that variable is unset). */
 const char *fixture_path(const char *name);

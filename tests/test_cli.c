@@ -1,0 +1,92 @@
+/* The tsdp program: --json output is one parseable object on stdout (Chipmunk's debug banner
+ * included: it must not leak), and bad input gives one error line and a non-zero exit. */
+#include "tests.h"
+#include "core/error.h"
+#include "data/dataset.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+/* Run `tsdp ARGS`; stdout into out, number of stderr lines into *errlines; returns exit code. */
+static int run_cli(const char *args, char *out, size_t cap, int *errlines) {
+  const char *bin = getenv("TSDP_BIN");
+  char cmd[2048], errf[600];
+  snprintf(errf, sizeof errf, "%s/cli_stderr.txt", tmp_dir());
+  snprintf(cmd, sizeof cmd, "%s %s 2>%s", bin, args, errf);
+  FILE *p = popen(cmd, "r");
+  size_t n = fread(out, 1, cap - 1, p);
+  out[n] = 0;
+  int st = pclose(p);
+  FILE *e = fopen(errf, "r");
+  char line[2048];
+  *errlines = 0;
+  while (e && fgets(line, sizeof line, e)) (*errlines)++;
+  if (e) fclose(e);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void tiny_dataset(char *h5, size_t n) {
+  char zarr[512];
+  snprintf(zarr, sizeof zarr, "%s/cli.zarr", tmp_dir());
+  snprintf(h5, n, "%s/cli.h5", tmp_dir());
+  make_pusht_zarr(zarr, 0);
+  ts_import_report r;
+  ck_assert_msg(ts_pusht_import_zarr(zarr, h5, &r) == 0, "%s", ts_error());
+}
+
+START_TEST(test_cli_json) {
+  if (!getenv("TSDP_BIN")) return;
+  static char out[1 << 16];
+  char args[1024], h5[512];
+  int el;
+  ck_assert_int_eq(run_cli("sim reset --seed 100000 --legacy --json", out, sizeof out, &el), 0);
+  ck_assert_msg(out[0] == '{' && strstr(out, "\"state\": [235, 124, 299.61") && strchr(out, '\n') == out + strlen(out) - 1,
+                "%s", out);
+  tiny_dataset(h5, sizeof h5);
+  snprintf(args, sizeof args, "data info %s --json", h5);
+  ck_assert_int_eq(run_cli(args, out, sizeof out, &el), 0);
+  ck_assert_msg(out[0] == '{' && strstr(out, "\"episodes\": 2") && strstr(out, "\"steps\": 21"), "%s", out);
+  snprintf(args, sizeof args, "sim replay --data %s --json", h5);
+  ck_assert_int_eq(run_cli(args, out, sizeof out, &el), 0);
+  ck_assert_msg(out[0] == '{' && strstr(out, "\"summary\": {\"episodes\": 2") && strstr(out, "\"mean_max_recorded_score\"") &&
+                    strstr(out, "\"mean_max_replayed_score\"") && strstr(out, "\"block_pos_err_px_at_10\""),
+                "%s", out);
+}
+END_TEST
+
+START_TEST(test_cli_errors_one_line) {
+  if (!getenv("TSDP_BIN")) return;
+  static char out[4096];
+  int el;
+  const char *cases[][2] = {
+    {"train --config configs/pusht_lowdim.ini --data x.h5 --out y.h5 train.lrate=1", "lrate"},
+    {"train --config configs/nope.ini --data x.h5 --out y.h5", "nope.ini"},
+    {"eval --ckpt /nonexistent/c.h5", "/nonexistent/c.h5"},
+    {"sim reset --seed 5 --legacy", "seed 5"},
+    {"bench step --ckpt tests/fixtures/unet.h5", "not a tsdp checkpoint"},
+    {"frobnicate", "unknown command"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char errf[600], line[2048] = "";
+    int rc = run_cli(cases[i][0], out, sizeof out, &el);
+    ck_assert_msg(rc != 0, "'%s' exited 0", cases[i][0]);
+    snprintf(errf, sizeof errf, "%s/cli_stderr.txt", tmp_dir());
+    FILE *e = fopen(errf, "r");
+    ck_assert_ptr_nonnull(fgets(line, sizeof line, e));
+    fclose(e);
+    ck_assert_msg(strstr(line, cases[i][1]), "'%s': %s", cases[i][0], line);
+    if (strcmp(cases[i][0], "frobnicate")) ck_assert_msg(el == 1, "'%s': %d error lines", cases[i][0], el);
+  }
+}
+END_TEST
+
+Suite *suite_cli(void) {
+  Suite *s = suite_create("cli");
+  TCase *tc = tcase_create("cli");
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, test_cli_json);
+  tcase_add_test(tc, test_cli_errors_one_line);
+  suite_add_tcase(s, tc);
+  return s;
+}
