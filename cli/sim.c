@@ -69,7 +69,7 @@ static double median(const double *x, int n) {
 
 typedef struct {
   int episode, steps;
-  double rec_score, rep_score, pos_err[3], ang_err[3], max_pos_err;
+  double rec_cov, rep_cov, rec_score, rep_score, pos_err[3], ang_err[3], max_pos_err;
 } replay_row;
 
 static const int AT[3] = {5, 10, 20};
@@ -113,6 +113,8 @@ static int replay_episode(const ts_dataset *d, int e, ts_pusht *env, ts_gif *gif
     }
   }
   free(rgb);
+  row->rec_cov = cov_rec;
+  row->rep_cov = cov_rep;
   row->rec_score = score_of(cov_rec);
   row->rep_score = score_of(cov_rep);
   return 0;
@@ -158,10 +160,15 @@ static int sim_replay(int argc, char **argv) {
   }
   if (!rc) {
     double *tmp = malloc((size_t)n * sizeof(double)), rec = 0, rep = 0, med[3], maxe[3] = {0}, med_full, max_full = 0;
+    double rec_cov = 0, rep_cov = 0, med_ang10;
     for (int i = 0; i < n; i++) {
       rec += rows[i].rec_score / n;
       rep += rows[i].rep_score / n;
+      rec_cov += rows[i].rec_cov / n;
+      rep_cov += rows[i].rep_cov / n;
+      tmp[i] = rows[i].ang_err[1];
     }
+    med_ang10 = median(tmp, n);
     for (int k = 0; k < 3; k++) {
       for (int i = 0; i < n; i++) {
         tmp[i] = rows[i].pos_err[k];
@@ -177,15 +184,18 @@ static int sim_replay(int argc, char **argv) {
     free(tmp);
     if (json) {
       printf("{\"summary\": {\"episodes\": %d, \"mean_max_recorded_score\": %.6f, \"mean_max_replayed_score\": %.6f, "
+             "\"mean_max_recorded_coverage\": %.6f, \"mean_max_replayed_coverage\": %.6f, "
              "\"block_pos_err_px_at_5\": %.6g, \"block_pos_err_px_at_10\": %.6g, \"block_pos_err_px_at_20\": %.6g, "
+             "\"block_angle_err_rad_at_10\": %.6g, "
              "\"max_block_pos_err_px_at_20\": %.6g, \"median_episode_max_pos_err_px\": %.6g, \"max_episode_max_pos_err_px\": %.6g}, "
              "\"episodes\": [",
-             n, rec, rep, med[0], med[1], med[2], maxe[2], med_full, max_full);
+             n, rec, rep, rec_cov, rep_cov, med[0], med[1], med[2], med_ang10, maxe[2], med_full, max_full);
       for (int i = 0; i < n; i++) {
         replay_row *r = &rows[i];
-        printf("%s{\"episode\": %d, \"steps\": %d, \"max_recorded_score\": %.6f, \"max_replayed_score\": %.6f, "
+        printf("%s{\"episode\": %d, \"steps\": %d, \"max_recorded_coverage\": %.6f, \"max_replayed_coverage\": %.6f, "
+               "\"max_recorded_score\": %.6f, \"max_replayed_score\": %.6f, "
                "\"pos_err_px\": [%.6g, %.6g, %.6g], \"angle_err_rad\": [%.6g, %.6g, %.6g], \"max_pos_err_px\": %.6g}",
-               i ? ", " : "", r->episode, r->steps, r->rec_score, r->rep_score, r->pos_err[0], r->pos_err[1], r->pos_err[2],
+               i ? ", " : "", r->episode, r->steps, r->rec_cov, r->rep_cov, r->rec_score, r->rep_score, r->pos_err[0], r->pos_err[1], r->pos_err[2],
                r->ang_err[0], r->ang_err[1], r->ang_err[2], r->max_pos_err);
       }
       printf("]}\n");
@@ -196,7 +206,8 @@ static int sim_replay(int argc, char **argv) {
                  "%.4g / %.4g / %.4g px, max over episode %.4g px\n",
                  rows[i].episode, rows[i].steps, rows[i].rec_score, rows[i].rep_score, rows[i].pos_err[0],
                  rows[i].pos_err[1], rows[i].pos_err[2], rows[i].max_pos_err);
-      printf("%d episodes: mean max score recorded %.4f, replayed %.4f\n", n, rec, rep);
+      printf("%d episodes: mean max score recorded %.4f, replayed %.4f (mean max coverage %.4f / %.4f)\n", n, rec, rep,
+             rec_cov, rep_cov);
       printf("block position error, median over episodes: %.4g px after 5 steps, %.4g after 10, %.4g after 20 "
              "(worst episode at 20: %.4g px)\n", med[0], med[1], med[2], maxe[2]);
       printf("max error over whole episodes: median %.4g px, worst %.4g px\n", med_full, max_full);
