@@ -119,21 +119,11 @@ START_TEST(test_rng_below_and_shuffle) {
 }
 END_TEST
 
-static float *read_fix(ts_h5 *f, const char *name, int64_t *n) {
-  int nd;
-  int64_t d[TS_MAXDIM];
-  float *x = ts_h5_read_f32(f, name, &nd, d);
-  ck_assert_msg(x, "%s", ts_error());
-  *n = 1;
-  for (int i = 0; i < nd; i++) *n *= d[i];
-  return x;
-}
-
 START_TEST(test_adamw_vs_torch) {
   ts_h5 *f = ts_h5_open(fixture_path("ops.h5"));
   ck_assert_ptr_nonnull(f);
   int64_t n, ng;
-  float *p0 = read_fix(f, "adamw/p0", &n), *grads = read_fix(f, "adamw/grads", &ng), *p3 = read_fix(f, "adamw/p3", &n);
+  float *p0 = fix_floats(f, "adamw/p0", &n), *grads = fix_floats(f, "adamw/grads", &ng), *p3 = fix_floats(f, "adamw/p3", &n);
   double lr, b1, b2, eps, wd;
   ts_h5_get_attr_f64(f, "adamw", "lr", &lr);
   ts_h5_get_attr_f64(f, "adamw", "beta1", &b1);
@@ -156,8 +146,8 @@ START_TEST(test_adamw_vs_torch) {
   free(p3);
   /* Gradient clipping. */
   int64_t na, nb;
-  float *ga = read_fix(f, "clip/ga", &na), *gb = read_fix(f, "clip/gb", &nb);
-  float *ca = read_fix(f, "clip/ga_clipped", &na), *cb = read_fix(f, "clip/gb_clipped", &nb);
+  float *ga = fix_floats(f, "clip/ga", &na), *gb = fix_floats(f, "clip/gb", &nb);
+  float *ca = fix_floats(f, "clip/ga_clipped", &na), *cb = fix_floats(f, "clip/gb_clipped", &nb);
   double norm;
   ts_h5_get_attr_f64(f, "clip", "norm", &norm);
   ts_tensor *ps[2] = {ts_param_new(2, (int[]){3, 4}), ts_param_new(1, (int[]){7})};

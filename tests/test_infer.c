@@ -12,33 +12,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-static float *fx(ts_h5 *f, const char *name) {
-  int nd;
-  int64_t d[TS_MAXDIM];
-  float *x = ts_h5_read_f32(f, name, &nd, d);
-  ck_assert_msg(x, "%s", ts_error());
-  return x;
-}
-
 START_TEST(test_ddpm_vs_reference) {
   ts_h5 *f = ts_h5_open(fixture_path("sched.h5"));
   ck_assert_ptr_nonnull(f);
   ts_ddpm s;
   ts_ddpm_init(&s, 100, 1);
-  float *ac = fx(f, "alphas_cumprod"), *x = fx(f, "x"), *eps = fx(f, "eps"), mean[64], out[64];
+  float *ac = fix_floats(f, "alphas_cumprod", NULL), *x = fix_floats(f, "x", NULL), *eps = fix_floats(f, "eps", NULL), mean[64], out[64];
   for (int t = 0; t < 100; t++) ck_assert_msg(fabs(s.alphas_cumprod[t] - ac[t]) <= 1e-7 * ac[t] + 1e-12, "abar[%d]", t);
   const int ts[4] = {99, 50, 1, 0};
   for (int k = 0; k < 4; k++) {
     char name[32];
     snprintf(name, sizeof name, "mean_%d", ts[k]);
-    float *ref = fx(f, name), sigma = ts_ddpm_mean(&s, ts[k], x, eps, mean, 64);
+    float *ref = fix_floats(f, name, NULL), sigma = ts_ddpm_mean(&s, ts[k], x, eps, mean, 64);
     double sref;
     ts_h5_get_attr_f64(f, name, "sigma", &sref);
     ck_assert_msg(rel_err(mean, ref, 64, 1e-2) < 1e-5, "t=%d mean: %g", ts[k], rel_err(mean, ref, 64, 1e-2));
     ck_assert_msg(fabs(sigma - sref) <= 1e-6 * (sref + 1e-6), "t=%d sigma %g vs %g", ts[k], sigma, sref);
     free(ref);
   }
-  float *dref = fx(f, "ddim_90_80");
+  float *dref = fix_floats(f, "ddim_90_80", NULL);
   ts_ddim_step(&s, 90, 80, x, eps, out, 64);
   ck_assert(rel_err(out, dref, 64, 1e-2) < 1e-5);
   int steps[10];
@@ -110,12 +102,7 @@ static const char *tiny_data(void) {
 static float *read_all(const char *path, const char *name, int64_t *n) {
   ts_h5 *f = ts_h5_open(path);
   ck_assert_msg(f, "%s", ts_error());
-  int nd;
-  int64_t d[TS_MAXDIM];
-  float *x = ts_h5_read_f32(f, name, &nd, d);
-  ck_assert_msg(x, "%s", ts_error());
-  *n = 1;
-  for (int i = 0; i < nd; i++) *n *= d[i];
+  float *x = fix_floats(f, name, n);
   ts_h5_close(f);
   return x;
 }

@@ -1,4 +1,6 @@
 #include "tests.h"
+#include "core/error.h"
+#include "core/h5io.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +31,29 @@ const char *tmp_dir(void) {
     }
   }
   return dir;
+}
+
+float *fix_floats(ts_h5 *f, const char *name, int64_t *n) {
+  int nd;
+  int64_t d[TS_MAXDIM];
+  float *x = ts_h5_read_f32(f, name, &nd, d);
+  ck_assert_msg(x, "%s", ts_error());
+  int64_t count = 1;
+  for (int i = 0; i < nd; i++) count *= d[i];
+  if (n) *n = count;
+  return x;
+}
+
+ts_tensor *fix_tensor(ts_ctx *c, ts_h5 *f, const char *name) {
+  int nd;
+  int64_t d[TS_MAXDIM];
+  float *x = ts_h5_read_f32(f, name, &nd, d);
+  ck_assert_msg(x, "%s", ts_error());
+  int s[TS_MAXDIM];
+  for (int i = 0; i < nd; i++) s[i] = (int)d[i];
+  ts_tensor *t = ts_from(c, x, nd, s);
+  free(x);
+  return t;
 }
 
 double rel_err(const float *a, const float *b, int64_t n, double floor) {

@@ -22,14 +22,7 @@ static int64_t ai(ts_h5 *f, const char *grp, const char *key) {
 static ts_tensor *load(ts_ctx *c, ts_h5 *f, const char *grp, const char *name, int grad) {
   char path[256];
   snprintf(path, sizeof path, "%s/%s", grp, name);
-  int nd;
-  int64_t d[TS_MAXDIM];
-  float *x = ts_h5_read_f32(f, path, &nd, d);
-  ck_assert_msg(x, "%s", ts_error());
-  int shape[TS_MAXDIM];
-  for (int i = 0; i < nd; i++) shape[i] = (int)d[i];
-  ts_tensor *t = ts_from(c, x, nd, shape);
-  free(x);
+  ts_tensor *t = fix_tensor(c, f, path);
   t->requires_grad = grad;
   return t;
 }

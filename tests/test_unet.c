@@ -8,18 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static ts_tensor *ld(ts_ctx *c, ts_h5 *f, const char *name) {
-  int nd;
-  int64_t d[TS_MAXDIM];
-  float *x = ts_h5_read_f32(f, name, &nd, d);
-  ck_assert_msg(x, "%s", ts_error());
-  int s[TS_MAXDIM];
-  for (int i = 0; i < nd; i++) s[i] = (int)d[i];
-  ts_tensor *t = ts_from(c, x, nd, s);
-  free(x);
-  return t;
-}
-
 static ts_unet *small_unet(void) {
   ts_unet_cfg cfg = {.input_dim = 2, .global_cond_dim = 6, .step_embed_dim = 16, .down_dims = {16, 24, 32},
                      .n_levels = 3, .kernel_size = 5, .n_groups = 8};
@@ -40,21 +28,21 @@ START_TEST(test_unet_vs_torch) {
     ck_assert_msg(ts_h5_read_tensor(f, name, u->params.t[i]) == 0, "%s", ts_error());
   }
   ts_ctx *c = ts_ctx_new(1 << 22);
-  ts_tensor *x = ld(c, f, "x"), *t = ld(c, f, "t"), *cond = ld(c, f, "cond");
+  ts_tensor *x = fix_tensor(c, f, "x"), *t = fix_tensor(c, f, "t"), *cond = fix_tensor(c, f, "cond");
   x->requires_grad = 1;
-  ts_tensor *out = ts_unet_forward(c, u, x, t, cond), *ref = ld(c, f, "out");
+  ts_tensor *out = ts_unet_forward(c, u, x, t, cond), *ref = fix_tensor(c, f, "out");
   double e = rel_err(out->data, ref->data, ref->n, 1e-2);
   ck_assert_msg(e <= 1e-4, "U-Net output: relative error %.3g", e);
-  ts_tensor *gout = ld(c, f, "gout");
+  ts_tensor *gout = fix_tensor(c, f, "gout");
   ck_assert_int_eq(ts_backward_with(c, out, gout->data), 0);
-  ts_tensor *gx = ld(c, f, "gx");
+  ts_tensor *gx = fix_tensor(c, f, "gx");
   e = rel_err(x->grad, gx->data, gx->n, 1e-2);
   ck_assert_msg(e <= 1e-4, "U-Net input gradient: relative error %.3g", e);
   double worst = 0;
   const char *worst_name = "";
   for (int i = 0; i < u->params.n; i++) {
     snprintf(name, sizeof name, "grads/%s", u->params.name[i]);
-    ts_tensor *g = ld(c, f, name);
+    ts_tensor *g = fix_tensor(c, f, name);
     double eg = rel_err(u->params.t[i]->grad, g->data, g->n, 1e-2);
     if (eg > worst) {
       worst = eg;

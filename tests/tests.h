@@ -24,6 +24,12 @@ void make_pusht_zarr(const char *root, int with_nan);
 /* A fresh temporary folder for this process (created once). */
 const char *tmp_dir(void);
 
+/* A float32 view of dataset `name` (malloc'd; fails the test when absent); *n elements. */
+struct ts_h5;
+float *fix_floats(struct ts_h5 *f, const char *name, int64_t *n);
+/* The same as an arena tensor of the dataset's shape. */
+ts_tensor *fix_tensor(ts_ctx *c, struct ts_h5 *f, const char *name);
+
 /* max |a - b| / max(max |b|, floor): the relative error the fixture tests report. */
 double rel_err(const float *a, const float *b, int64_t n, double floor);
 
