@@ -247,6 +247,14 @@ int ts_train(const ts_config *cfg, const ts_train_opts *o, ts_train_result *res)
   memset(res, 0, sizeof *res);
   if (cfg->train.threads > 0) openblas_set_num_threads(cfg->train.threads);
   if (o->fresh) remove(o->out);
+  { /* fail now, not after the first checkpoint interval, if the output folder is not writable */
+    char probe[1100];
+    snprintf(probe, sizeof probe, "%s.tmp-%ld", o->out, (long)getpid());
+    FILE *pf = fopen(probe, "w");
+    if (!pf) return ts_fail("%s: cannot write here (does the folder exist?)", o->out);
+    fclose(pf);
+    remove(probe);
+  }
   if (setup(&r, cfg, o->data)) {
     teardown(&r);
     return -1;
