@@ -3,7 +3,9 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/h5io.h"
+#include "infer/loop.h"
 #include "infer/policy.h"
+#include "sim/pusht.h"
 #include "infer/rollout.h"
 #include "infer/scheduler.h"
 #include "train/train.h"
@@ -194,6 +196,27 @@ START_TEST(test_policy_sampling) {
   ts_eval_result er;
   ck_assert_msg(ts_eval_pusht(&p, &eo, &er) == 0, "%s", ts_error());
   ck_assert(er.mean_score >= 0 && er.mean_score <= 1 && er.chunks > 0);
+  /* The single-robot loop (ts_loop) and the lockstep evaluation apply the same rule: one
+   * episode of each, same sampler seed, give the same score. */
+  ts_eval_opts e1 = {1, 100003, "ddim", 4, 9, NULL, 0, 1};
+  ck_assert_int_eq(ts_eval_pusht(&p, &e1, &er), 0);
+  ts_loop lp;
+  ck_assert_int_eq(ts_loop_init(&lp, &p, "ddim", 4, 9), 0);
+  ts_pusht *env = ts_pusht_new();
+  ts_pusht_reset_seed(env, 100003);
+  double best = 0;
+  for (int step = 0; step < TS_PUSHT_MAX_STEPS; step++) {
+    float ob[TS_PUSHT_OBS_DIM], act[2];
+    ts_pusht_get_obs(env, ob);
+    ck_assert_int_eq(ts_loop_act(&lp, ob, act), 0);
+    double a[2] = {act[0], act[1]}, rwd = ts_pusht_step(env, a);
+    best = rwd > best ? rwd : best;
+    if (ts_pusht_coverage(env) > TS_PUSHT_SUCCESS) break;
+  }
+  ck_assert_double_eq_tol(best, er.scores[0], 1e-9);
+  ck_assert_int_eq(lp.chunks, er.chunks);
+  ts_pusht_free(env);
+  ts_loop_free(&lp);
   ts_policy_free(&p);
   /* A checkpoint from a different architecture is refused naming the tensor. */
   ts_config c2;

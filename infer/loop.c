@@ -1,0 +1,51 @@
+#include "loop.h"
+#include "core/error.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int ts_loop_init(ts_loop *l, ts_policy *p, const char *sampler, int steps, uint64_t seed) {
+  memset(l, 0, sizeof *l);
+  if (strcmp(sampler, "ddpm") && strcmp(sampler, "ddim")) return ts_fail("unknown sampler '%s' (ddpm, ddim)", sampler);
+  l->p = p;
+  snprintf(l->sampler, sizeof l->sampler, "%s", sampler);
+  l->steps = steps;
+  ts_rng_init(&l->rng, seed);
+  l->hist = malloc((size_t)p->cfg.data.n_obs_steps * p->obs_dim * sizeof(float));
+  l->chunk = malloc((size_t)p->horizon * p->act_dim * sizeof(float));
+  if (!l->hist || !l->chunk) abort();
+  ts_policy_reserve(p, 1);
+  return 0;
+}
+
+void ts_loop_free(ts_loop *l) {
+  free(l->hist);
+  free(l->chunk);
+  memset(l, 0, sizeof *l);
+}
+
+void ts_loop_reset(ts_loop *l) {
+  l->have_obs = 0;
+  l->queued = l->next = 0;
+}
+
+int ts_loop_act(ts_loop *l, const float *obs, float *action) {
+  const ts_policy *p = l->p;
+  int No = p->cfg.data.n_obs_steps, Od = p->obs_dim, A = p->act_dim;
+  if (!l->have_obs) {
+    for (int k = 0; k < No; k++) memcpy(l->hist + (size_t)k * Od, obs, (size_t)Od * sizeof(float));
+    l->have_obs = 1;
+  } else {
+    memmove(l->hist, l->hist + Od, (size_t)(No - 1) * Od * sizeof(float));
+    memcpy(l->hist + (size_t)(No - 1) * Od, obs, (size_t)Od * sizeof(float));
+  }
+  if (l->next == l->queued) {
+    if (ts_policy_sample(l->p, l->hist, 1, l->sampler, l->steps, &l->rng, l->chunk)) return -1;
+    l->queued = p->cfg.data.n_action_steps;
+    l->next = 0;
+    l->chunks++;
+  }
+  memcpy(action, l->chunk + (size_t)(No - 1 + l->next) * A, (size_t)A * sizeof(float));
+  l->next++;
+  return 0;
+}

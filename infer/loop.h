@@ -1,0 +1,31 @@
+/* loop.h: the policy loop for one robot (or one environment), the piece to embed in a
+ * control program: feed it each new observation, get back the action to execute.
+ *
+ * It keeps the last n_obs_steps observations (filled with the first one after a reset) and a
+ * queue of actions; when the queue is empty it samples a chunk from the observation history
+ * and queues actions [n_obs_steps - 1, n_obs_steps - 1 + n_action_steps) of it (REFERENCE §3).
+ * ts_eval_pusht runs the same rule for many environments in lockstep. No allocation after
+ * ts_loop_init. */
+#ifndef TS_LOOP_H
+#define TS_LOOP_H
+
+#include "infer/policy.h"
+
+typedef struct ts_loop {
+  ts_policy *p;
+  char sampler[8];
+  int steps;
+  ts_rng rng;
+  float *hist;  /* (n_obs_steps, obs_dim) raw */
+  float *chunk; /* (horizon, act_dim) */
+  int queued, next, have_obs;
+  long chunks;  /* chunks sampled since init */
+} ts_loop;
+
+int ts_loop_init(ts_loop *l, ts_policy *p, const char *sampler, int steps, uint64_t seed);
+void ts_loop_free(ts_loop *l);
+void ts_loop_reset(ts_loop *l); /* new episode: forget the history and the queue */
+/* Push observation obs (obs_dim raw values) and write the action to execute now. */
+int ts_loop_act(ts_loop *l, const float *obs, float *action);
+
+#endif
