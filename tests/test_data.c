@@ -241,6 +241,46 @@ START_TEST(test_dataset_bad_files) {
 }
 END_TEST
 
+/* A robomimic low-dim file (any obs keys, demo numbers with gaps, stored in name order)
+ * loads with no conversion, episodes ordered by number. */
+START_TEST(test_robomimic_layout) {
+  const char *path = tpath("robomimic.h5");
+  ts_h5 *f = ts_h5_create(path);
+  const int ids[3] = {10, 2, 7}, lens[3] = {4, 3, 5};
+  for (int k = 0; k < 3; k++) {
+    float act[5 * 7], eef[5 * 3], obj[5 * 10];
+    for (int i = 0; i < 5 * 7; i++) act[i] = (float)(ids[k] * 1000 + i);
+    for (int i = 0; i < 5 * 3; i++) eef[i] = (float)ids[k];
+    for (int i = 0; i < 5 * 10; i++) obj[i] = -(float)ids[k];
+    char name[128];
+    int64_t da[2] = {lens[k], 7}, de[2] = {lens[k], 3}, dob[2] = {lens[k], 10};
+    snprintf(name, sizeof name, "data/demo_%d/actions", ids[k]);
+    ck_assert_int_eq(ts_h5_write_f32(f, name, act, 2, da), 0);
+    snprintf(name, sizeof name, "data/demo_%d/obs/robot0_eef_pos", ids[k]);
+    ck_assert_int_eq(ts_h5_write_f32(f, name, eef, 2, de), 0);
+    snprintf(name, sizeof name, "data/demo_%d/obs/object", ids[k]);
+    ck_assert_int_eq(ts_h5_write_f32(f, name, obj, 2, dob), 0);
+    snprintf(name, sizeof name, "data/demo_%d", ids[k]);
+    ck_assert_int_eq(ts_h5_attr_i64(f, name, "num_samples", lens[k]), 0);
+  }
+  ck_assert_int_eq(ts_h5_attr_i64(f, "data", "total", 12), 0);
+  ck_assert_int_eq(ts_h5_commit(f), 0);
+  const char *keys[2] = {"object", "robot0_eef_pos"};
+  ts_dataset d;
+  ck_assert_msg(ts_dataset_load(path, keys, 2, &d) == 0, "%s", ts_error());
+  ck_assert_int_eq(d.n_episodes, 3);
+  ck_assert_int_eq(d.n_steps, 12);
+  ck_assert_int_eq(d.act_dim, 7);
+  ck_assert_int_eq(d.obs_dim, 13);
+  ck_assert_int_eq(d.ep_start[1], 3); /* demo_2 first (3 steps), then demo_7, demo_10 */
+  ck_assert_float_eq(d.actions[0], 2000.0f);
+  ck_assert_float_eq(d.obs[0], -2.0f);
+  ck_assert_float_eq(d.obs[10], 2.0f);
+  ck_assert_float_eq(d.actions[7 * 8], 10000.0f);
+  ts_dataset_free(&d);
+}
+END_TEST
+
 /* The CLI prints one error line and exits non-zero on a corrupt dataset. */
 START_TEST(test_cli_errors) {
   const char *bin = getenv("TSDP_BIN");
@@ -395,6 +435,7 @@ Suite *suite_data(void) {
   tcase_add_test(tc, test_import_small_fixture);
   tcase_add_test(tc, test_dataset_bad_files);
   tcase_add_test(tc, test_cli_errors);
+  tcase_add_test(tc, test_robomimic_layout);
   tcase_add_test(tc, test_windows_padding);
   tcase_add_test(tc, test_normalizer_roundtrip);
   tcase_add_test(tc, test_episode_split);
