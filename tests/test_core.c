@@ -4,6 +4,7 @@
 #include "core/error.h"
 #include "core/h5io.h"
 #include "core/ops.h"
+#include "core/ops_internal.h"
 #include "core/optim.h"
 #include "core/rng.h"
 #include <math.h>
@@ -307,6 +308,40 @@ START_TEST(test_writer_is_atomic) {
 }
 END_TEST
 
+/* ts_gemm's narrow path (N = 4 or 8, used by batch-1 inference) and its BLAS path agree with a
+ * plain triple loop in double, for both layouts of A, beta 0 and 1, and M not a multiple of 8. */
+START_TEST(test_gemm_paths) {
+  ts_rng r;
+  ts_rng_init(&r, 11);
+  const int Ns[3] = {4, 8, 12}, Ms[2] = {8, 21}, K = 37;
+  for (int ni = 0; ni < 3; ni++)
+    for (int mi = 0; mi < 2; mi++)
+      for (int ta = 0; ta < 2; ta++)
+        for (int beta = 0; beta < 2; beta++) {
+          int M = Ms[mi], N = Ns[ni];
+          float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N), *C = malloc(sizeof(float) * M * N);
+          ts_rng_fill_normal(&r, A, M * K);
+          ts_rng_fill_normal(&r, B, K * N);
+          ts_rng_fill_normal(&r, C, M * N);
+          double *ref = malloc(sizeof(double) * M * N);
+          for (int m = 0; m < M; m++)
+            for (int n = 0; n < N; n++) {
+              double acc = beta ? C[m * N + n] : 0;
+              for (int k = 0; k < K; k++) acc += (double)(ta ? A[k * M + m] : A[m * K + k]) * B[k * N + n];
+              ref[m * N + n] = acc;
+            }
+          ts_gemm(ta, 0, M, N, K, 1.0f, A, ta ? M : K, B, N, (float)beta, C, N);
+          for (int i = 0; i < M * N; i++)
+            ck_assert_msg(fabs(C[i] - ref[i]) < 1e-4 * (1 + fabs(ref[i])), "N=%d M=%d ta=%d beta=%d: %g vs %g", N, M, ta,
+                          beta, C[i], ref[i]);
+          free(A);
+          free(B);
+          free(C);
+          free(ref);
+        }
+}
+END_TEST
+
 Suite *suite_core(void) {
   Suite *s = suite_create("core");
   TCase *tc = tcase_create("core");
@@ -321,6 +356,7 @@ Suite *suite_core(void) {
   tcase_add_test(tc, test_checkpoint_roundtrip);
   tcase_add_test(tc, test_checkpoint_refuses_bad_files);
   tcase_add_test(tc, test_writer_is_atomic);
+  tcase_add_test(tc, test_gemm_paths);
   suite_add_tcase(s, tc);
   return s;
 }
