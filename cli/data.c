@@ -74,9 +74,17 @@ static int data_info(int argc, char **argv) {
     minlen = L < minlen ? L : minlen;
     maxlen = L > maxlen ? L : maxlen;
   }
+  /* The obs keys of the first demo group (robomimic numbering need not start at 0). */
   ts_h5 *f = ts_h5_open(path);
-  int nk = 0;
-  char **keys = f ? ts_h5_list(f, "data/demo_0/obs", &nk) : NULL;
+  int nk = 0, nd = 0;
+  char **keys = NULL, **demos = f ? ts_h5_list(f, "data", &nd) : NULL;
+  for (int i = 0; i < nd && !keys; i++)
+    if (strncmp(demos[i], "demo_", 5) == 0) {
+      char grp[300];
+      snprintf(grp, sizeof grp, "data/%s/obs", demos[i]);
+      keys = ts_h5_list(f, grp, &nk);
+    }
+  ts_h5_free_names(demos, nd);
   if (f) ts_h5_close(f);
   if (json)
     printf("{\"path\": \"%s\", \"episodes\": %d, \"steps\": %lld, \"episode_len_min\": %lld, \"episode_len_max\": %lld, \"keys\": {",
