@@ -6,8 +6,6 @@
 #include "core/ops.h"
 #include "core/rng.h"
 #include "infer/policy.h"
-
-extern void openblas_set_num_threads(int);
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,14 +28,7 @@ static double time_call(void (*fn)(void *), void *arg) {
     for (int i = 0; i < iters; i++) fn(arg);
     per[r] = (ts_now() - t0) / iters;
   }
-  for (int i = 0; i < 5; i++) /* sort for the median */
-    for (int j = i + 1; j < 5; j++)
-      if (per[j] < per[i]) {
-        double t = per[i];
-        per[i] = per[j];
-        per[j] = t;
-      }
-  return per[2];
+  return ts_median(per, 5);
 }
 
 typedef struct { ts_ctx *c; ts_tensor *a, *b; float *C; shape s; } job;
@@ -137,7 +128,7 @@ static int bench_step(int argc, char **argv) {
     if ((bs[nb++] = atoi(t)) <= 0 || bs[nb - 1] > 4096) return ts_fail("--batch: bad batch size '%s'", t);
   if (th) {
     if (atoi(th) <= 0) return ts_fail("--threads: '%s' is not a positive integer", th);
-    openblas_set_num_threads(atoi(th));
+    ts_set_threads(atoi(th));
   }
   ts_policy p;
   if (ts_policy_load(&p, ck, "ema")) return -1;
@@ -166,13 +157,7 @@ static int bench_step(int argc, char **argv) {
     ts_policy_sample(&p, obs, 1, "ddpm", p.sched.T, &rng, acts);
     chunk[r] = 1e3 * (ts_now() - t0);
   }
-  for (int i = 0; i < 5; i++)
-    for (int k = i + 1; k < 5; k++)
-      if (chunk[k] < chunk[i]) {
-        double tmp = chunk[i];
-        chunk[i] = chunk[k];
-        chunk[k] = tmp;
-      }
+  double chunk_ms = ts_median(chunk, 5);
   free(obs);
   free(acts);
   if (json) {
@@ -180,11 +165,11 @@ static int bench_step(int argc, char **argv) {
     for (int i = 0; i < nb; i++) printf("%s%d", i ? ", " : "", bs[i]);
     printf("], \"ms\": [");
     for (int i = 0; i < nb; i++) printf("%s%.4f", i ? ", " : "", ms[i]);
-    printf("], \"ddpm_chunk_ms\": %.3f}\n", chunk[2]);
+    printf("], \"ddpm_chunk_ms\": %.3f}\n", chunk_ms);
   } else {
     printf("U-Net forward (EMA weights, no grad), median of 5 timed runs:\n%8s %12s %14s\n", "batch", "ms/forward", "ms/sample");
     for (int i = 0; i < nb; i++) printf("%8d %12.3f %14.4f\n", bs[i], ms[i], ms[i] / bs[i]);
-    printf("DDPM-%d chunk at batch 1: %.1f ms\n", p.sched.T, chunk[2]);
+    printf("DDPM-%d chunk at batch 1: %.1f ms\n", p.sched.T, chunk_ms);
   }
   free(x);
   free(eps);

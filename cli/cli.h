@@ -3,6 +3,8 @@
 #ifndef TS_CLI_H
 #define TS_CLI_H
 
+#include "core/timer.h"
+
 int ts_cmd_bench(int argc, char **argv);
 int ts_cmd_data(int argc, char **argv);
 int ts_cmd_sim(int argc, char **argv);
@@ -16,7 +18,6 @@ struct ts_config;
 int ts_cli_config(int argc, char **argv, struct ts_config *cfg);
 
 /* Helpers shared by subcommands. */
-double ts_now(void);                                         /* monotonic seconds */
 int ts_has_flag(int argc, char **argv, const char *flag);    /* --json style */
 const char *ts_opt(int argc, char **argv, const char *name); /* value after --name, or NULL */
 

@@ -12,8 +12,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-extern void openblas_set_num_threads(int);
-
 static int int_opt(int argc, char **argv, const char *name, long dflt, long lo, long hi, long *out) {
   const char *s = ts_opt(argc, argv, name);
   *out = dflt;
@@ -30,7 +28,7 @@ static int load_policy(int argc, char **argv, ts_policy *p) {
   if (!ck) return ts_fail("--ckpt CKPT.h5 is required");
   long th;
   if (int_opt(argc, argv, "--threads", 0, 0, 256, &th)) return -1;
-  if (th > 0) openblas_set_num_threads((int)th);
+  ts_set_threads((int)th);
   return ts_policy_load(p, ck, ts_has_flag(argc, argv, "--raw-weights") ? "model" : "ema");
 }
 

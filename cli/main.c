@@ -3,13 +3,6 @@
 #include "core/error.h"
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
-
-double ts_now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 int ts_has_flag(int argc, char **argv, const char *flag) {
   for (int i = 0; i < argc; i++)

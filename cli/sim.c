@@ -50,21 +50,12 @@ static double angle_diff(double a, double b) {
   return fabs(d);
 }
 
-static int cmp_d(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-/* Median of the non-negative entries (NaN-free); -1 if none. */
-static double median(const double *x, int n) {
-  double *v = malloc((size_t)(n > 0 ? n : 1) * sizeof(double));
+/* Median of the non-negative entries (negative = not measured); -1 if none. Reorders x. */
+static double median(double *x, int n) {
   int m = 0;
   for (int i = 0; i < n; i++)
-    if (x[i] >= 0) v[m++] = x[i];
-  qsort(v, (size_t)m, sizeof *v, cmp_d);
-  double r = m == 0 ? -1 : (m % 2 ? v[m / 2] : 0.5 * (v[m / 2 - 1] + v[m / 2]));
-  free(v);
-  return r;
+    if (x[i] >= 0) x[m++] = x[i];
+  return m ? ts_median(x, m) : -1;
 }
 
 typedef struct {

@@ -1,17 +1,11 @@
 #include "rollout.h"
 #include "core/error.h"
+#include "core/timer.h"
 #include "sim/pusht.h"
 #include "sim/render.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 int ts_eval_pusht(ts_policy *p, const ts_eval_opts *o, ts_eval_result *r) {
   memset(r, 0, sizeof *r);
@@ -42,7 +36,7 @@ int ts_eval_pusht(ts_policy *p, const ts_eval_opts *o, ts_eval_result *r) {
   }
   ts_rng rng;
   ts_rng_init(&rng, o->seed);
-  double t_start = now(), t_report = t_start;
+  double t_start = ts_now(), t_report = t_start;
   while (!rc) {
     int B = 0;
     for (int i = 0; i < n; i++)
@@ -51,9 +45,9 @@ int ts_eval_pusht(ts_policy *p, const ts_eval_opts *o, ts_eval_result *r) {
         active[B++] = i;
       }
     if (B == 0) break;
-    double t0 = now();
+    double t0 = ts_now();
     if ((rc = ts_policy_sample(p, obs, B, o->sampler, o->steps, &rng, acts))) break;
-    r->sample_seconds += now() - t0;
+    r->sample_seconds += ts_now() - t0;
     r->chunks += B;
     r->calls++;
     for (int k = 0; k < Na; k++) {
@@ -77,10 +71,10 @@ int ts_eval_pusht(ts_policy *p, const ts_eval_opts *o, ts_eval_result *r) {
         memcpy(hist + ((size_t)i * No + No - 1) * Od, cur, sizeof cur);
       }
     }
-    if (!o->quiet && now() - t_report > 10) {
+    if (!o->quiet && ts_now() - t_report > 10) {
       int left = 0;
       for (int i = 0; i < n; i++) left += !v->done[i];
-      t_report = now();
+      t_report = ts_now();
       fprintf(stderr, "eval: %ld chunks, %d/%d episodes running, %.0f s elapsed, %.1f chunks/s\n", r->chunks, left, n,
               t_report - t_start, r->chunks / r->sample_seconds);
     }

@@ -4,26 +4,18 @@
 #include "core/h5io.h"
 #include "core/ops.h"
 #include "core/optim.h"
+#include "core/timer.h"
 #include "data/dataset.h"
 #include "infer/policy.h"
 #include "infer/rollout.h"
 #include "infer/scheduler.h"
 #include "nn/unet1d.h"
-#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
-extern void openblas_set_num_threads(int);
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 typedef struct {
   double *step, *loss, *lr, *sps, *score; /* score: eval mean score at that step, or NaN */
@@ -245,7 +237,7 @@ int ts_train(const ts_config *cfg, const ts_train_opts *o, ts_train_result *res)
   run r;
   memset(&r, 0, sizeof r);
   memset(res, 0, sizeof *res);
-  if (cfg->train.threads > 0) openblas_set_num_threads(cfg->train.threads);
+  ts_set_threads(cfg->train.threads);
   if (o->fresh) remove(o->out);
   { /* fail now, not after the first checkpoint interval, if the output folder is not writable */
     char probe[1100];
@@ -281,7 +273,7 @@ int ts_train(const ts_config *cfg, const ts_train_opts *o, ts_train_result *res)
   float *cond = malloc((size_t)B * No * Od * sizeof(float)), *tt = malloc((size_t)B * sizeof(float));
   if (!perm || !iperm || !x0 || !ob || !eps || !xt || !cond || !tt) abort();
   long perm_epoch = -1;
-  double t0 = now(), tlog = t0, loss_acc = 0;
+  double t0 = ts_now(), tlog = t0, loss_acc = 0;
   long log_n = 0, log_samples = 0, start_step = step;
   int rc = 0;
   long stop_at = o->stop_after > 0 && step + o->stop_after < total ? step + o->stop_after : total;
@@ -324,7 +316,7 @@ int ts_train(const ts_config *cfg, const ts_train_opts *o, ts_train_result *res)
     log_samples += bs;
     int last = step + 1 == stop_at;
     if ((step + 1) % cfg->train.log_every == 0 || last) {
-      double tn = now(), sps = log_samples / (tn - tlog), eta = (total - step - 1) * (tn - t0) / (step + 1 - start_step);
+      double tn = ts_now(), sps = log_samples / (tn - tlog), eta = (total - step - 1) * (tn - t0) / (step + 1 - start_step);
       hist_add(&r.hist, (double)(step + 1), loss_acc / log_n, r.opt->lr, sps);
       if (!o->quiet) {
         char eb[32];
@@ -345,7 +337,7 @@ int ts_train(const ts_config *cfg, const ts_train_opts *o, ts_train_result *res)
     }
   }
   res->steps = step;
-  res->seconds = now() - t0;
+  res->seconds = ts_now() - t0;
   res->samples_per_s = (double)(step - start_step) * B / (res->seconds > 0 ? res->seconds : 1);
   free(perm);
   free(iperm);
