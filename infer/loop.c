@@ -31,14 +31,9 @@ void ts_loop_reset(ts_loop *l) {
 
 int ts_loop_act(ts_loop *l, const float *obs, float *action) {
   const ts_policy *p = l->p;
-  int No = p->cfg.data.n_obs_steps, Od = p->obs_dim, A = p->act_dim;
-  if (!l->have_obs) {
-    for (int k = 0; k < No; k++) memcpy(l->hist + (size_t)k * Od, obs, (size_t)Od * sizeof(float));
-    l->have_obs = 1;
-  } else {
-    memmove(l->hist, l->hist + Od, (size_t)(No - 1) * Od * sizeof(float));
-    memcpy(l->hist + (size_t)(No - 1) * Od, obs, (size_t)Od * sizeof(float));
-  }
+  int No = p->cfg.data.n_obs_steps, A = p->act_dim;
+  ts_policy_push_obs(p, l->hist, obs, !l->have_obs);
+  l->have_obs = 1;
   if (l->next == l->queued) {
     if (ts_policy_sample(l->p, l->hist, 1, l->sampler, l->steps, &l->rng, l->chunk)) return -1;
     l->queued = p->cfg.data.n_action_steps;

@@ -84,6 +84,16 @@ void ts_policy_reserve(ts_policy *p, int B) {
   p->max_batch = B;
 }
 
+void ts_policy_push_obs(const ts_policy *p, float *hist, const float *obs, int first) {
+  int No = p->cfg.data.n_obs_steps, Od = p->obs_dim;
+  if (first) {
+    for (int k = 0; k < No; k++) memcpy(hist + (size_t)k * Od, obs, (size_t)Od * sizeof(float));
+    return;
+  }
+  memmove(hist, hist + Od, (size_t)(No - 1) * Od * sizeof(float));
+  memcpy(hist + (size_t)(No - 1) * Od, obs, (size_t)Od * sizeof(float));
+}
+
 void ts_policy_make_cond(const ts_policy *p, const float *obs_raw, int B, float *cond) {
   memcpy(cond, obs_raw, (size_t)B * p->cond_dim * sizeof(float));
   ts_norm_apply(&p->nobs, cond, (int64_t)B * p->cfg.data.n_obs_steps);

@@ -32,6 +32,9 @@ int ts_policy_load(ts_policy *p, const char *path, const char *group);
 void ts_policy_free(ts_policy *p);
 /* Reserve work buffers for batches up to B (called automatically). */
 void ts_policy_reserve(ts_policy *p, int B);
+/* The observation queue of the policy loop: append obs (obs_dim raw values) to hist
+ * (n_obs_steps, obs_dim), dropping the oldest; first = 1 fills every slot with obs (a reset). */
+void ts_policy_push_obs(const ts_policy *p, float *hist, const float *obs, int first);
 /* Normalised obs history (B, n_obs_steps, obs_dim) raw -> cond (B, cond_dim). */
 void ts_policy_make_cond(const ts_policy *p, const float *obs_raw, int B, float *cond);
 /* One batched network call: x (B, horizon, act_dim), t (B) integer steps, cond (B, cond_dim)

@@ -27,7 +27,7 @@ int ts_eval_pusht(ts_policy *p, const ts_eval_opts *o, ts_eval_result *r) {
   int rc = ts_pusht_vec_reset_seeds(v, seeds);
   for (int i = 0; i < n && !rc; i++) {
     ts_pusht_get_obs(v->envs[i], cur);
-    for (int k = 0; k < No; k++) memcpy(hist + ((size_t)i * No + k) * Od, cur, sizeof cur);
+    ts_policy_push_obs(p, hist + (size_t)i * No * Od, cur, 1);
     if (o->gif_dir && i < o->gif_count) {
       char path[1024];
       snprintf(path, sizeof path, "%s/seed_%d.gif", o->gif_dir, seeds[i]);
@@ -67,8 +67,7 @@ int ts_eval_pusht(ts_policy *p, const ts_eval_opts *o, ts_eval_result *r) {
       for (int b = 0; b < B; b++) {
         int i = active[b];
         ts_pusht_get_obs(v->envs[i], cur);
-        memmove(hist + (size_t)i * No * Od, hist + (size_t)i * No * Od + Od, (size_t)(No - 1) * Od * sizeof(float));
-        memcpy(hist + ((size_t)i * No + No - 1) * Od, cur, sizeof cur);
+        ts_policy_push_obs(p, hist + (size_t)i * No * Od, cur, 0);
       }
     }
     if (!o->quiet && ts_now() - t_report > 10) {

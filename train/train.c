@@ -62,21 +62,17 @@ typedef struct {
   history hist;
   char *cfg_text;
   int n_train;
+  ts_named *named; /* model/<name> then ema/<name>: what a checkpoint holds (AdamW moments
+                      follow the first half) */
 } run;
 
 static int save(run *r, const char *out, long step) {
-  ts_params *P = &r->net->params;
-  int n = P->n, rc;
-  ts_named *all = calloc((size_t)(2 * n), sizeof *all);
-  ts_named *m = ts_params_named(P, "model/", NULL), *e = ts_params_named(P, "ema/", r->ema->shadow);
-  if (!all) abort();
-  memcpy(all, m, (size_t)n * sizeof *all);
-  memcpy(all + n, e, (size_t)n * sizeof *all);
+  int n = r->net->params.n, rc;
   ts_ckpt_state st = {r->cfg_text, step, &r->rng, r->opt};
   ts_h5 *f = ts_h5_create(out);
   rc = f ? 0 : -1;
   /* AdamW moments are matched to the first opt->n tensors: the model group. */
-  if (!rc) rc = ts_ckpt_write(f, all, 2 * n, &st);
+  if (!rc) rc = ts_ckpt_write(f, r->named, 2 * n, &st);
   if (!rc) rc = ts_norm_save(f, "normalizer/obs", &r->nobs);
   if (!rc) rc = ts_norm_save(f, "normalizer/action", &r->nact);
   if (!rc && r->hist.n) {
@@ -95,25 +91,16 @@ static int save(run *r, const char *out, long step) {
     if (rc) ts_h5_close(f);
     else rc = ts_h5_commit(f);
   }
-  free(all);
-  ts_named_free(m, n);
-  ts_named_free(e, n);
   return rc;
 }
 
 /* Resume: returns the step to continue from (0 when there is no checkpoint), -1 on error. */
 static long try_resume(run *r, const char *out) {
   if (access(out, F_OK) != 0) return 0;
-  ts_params *P = &r->net->params;
-  int n = P->n;
-  ts_named *all = calloc((size_t)(2 * n), sizeof *all);
-  ts_named *m = ts_params_named(P, "model/", NULL), *e = ts_params_named(P, "ema/", r->ema->shadow);
-  if (!all) abort();
-  memcpy(all, m, (size_t)n * sizeof *all);
-  memcpy(all + n, e, (size_t)n * sizeof *all);
+  int n = r->net->params.n;
   ts_ckpt_state st = {NULL, 0, &r->rng, r->opt};
   ts_h5 *f = ts_h5_open(out);
-  int rc = f ? ts_ckpt_read(f, all, 2 * n, &st, NULL) : -1;
+  int rc = f ? ts_ckpt_read(f, r->named, 2 * n, &st, NULL) : -1;
   if (!rc && r->hist.n == 0 && ts_h5_exists(f, "log/step")) {
     const char *names[5] = {"log/step", "log/loss", "log/lr", "log/samples_per_s", "log/eval_score"};
     float *cols[5] = {0};
@@ -133,9 +120,6 @@ static long try_resume(run *r, const char *out) {
     for (int k = 0; k < 5; k++) free(cols[k]);
   }
   if (f) ts_h5_close(f);
-  free(all);
-  ts_named_free(m, n);
-  ts_named_free(e, n);
   if (rc) {
     char msg[1024];
     snprintf(msg, sizeof msg, "%s", ts_error());
@@ -220,12 +204,21 @@ static int setup(run *r, const ts_config *cfg, const char *data) {
   r->ema = ts_ema_new(r->net->params.t, r->net->params.n, (float)cfg->train.ema_power, (float)cfg->train.ema_max_decay);
   ts_ddpm_init(&r->sched, cfg->diffusion.num_train_timesteps, cfg->diffusion.clip_sample);
   r->cfg_text = ts_config_to_ini(cfg);
+  int n = r->net->params.n;
+  ts_named *m = ts_params_named(&r->net->params, "model/", NULL), *e = ts_params_named(&r->net->params, "ema/", r->ema->shadow);
+  r->named = calloc((size_t)(2 * n), sizeof *r->named);
+  if (!r->named) abort();
+  memcpy(r->named, m, (size_t)n * sizeof *m);
+  memcpy(r->named + n, e, (size_t)n * sizeof *e);
+  free(m); /* the names now belong to r->named */
+  free(e);
   return 0;
 }
 
 static void teardown(run *r) {
   ts_dataset_free(&r->d);
   ts_windows_free(&r->win);
+  if (r->named) ts_named_free(r->named, 2 * r->net->params.n);
   ts_unet_free(r->net);
   ts_adamw_free(r->opt);
   ts_ema_free(r->ema);
@@ -266,12 +259,11 @@ int ts_train(const ts_config *cfg, const ts_train_opts *o, ts_train_result *res)
             (long long)r.win.n, r.n_train, r.d.n_episodes, spe, total, (double)ts_params_count(&r.net->params) / 1e6,
             step ? " (resumed)" : "");
   ts_ctx *c = ts_ctx_new(64 << 20);
-  int64_t *perm = malloc((size_t)r.win.n * sizeof(int64_t));
-  int *iperm = malloc((size_t)r.win.n * sizeof(int));
+  int *perm = malloc((size_t)r.win.n * sizeof(int));
   float *x0 = malloc((size_t)B * H * A * sizeof(float)), *ob = malloc((size_t)H * Od * sizeof(float));
   float *eps = malloc((size_t)B * H * A * sizeof(float)), *xt = malloc((size_t)B * H * A * sizeof(float));
   float *cond = malloc((size_t)B * No * Od * sizeof(float)), *tt = malloc((size_t)B * sizeof(float));
-  if (!perm || !iperm || !x0 || !ob || !eps || !xt || !cond || !tt) abort();
+  if (!perm || !x0 || !ob || !eps || !xt || !cond || !tt) abort();
   long perm_epoch = -1;
   double t0 = ts_now(), tlog = t0, loss_acc = 0;
   long log_n = 0, log_samples = 0, start_step = step;
@@ -282,9 +274,8 @@ int ts_train(const ts_config *cfg, const ts_train_opts *o, ts_train_result *res)
     if (epoch != perm_epoch) { /* the epoch's shuffle depends only on (seed, epoch) */
       ts_rng pr;
       ts_rng_init_stream(&pr, (uint64_t)cfg->train.seed, 1000 + (uint64_t)epoch);
-      for (int64_t i = 0; i < r.win.n; i++) iperm[i] = (int)i;
-      ts_rng_shuffle(&pr, iperm, (int)r.win.n);
-      for (int64_t i = 0; i < r.win.n; i++) perm[i] = iperm[i];
+      for (int64_t i = 0; i < r.win.n; i++) perm[i] = (int)i;
+      ts_rng_shuffle(&pr, perm, (int)r.win.n);
       perm_epoch = epoch;
     }
     int bs = (int)((k + 1) * B <= r.win.n ? B : r.win.n - k * B);
@@ -340,7 +331,6 @@ int ts_train(const ts_config *cfg, const ts_train_opts *o, ts_train_result *res)
   res->seconds = ts_now() - t0;
   res->samples_per_s = (double)(step - start_step) * B / (res->seconds > 0 ? res->seconds : 1);
   free(perm);
-  free(iperm);
   free(x0);
   free(ob);
   free(eps);
