@@ -109,29 +109,42 @@ static int bench_gemm(int argc, char **argv) {
   return 0;
 }
 
-typedef struct { ts_policy *p; float *x, *cond, *eps; int *t; int B; } step_job;
+typedef struct { ts_policy *p; ts_unet_plan *plan; float *x, *cond, *eps; int *t; int B; } step_job;
 
-static void run_step(void *arg) {
+static void run_plan(void *arg) {
   step_job *j = arg;
-  ts_policy_eps(j->p, j->x, j->t, j->cond, j->B, j->eps);
+  ts_unet_plan_forward(j->plan, j->x, j->t, j->cond, j->B, j->eps);
 }
 
-/* ms per batched U-Net forward (EMA weights, no grad) for each batch size. */
+static void run_tape(void *arg) {
+  step_job *j = arg;
+  ts_policy_eps_tape(j->p, j->x, j->t, j->cond, j->B, j->eps);
+}
+
+static void print_list(const char *key, const double *v, int n) {
+  printf("\"%s\": [", key);
+  for (int i = 0; i < n; i++) printf("%s%.4f", i ? ", " : "", v[i]);
+  printf("], ");
+}
+
+/* ms per batched U-Net forward (EMA weights, no grad) for each batch size: the inference
+ * engine (what every sampler calls), the engine with the timestep path computed per call
+ * instead of looked up, and the autograd tape's forward; then one DDPM chunk at batch 1. */
 static int bench_step(int argc, char **argv) {
   const char *ck = ts_opt(argc, argv, "--ckpt"), *bl = ts_opt(argc, argv, "--batch"), *th = ts_opt(argc, argv, "--threads");
   int json = ts_has_flag(argc, argv, "--json");
   if (!ck) return ts_fail("usage: tsdp bench step --ckpt C [--batch 1,2,4,8,16] [--threads T] [--json]");
-  int bs[32], nb = 0;
+  int bs[32], nb = 0, threads = ts_cpu_count();
   char buf[256];
   snprintf(buf, sizeof buf, "%s", bl ? bl : "1,2,4,8,16");
   for (char *t = strtok(buf, ","); t && nb < 32; t = strtok(NULL, ","))
     if ((bs[nb++] = atoi(t)) <= 0 || bs[nb - 1] > 4096) return ts_fail("--batch: bad batch size '%s'", t);
-  if (th) {
-    if (atoi(th) <= 0) return ts_fail("--threads: '%s' is not a positive integer", th);
-    ts_set_threads(atoi(th));
-  }
+  if (th && (threads = atoi(th)) <= 0) return ts_fail("--threads: '%s' is not a positive integer", th);
+  ts_set_threads(threads);
   ts_policy p;
   if (ts_policy_load(&p, ck, "ema")) return -1;
+  ts_policy_set_threads(&p, threads);
+  ts_unet_plan *plain = ts_unet_plan_new(p.net, p.horizon, 0, threads); /* no timestep table */
   int maxb = 1;
   for (int i = 0; i < nb; i++) maxb = bs[i] > maxb ? bs[i] : maxb;
   size_t nx = (size_t)maxb * p.horizon * p.act_dim;
@@ -142,11 +155,16 @@ static int bench_step(int argc, char **argv) {
   ts_rng_fill_normal(&rng, x, (int64_t)nx);
   ts_rng_fill_uniform(&rng, cond, (int64_t)maxb * p.cond_dim);
   for (int b = 0; b < maxb; b++) t[b] = (int)ts_rng_below(&rng, (uint32_t)p.sched.T);
-  double ms[32];
+  double ms[32], ms_plain[32], ms_tape[32];
   for (int i = 0; i < nb; i++) {
-    step_job j = {&p, x, cond, eps, t, bs[i]};
-    run_step(&j); /* warm-up: the arena grows to this batch's peak */
-    ms[i] = 1e3 * time_call(run_step, &j);
+    step_job j = {&p, p.plan, x, cond, eps, t, bs[i]};
+    run_plan(&j); /* warm-up: buffers grow to this batch size */
+    ms[i] = 1e3 * time_call(run_plan, &j);
+    j.plan = plain;
+    run_plan(&j);
+    ms_plain[i] = 1e3 * time_call(run_plan, &j);
+    run_tape(&j);
+    ms_tape[i] = 1e3 * time_call(run_tape, &j);
   }
   /* One whole DDPM chunk at batch 1 (100 forwards plus the scheduler), median of 5. */
   double chunk[5];
@@ -161,20 +179,26 @@ static int bench_step(int argc, char **argv) {
   free(obs);
   free(acts);
   if (json) {
-    printf("{\"ckpt\": \"%s\", \"batch\": [", ck);
+    printf("{\"ckpt\": \"%s\", \"threads\": %d, \"batch\": [", ck, threads);
     for (int i = 0; i < nb; i++) printf("%s%d", i ? ", " : "", bs[i]);
-    printf("], \"ms\": [");
-    for (int i = 0; i < nb; i++) printf("%s%.4f", i ? ", " : "", ms[i]);
-    printf("], \"ddpm_chunk_ms\": %.3f}\n", chunk_ms);
+    printf("], ");
+    print_list("ms", ms, nb);
+    print_list("ms_no_step_table", ms_plain, nb);
+    print_list("ms_tape", ms_tape, nb);
+    printf("\"ddpm_chunk_ms\": %.3f}\n", chunk_ms);
   } else {
-    printf("U-Net forward (EMA weights, no grad), median of 5 timed runs:\n%8s %12s %14s\n", "batch", "ms/forward", "ms/sample");
-    for (int i = 0; i < nb; i++) printf("%8d %12.3f %14.4f\n", bs[i], ms[i], ms[i] / bs[i]);
+    printf("U-Net forward (EMA weights, no grad), %d thread%s, median of 5 timed runs, ms per call:\n", threads,
+           threads > 1 ? "s" : "");
+    printf("%8s %12s %16s %12s %14s\n", "batch", "engine", "no step table", "tape", "engine/sample");
+    for (int i = 0; i < nb; i++)
+      printf("%8d %12.3f %16.3f %12.3f %14.4f\n", bs[i], ms[i], ms_plain[i], ms_tape[i], ms[i] / bs[i]);
     printf("DDPM-%d chunk at batch 1: %.1f ms\n", p.sched.T, chunk_ms);
   }
   free(x);
   free(eps);
   free(cond);
   free(t);
+  ts_unet_plan_free(plain);
   ts_policy_free(&p);
   return 0;
 }

@@ -27,9 +27,11 @@ static int load_policy(int argc, char **argv, ts_policy *p) {
   const char *ck = ts_opt(argc, argv, "--ckpt");
   if (!ck) return ts_fail("--ckpt CKPT.h5 is required");
   long th;
-  if (int_opt(argc, argv, "--threads", 0, 0, 256, &th)) return -1;
+  if (int_opt(argc, argv, "--threads", ts_cpu_count(), 1, 256, &th)) return -1;
   ts_set_threads((int)th);
-  return ts_policy_load(p, ck, ts_has_flag(argc, argv, "--raw-weights") ? "model" : "ema");
+  if (ts_policy_load(p, ck, ts_has_flag(argc, argv, "--raw-weights") ? "model" : "ema")) return -1;
+  ts_policy_set_threads(p, (int)th);
+  return 0;
 }
 
 int ts_cmd_eval(int argc, char **argv) {

@@ -2,6 +2,7 @@
 #include <cblas.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 double ts_now(void) {
   struct timespec ts;
@@ -22,4 +23,9 @@ double ts_median(double *x, int n) {
   if (n <= 0) return 0;
   qsort(x, (size_t)n, sizeof *x, cmp_d);
   return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
+}
+
+int ts_cpu_count(void) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (int)n : 1;
 }

@@ -53,11 +53,13 @@ int ts_policy_load(ts_policy *p, const char *path, const char *group) {
   ts_ddpm_init(&p->sched, p->cfg.diffusion.num_train_timesteps, p->cfg.diffusion.clip_sample);
   p->ctx = ts_ctx_new(8 << 20);
   ts_set_grad(p->ctx, 0);
+  p->plan = ts_unet_plan_new(p->net, p->horizon, p->sched.T, 1);
   return 0;
 }
 
 void ts_policy_free(ts_policy *p) {
   if (!p) return;
+  ts_unet_plan_free(p->plan);
   ts_unet_free(p->net);
   ts_ctx_free(p->ctx);
   free(p->buf_x);
@@ -99,7 +101,14 @@ void ts_policy_make_cond(const ts_policy *p, const float *obs_raw, int B, float 
   ts_norm_apply(&p->nobs, cond, (int64_t)B * p->cfg.data.n_obs_steps);
 }
 
+void ts_policy_set_threads(ts_policy *p, int n) { ts_unet_plan_set_threads(p->plan, n); }
+
 void ts_policy_eps(ts_policy *p, const float *x, const int *t, const float *cond, int B, float *eps) {
+  ts_unet_plan_forward(p->plan, x, t, cond, B, eps);
+  p->nfe++;
+}
+
+void ts_policy_eps_tape(ts_policy *p, const float *x, const int *t, const float *cond, int B, float *eps) {
   ts_policy_reserve(p, B);
   ts_ctx_reset(p->ctx);
   for (int b = 0; b < B; b++) p->buf_t[b] = (float)t[b];
@@ -114,6 +123,7 @@ void ts_policy_eps(ts_policy *p, const float *x, const int *t, const float *cond
 int ts_policy_sample(ts_policy *p, const float *obs_raw, int B, const char *sampler, int steps, ts_rng *rng,
                      float *actions) {
   ts_policy_reserve(p, B);
+  ts_unet_plan_reserve(p->plan, B);
   int n = B * p->horizon * p->act_dim, T = p->sched.T;
   float *cond = p->buf_cond;
   int *tb = p->buf_tb;

@@ -1,7 +1,7 @@
 /* policy.h: the inference side every sampler shares: a trained checkpoint (EMA weights,
  * normalisers, config), batched noise-prediction calls, DDPM / DDIM chunk sampling, and the
  * observation / action queues of the policy loop (REFERENCE.md §3). After the first call
- * of a given batch size, sampling allocates nothing (the context's arena is reused). */
+ * of a given batch size, sampling allocates nothing (the engine's buffers are reused). */
 #ifndef TS_POLICY_H
 #define TS_POLICY_H
 
@@ -10,10 +10,12 @@
 #include "data/dataset.h"
 #include "infer/scheduler.h"
 #include "nn/unet1d.h"
+#include "nn/unet_plan.h"
 
 typedef struct ts_policy {
   ts_config cfg;
   ts_unet *net;
+  ts_unet_plan *plan; /* the inference engine every sampler calls (packed copy of net) */
   ts_normalizer nobs, nact;
   ts_ddpm sched;
   ts_ctx *ctx;
@@ -32,6 +34,8 @@ int ts_policy_load(ts_policy *p, const char *path, const char *group);
 void ts_policy_free(ts_policy *p);
 /* Reserve work buffers for batches up to B (called automatically). */
 void ts_policy_reserve(ts_policy *p, int B);
+/* Worker threads of the inference engine (default 1). */
+void ts_policy_set_threads(ts_policy *p, int n);
 /* The observation queue of the policy loop: append obs (obs_dim raw values) to hist
  * (n_obs_steps, obs_dim), dropping the oldest; first = 1 fills every slot with obs (a reset). */
 void ts_policy_push_obs(const ts_policy *p, float *hist, const float *obs, int first);
@@ -40,6 +44,9 @@ void ts_policy_make_cond(const ts_policy *p, const float *obs_raw, int B, float 
 /* One batched network call: x (B, horizon, act_dim), t (B) integer steps, cond (B, cond_dim)
  * -> eps (B, horizon, act_dim). */
 void ts_policy_eps(ts_policy *p, const float *x, const int *t, const float *cond, int B, float *eps);
+/* The same call through the autograd tape (ts_unet_forward): the reference the engine is
+ * tested against, and the "before" of its benchmark. */
+void ts_policy_eps_tape(ts_policy *p, const float *x, const int *t, const float *cond, int B, float *eps);
 /* Draw B action chunks (unnormalised, (B, horizon, act_dim)) for raw obs histories.
  * sampler "ddpm" (all train steps) or "ddim" with `steps` inference steps. */
 int ts_policy_sample(ts_policy *p, const float *obs_raw, int B, const char *sampler, int steps, ts_rng *rng,

@@ -178,10 +178,10 @@ START_TEST(test_policy_sampling) {
   /* Same seed, same chunks; the inference path allocates nothing after the first call. */
   ts_rng_init(&r1, 5);
   ck_assert_int_eq(ts_policy_sample(&p, obs, 3, "ddpm", 100, &r1, a1), 0);
-  long m0 = ts_ctx_mallocs(p.ctx);
+  long m0 = ts_unet_plan_allocs(p.plan);
   ts_rng_init(&r2, 5);
   ck_assert_int_eq(ts_policy_sample(&p, obs, 3, "ddpm", 100, &r2, a2), 0);
-  ck_assert_int_eq(ts_ctx_mallocs(p.ctx), m0);
+  ck_assert_int_eq(ts_unet_plan_allocs(p.plan), m0);
   ck_assert_mem_eq(a1, a2, sizeof a1);
   /* Actions come back unnormalised: inside the training range (clip_sample bounds x0). */
   for (int i = 0; i < 96; i += 2) {

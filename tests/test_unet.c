@@ -3,7 +3,10 @@
 #include "tests.h"
 #include "core/error.h"
 #include "core/h5io.h"
+#include "core/kernels.h"
 #include "nn/unet1d.h"
+#include "nn/unet_plan.h"
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +53,22 @@ START_TEST(test_unet_vs_torch) {
     }
   }
   ck_assert_msg(worst <= 1e-4, "U-Net parameter gradient %s: relative error %.3g", worst_name, worst);
+  /* The inference engine on the same weights and inputs, with and without its timestep table,
+   * with the AVX2 and the portable kernels. */
+  int tb[3];
+  for (int b = 0; b < 3; b++) tb[b] = (int)t->data[b];
+  float eng[3 * 16 * 2];
+  for (int avx = 0; avx < 2; avx++) {
+    ts_kernels_set_avx2(avx);
+    for (int table = 0; table < 2; table++) {
+      ts_unet_plan *p = ts_unet_plan_new(u, 16, table ? 100 : 0, 1);
+      ts_unet_plan_forward(p, x->data, tb, cond->data, 3, eng);
+      e = rel_err(eng, ref->data, ref->n, 1e-2);
+      ck_assert_msg(e <= 1e-4, "engine (avx2 %d, table %d): relative error %.3g", avx, table, e);
+      ts_unet_plan_free(p);
+    }
+  }
+  ts_kernels_set_avx2(1);
   ts_ctx_free(c);
   ts_unet_free(u);
   ts_h5_close(f);
@@ -75,12 +94,91 @@ START_TEST(test_unet_sizes) {
 }
 END_TEST
 
+/* The inference engine computes the tape's function: random weights and inputs over level
+ * counts, batch sizes that leave partial 4-row tiles, timesteps inside and outside the table,
+ * no global condition, 1 and 2 threads, both kernel sets; and it allocates only when the
+ * batch grows. */
+START_TEST(test_plan_matches_tape) {
+  const ts_unet_cfg cfgs[3] = {
+      {2, 6, 16, {16, 24, 32}, 3, 5, 8},
+      {3, 0, 32, {32, 48}, 2, 5, 8},
+      {2, 10, 16, {16, 16, 32, 48}, 4, 3, 4},
+  };
+  const int Bs[3] = {1, 3, 6};
+  ts_rng rng;
+  ts_rng_init(&rng, 17);
+  for (int k = 0; k < 3; k++) {
+    const ts_unet_cfg *cf = &cfgs[k];
+    ts_unet *u = ts_unet_new(cf);
+    ts_unet_init(u, &rng);
+    for (int i = 0; i < u->params.n; i++) /* GroupNorm affine away from 1 / 0 */
+      if (u->params.t[i]->ndim == 1)
+        for (int64_t j = 0; j < u->params.t[i]->n; j++) u->params.t[i]->data[j] += 0.3f * ts_rng_normal(&rng);
+    int H = 16, D = cf->input_dim, G = cf->global_cond_dim;
+    for (int avx = 0; avx < 2; avx++)
+      for (int th = 1; th <= 2; th++) {
+        ts_kernels_set_avx2(avx);
+        ts_unet_plan *p = ts_unet_plan_new(u, H, 50, th);
+        ts_unet_plan_reserve(p, 6);
+        long a0 = ts_unet_plan_allocs(p);
+        for (int bi = 0; bi < 3; bi++) {
+          int B = Bs[bi], tb[6];
+          float x[6 * 16 * 3], cond[6 * 10], tf[6], eng[6 * 16 * 3];
+          ts_rng_fill_normal(&rng, x, B * H * D);
+          if (G) ts_rng_fill_normal(&rng, cond, B * G);
+          for (int b = 0; b < B; b++) {
+            tb[b] = b == 1 ? 77 : (int)ts_rng_below(&rng, 50); /* 77: outside the 50-step table */
+            tf[b] = (float)tb[b];
+          }
+          ts_ctx *c = ts_ctx_new(1 << 20);
+          ts_set_grad(c, 0);
+          ts_tensor *tx = ts_wrap(c, x, 3, (int[]){B, H, D}), *tt = ts_wrap(c, tf, 1, &B);
+          ts_tensor *tc = G ? ts_wrap(c, cond, 2, (int[]){B, G}) : NULL;
+          ts_tensor *ref = ts_unet_forward(c, u, tx, tt, tc);
+          ts_unet_plan_forward(p, x, tb, cond, B, eng);
+          double e = rel_err(eng, ref->data, ref->n, 1e-2);
+          ck_assert_msg(e <= 1e-5, "config %d, B %d, avx2 %d, threads %d: relative error %.3g", k, B, avx, th, e);
+          ts_ctx_free(c);
+        }
+        ck_assert_int_eq(ts_unet_plan_allocs(p), a0);
+        ts_unet_plan_forward(p, (float[7 * 16 * 3]){0}, (int[7]){0}, (float[7 * 10]){0}, 7, (float[7 * 16 * 3]){0});
+        ck_assert_int_eq(ts_unet_plan_allocs(p), a0 + 1);
+        ts_unet_plan_free(p);
+      }
+    ts_kernels_set_avx2(1);
+    ts_unet_free(u);
+  }
+}
+END_TEST
+
+/* Mish through the vector kernel against the closed form in double precision, including
+ * the far tails and the x > 20 branch. */
+START_TEST(test_vmish) {
+  float x[203];
+  for (int i = 0; i < 203; i++) x[i] = -100.0f + 0.62f * (float)i + (i % 3) * 0.013f;
+  for (int avx = 0; avx < 2; avx++) {
+    ts_kernels_set_avx2(avx);
+    float y[203];
+    memcpy(y, x, sizeof x);
+    ts_vmish(y, 203);
+    for (int i = 0; i < 203; i++) {
+      double v = x[i], ref = v * tanh(log1p(exp(v)));
+      ck_assert_msg(fabs(y[i] - ref) <= 2e-6 * fmax(fabs(ref), 1e-3), "mish(%g) = %.9g, want %.9g (avx2 %d)", v, y[i],
+                    ref, avx);
+    }
+  }
+  ts_kernels_set_avx2(1);
+}
+END_TEST
+
 Suite *suite_unet(void) {
   Suite *s = suite_create("unet");
   TCase *tc = tcase_create("unet");
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, test_unet_vs_torch);
   tcase_add_test(tc, test_unet_sizes);
+  tcase_add_test(tc, test_plan_matches_tape);
+  tcase_add_test(tc, test_vmish);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -1,0 +1,56 @@
+/* kernels.h: the no-grad inference path's arithmetic: a GEMM over packed weights whose
+ * operand rows are given as pointers (so a "same" convolution on a zero-padded, channels-last
+ * activation reads its input windows in place, with no im2col), a vectorised Mish, and a
+ * two-thread worker pool. AVX2 + FMA when the CPU has them (checked once), portable C
+ * otherwise; both give the same values to float rounding. */
+#ifndef TS_KERNELS_H
+#define TS_KERNELS_H
+
+#include <stddef.h>
+
+#define TS_MR 16 /* output channels per packed panel */
+
+/* Weights W (M x K, row-major) packed as panels of TS_MR rows: panel p holds
+ * W[p*16 + j][k] at data[(p*K + k)*16 + j], zero for rows >= M. 64-byte aligned. */
+typedef struct ts_packed {
+  float *data;
+  int M, K, panels;
+} ts_packed;
+
+void ts_pack(ts_packed *w, const float *W, int M, int K);
+void ts_packed_free(ts_packed *w);
+
+/* out[n][m] = bias[m] + sum_k W[m][k] in[n][k] for rows n < N and the output channels of
+ * panels [p0, p1) (m < M). in[n] points to K contiguous floats; out[n] to M floats.
+ * bias may be NULL. */
+void ts_gemm_rows(const ts_packed *w, const float *const *in, float *const *out, int N, const float *bias,
+                  int p0, int p1);
+
+/* x <- Mish(x) = x tanh(softplus(x)), in place. */
+void ts_vmish(float *x, int n);
+
+/* One row of a normalised block: d = Mish(z a + s), then d = d scale + shift when scale is
+ * given (FiLM), then d += res when res is given; all vectors of n floats. */
+void ts_norm_mish_row(float *d, const float *z, const float *a, const float *s, const float *scale,
+                      const float *shift, const float *res, int n);
+
+/* Column sums of z (T rows of C floats): out[c] = sum_t z[t][c], or with mean given
+ * sum_t (z[t][c] - mean[c])^2. */
+void ts_col_sums(const float *z, int T, int C, const float *mean, float *out);
+
+/* 1 when the AVX2 + FMA kernels are in use (TSDP_NO_AVX2 in the environment turns them off). */
+int ts_kernels_avx2(void);
+/* Use the AVX2 kernels (when the CPU has them) or the portable ones; returns ts_kernels_avx2().
+ * For tests and comparisons; not while another thread runs a kernel. */
+int ts_kernels_set_avx2(int on);
+
+/* A pool of n - 1 worker threads plus the caller. ts_pool_run calls fn(arg, i, n) for
+ * i = 0 .. n-1, i = 0 on the calling thread, and returns when all are done. Workers spin
+ * briefly between jobs, then sleep. n = 1 runs everything inline. */
+typedef struct ts_pool ts_pool;
+ts_pool *ts_pool_new(int n);
+void ts_pool_free(ts_pool *p);
+int ts_pool_size(const ts_pool *p);
+void ts_pool_run(ts_pool *p, void (*fn)(void *arg, int i, int n), void *arg);
+
+#endif
