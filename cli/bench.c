@@ -4,6 +4,7 @@
 #include "cli.h"
 #include "core/error.h"
 #include "core/ops.h"
+#include "core/kernels.h"
 #include "core/rng.h"
 #include "infer/policy.h"
 #include <cblas.h>
@@ -65,6 +66,44 @@ static int unet_shapes(const int *D, int nd, int B, shape *out) {
   return n;
 }
 
+/* The inference engine's GEMM (core/kernels.h) on the same shape: packed weights, N input rows
+ * of K floats. With ncopy > 1, successive calls cycle through copies of the weights that
+ * together exceed the cache, as a whole U-Net forward does. */
+typedef struct { ts_packed *w; int ncopy, next, N; const float **in; float **out; } ejob;
+
+static void run_engine(void *p) {
+  ejob *j = p;
+  ts_gemm_rows(&j->w[j->next], j->in, j->out, j->N, NULL, 0, j->w[0].panels);
+  j->next = (j->next + 1) % j->ncopy;
+}
+
+static double time_engine(const shape *s, const float *A, int cold) {
+  int ncopy = 1;
+  if (cold) { /* about 64 MB of weight copies, at most 4096 */
+    double per = (double)s->M * s->K * sizeof(float);
+    ncopy = (int)(64e6 / per) + 1;
+    ncopy = ncopy > 4096 ? 4096 : ncopy;
+  }
+  ejob j = {malloc((size_t)ncopy * sizeof(ts_packed)), ncopy, 0, s->N, malloc((size_t)s->N * sizeof(float *)),
+            malloc((size_t)s->N * sizeof(float *))};
+  float *X = calloc((size_t)s->N * s->K, sizeof(float)), *Y = malloc((size_t)s->N * s->M * sizeof(float));
+  if (!j.w || !j.in || !j.out || !X || !Y) abort();
+  for (int i = 0; i < ncopy; i++) ts_pack(&j.w[i], A, s->M, s->K);
+  for (int n = 0; n < s->N; n++) {
+    j.in[n] = X + (size_t)n * s->K;
+    j.out[n] = Y + (size_t)n * s->M;
+    for (int k = 0; k < s->K; k++) X[(size_t)n * s->K + k] = 0.01f * (float)((n + k) % 17);
+  }
+  double t = time_call(run_engine, &j);
+  for (int i = 0; i < ncopy; i++) ts_packed_free(&j.w[i]);
+  free(j.w);
+  free(j.in);
+  free(j.out);
+  free(X);
+  free(Y);
+  return t;
+}
+
 static int bench_gemm(int argc, char **argv) {
   int D[8] = {64, 128, 256}, nd = 3, B = 1, json = ts_has_flag(argc, argv, "--json");
   const char *ds = ts_opt(argc, argv, "--dims"), *bs = ts_opt(argc, argv, "--batch");
@@ -83,8 +122,13 @@ static int bench_gemm(int argc, char **argv) {
   ts_set_grad(c, 0);
   ts_rng rng;
   ts_rng_init(&rng, 1);
-  if (json) printf("{\"batch\": %d, \"shapes\": [", B);
-  else printf("%-32s %6s %6s %6s %12s %12s %7s\n", "GEMM (U-Net, im2col)", "M", "N", "K", "ts GFLOP/s", "BLAS GFLOP/s", "ratio");
+  if (json) printf("{\"batch\": %d, \"avx2\": %d, \"shapes\": [", B, ts_kernels_avx2());
+  else
+    printf("GFLOP/s, 1 thread. ts: the autograd path (ts_matmul); BLAS: cblas_sgemm on the same buffers;\n"
+           "engine: the inference kernel (%s), weights in cache / cycling through 64 MB of copies.\n"
+           "%-32s %6s %6s %6s %8s %8s %7s %8s %8s\n",
+           ts_kernels_avx2() ? "AVX2+FMA" : "portable", "GEMM (U-Net, im2col)", "M", "N", "K", "ts", "BLAS",
+           "ratio", "engine", "cold");
   for (int i = 0; i < n; i++) {
     shape s = sh[i];
     ts_tensor *a = ts_param_new(2, (int[]){s.M, s.K}), *b = ts_param_new(2, (int[]){s.K, s.N});
@@ -94,12 +138,21 @@ static int bench_gemm(int argc, char **argv) {
     float *C = malloc((size_t)s.M * s.N * sizeof(float));
     job j = {c, a, b, C, s};
     double flop = 2.0 * s.M * s.N * s.K, tl = time_call(run_lib, &j), tb = time_call(run_blas, &j);
+    /* A linear here is (batch M) x (outputs N): for the engine the weights are N x K and the
+     * rows M; a convolution's weights are M x K and its rows N. */
+    shape se = strstr(s.what, "linear") ? (shape){s.N, s.M, s.K, s.what} : s;
+    float *W = malloc((size_t)se.M * se.K * sizeof(float));
+    ts_rng_fill_normal(&rng, W, (int64_t)se.M * se.K);
+    double te = time_engine(&se, W, 0), tc = time_engine(&se, W, 1);
+    free(W);
     if (json)
-      printf("%s{\"what\": \"%s\", \"M\": %d, \"N\": %d, \"K\": %d, \"ts_gflops\": %.3f, \"blas_gflops\": %.3f}",
-             i ? ", " : "", s.what, s.M, s.N, s.K, flop / tl * 1e-9, flop / tb * 1e-9);
+      printf("%s{\"what\": \"%s\", \"M\": %d, \"N\": %d, \"K\": %d, \"ts_gflops\": %.3f, \"blas_gflops\": %.3f, "
+             "\"engine_gflops\": %.3f, \"engine_cold_gflops\": %.3f}",
+             i ? ", " : "", s.what, s.M, s.N, s.K, flop / tl * 1e-9, flop / tb * 1e-9, flop / te * 1e-9,
+             flop / tc * 1e-9);
     else
-      printf("%-32s %6d %6d %6d %12.2f %12.2f %7.2f\n", s.what, s.M, s.N, s.K, flop / tl * 1e-9, flop / tb * 1e-9,
-             tb / tl);
+      printf("%-32s %6d %6d %6d %8.2f %8.2f %7.2f %8.2f %8.2f\n", s.what, s.M, s.N, s.K, flop / tl * 1e-9,
+             flop / tb * 1e-9, tb / tl, flop / te * 1e-9, flop / tc * 1e-9);
     free(C);
     ts_param_free(a);
     ts_param_free(b);

@@ -27,6 +27,7 @@ static void usage(FILE *f) {
           "  eval --ckpt CKPT.h5 [--episodes 50] [--sampler ddpm|ddim] [--steps N] [--seed-start S] [--gif DIR] [--json]\n"
           "  sample --ckpt C --data D.h5 --index I --n N --sampler ddpm|ddim [--steps K] --seed S --out OUT.h5\n"
           "  forward --ckpt C --in IN.h5 --out OUT.h5     one batched eps forward (x, t, cond -> eps)\n"
+          "    (eval, sample, forward: --threads T, default all CPUs)\n"
           "  bench gemm [--dims 64,128,256] [--batch B] [--json]\n"
           "  bench step --ckpt C [--batch 1,2,4,8,16] [--threads T] [--json]\n"
           "  distill | rl                               (not implemented yet: see the issues)\n");
