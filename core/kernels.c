@@ -96,18 +96,15 @@ AVX2 static void tile_avx2(int K, const float *a, const float *const *r, float *
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
   for (int k = 0; k < K; k++, a += TS_MR) {
     __m256 a0 = _mm256_load_ps(a), a1 = _mm256_load_ps(a + 8), b;
-    b = _mm256_broadcast_ss(r0 + k);
-    c00 = _mm256_fmadd_ps(a0, b, c00);
-    c01 = _mm256_fmadd_ps(a1, b, c01);
-    b = _mm256_broadcast_ss(r1 + k);
-    c10 = _mm256_fmadd_ps(a0, b, c10);
-    c11 = _mm256_fmadd_ps(a1, b, c11);
-    b = _mm256_broadcast_ss(r2 + k);
-    c20 = _mm256_fmadd_ps(a0, b, c20);
-    c21 = _mm256_fmadd_ps(a1, b, c21);
-    b = _mm256_broadcast_ss(r3 + k);
-    c30 = _mm256_fmadd_ps(a0, b, c30);
-    c31 = _mm256_fmadd_ps(a1, b, c31);
+#define ROW_FMA(rp, lo, hi)             \
+  b = _mm256_broadcast_ss(rp + k);      \
+  lo = _mm256_fmadd_ps(a0, b, lo);      \
+  hi = _mm256_fmadd_ps(a1, b, hi)
+    ROW_FMA(r0, c00, c01);
+    ROW_FMA(r1, c10, c11);
+    ROW_FMA(r2, c20, c21);
+    ROW_FMA(r3, c30, c31);
+#undef ROW_FMA
   }
   float tb[TS_MR] = {0};
   if (bias) memcpy(tb, bias, (size_t)mr * sizeof(float));
