@@ -52,8 +52,9 @@ int ts_cmd_train(int argc, char **argv) {
   ts_train_result r;
   if (ts_train(&cfg, &o, &r)) return 1;
   if (json)
-    printf("{\"steps\": %ld, \"final_loss\": %.6g, \"seconds\": %.1f, \"samples_per_s\": %.1f, \"resumed_from\": %d}\n",
-           r.steps, r.final_loss, r.seconds, r.samples_per_s, r.resumed_from);
+    printf("{\"steps\": %ld, \"final_loss\": %.6g, \"seconds\": %.1f, \"samples_per_s\": %.1f, \"io_seconds\": %.2f, "
+           "\"step_samples_per_s\": %.1f, \"resumed_from\": %d}\n",
+           r.steps, r.final_loss, r.seconds, r.samples_per_s, r.io_seconds, r.step_samples_per_s, r.resumed_from);
   else
     printf("trained to step %ld (resumed from %d): final loss %.5f, %.1f s, %.0f samples/s; checkpoint %s\n", r.steps,
            r.resumed_from, r.final_loss, r.seconds, r.samples_per_s, out);

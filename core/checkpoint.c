@@ -22,6 +22,7 @@ static int write_moments(ts_h5 *f, const ts_named *tensors, const ts_adamw *o) {
 int ts_ckpt_save(const char *path, const ts_named *tensors, int n, const ts_ckpt_state *st) {
   ts_h5 *f = ts_h5_create(path);
   if (!f) return -1;
+  ts_h5_set_deflate(f, 0);
   if (ts_ckpt_write(f, tensors, n, st)) {
     ts_h5_close(f);
     return -1;

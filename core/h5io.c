@@ -8,7 +8,7 @@
 
 struct ts_h5 {
   hid_t fid;
-  int writing;
+  int writing, deflate;
   char path[1024];
   char tmp[1100];
 };
@@ -30,8 +30,11 @@ ts_h5 *ts_h5_create(const char *path) {
     return NULL;
   }
   f->writing = 1;
+  f->deflate = 4;
   return f;
 }
+
+void ts_h5_set_deflate(ts_h5 *f, int level) { f->deflate = level < 0 ? 0 : level > 9 ? 9 : level; }
 
 ts_h5 *ts_h5_open(const char *path) {
   quiet();
@@ -106,7 +109,7 @@ static int write_any(ts_h5 *f, const char *name, hid_t ftype, hid_t mtype, const
     int64_t row = n / dims[0], rows = (int64_t)(1 << 20) / (int64_t)esize / (row ? row : 1);
     chunk[0] = (hsize_t)(rows < 1 ? 1 : rows > dims[0] ? dims[0] : rows);
     H5Pset_chunk(dcpl, ndim, chunk);
-    H5Pset_deflate(dcpl, 4);
+    if (f->deflate) H5Pset_deflate(dcpl, (unsigned)f->deflate);
   }
   hid_t ds = H5Dcreate2(f->fid, name, ftype, space, lcpl, dcpl, H5P_DEFAULT);
   int rc = 0;

@@ -159,7 +159,8 @@ def main():
                                   d + "/t.h5", "--max-steps", str(a.train_steps), "--fresh", "--json",
                                   "train.batch_size=%d" % B, "train.checkpoint_every=100000"],
                                  check=True, capture_output=True, text=True).stdout
-        c_sps = json.loads(out)["samples_per_s"]  # tsdp trains with OpenBLAS's default (2) threads
+        # the training steps alone (checkpoint writing excluded); OpenBLAS's default (2) threads
+        c_sps = json.loads(out)["step_samples_per_s"]
         best_sps = 0
         for th in (1, 2):
             torch.set_num_threads(th)

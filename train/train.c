@@ -71,6 +71,7 @@ static int save(run *r, const char *out, long step) {
   ts_ckpt_state st = {r->cfg_text, step, &r->rng, r->opt};
   ts_h5 *f = ts_h5_create(out);
   rc = f ? 0 : -1;
+  if (f) ts_h5_set_deflate(f, 0);
   /* AdamW moments are matched to the first opt->n tensors: the model group. */
   if (!rc) rc = ts_ckpt_write(f, r->named, 2 * n, &st);
   if (!rc) rc = ts_norm_save(f, "normalizer/obs", &r->nobs);
@@ -155,6 +156,7 @@ static int write_csv_png(const run *r, const char *out) {
 static int eval_now(run *r, const ts_train_opts *o, long step) {
   ts_policy p;
   if (ts_policy_load(&p, o->out, "ema")) return -1;
+  ts_policy_set_threads(&p, ts_cpu_count());
   ts_eval_opts eo = {r->cfg->train.eval_episodes, r->cfg->eval.seed_start, "ddim", 10, 0, NULL, 0, 1};
   ts_eval_result er;
   int rc = ts_eval_pusht(&p, &eo, &er);
@@ -265,7 +267,7 @@ int ts_train(const ts_config *cfg, const ts_train_opts *o, ts_train_result *res)
   float *cond = malloc((size_t)B * No * Od * sizeof(float)), *tt = malloc((size_t)B * sizeof(float));
   if (!perm || !x0 || !ob || !eps || !xt || !cond || !tt) abort();
   long perm_epoch = -1;
-  double t0 = ts_now(), tlog = t0, loss_acc = 0;
+  double t0 = ts_now(), tlog = t0, loss_acc = 0, io = 0; /* io: checkpoint, eval, log writing */
   long log_n = 0, log_samples = 0, start_step = step;
   int rc = 0;
   long stop_at = o->stop_after > 0 && step + o->stop_after < total ? step + o->stop_after : total;
@@ -322,14 +324,18 @@ int ts_train(const ts_config *cfg, const ts_train_opts *o, ts_train_result *res)
     }
     int do_eval = cfg->train.eval_every > 0 && (step + 1) % cfg->train.eval_every == 0;
     if ((step + 1) % cfg->train.checkpoint_every == 0 || last || do_eval) {
+      double ts = ts_now();
       rc = save(&r, o->out, step + 1);
       if (!rc && do_eval && r.hist.n) rc = eval_now(&r, o, step + 1);
       if (!rc) rc = write_csv_png(&r, o->out);
+      io += ts_now() - ts;
     }
   }
   res->steps = step;
   res->seconds = ts_now() - t0;
   res->samples_per_s = (double)(step - start_step) * B / (res->seconds > 0 ? res->seconds : 1);
+  res->io_seconds = io;
+  res->step_samples_per_s = (double)(step - start_step) * B / (res->seconds - io > 0 ? res->seconds - io : 1);
   free(perm);
   free(x0);
   free(ob);

@@ -22,6 +22,8 @@ typedef struct ts_train_opts {
 typedef struct ts_train_result {
   long steps;
   double final_loss, seconds, samples_per_s;
+  double io_seconds;         /* of seconds: checkpoints, evaluations, CSV/PNG */
+  double step_samples_per_s; /* samples / (seconds - io_seconds): the training steps alone */
   int resumed_from;
 } ts_train_result;
 
