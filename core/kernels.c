@@ -1,18 +1,14 @@
 #include "kernels.h"
 #include <math.h>
 #include <pthread.h>
-#include <sched.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define TS_X86 1
-#define cpu_relax() __builtin_ia32_pause()
 #else
 #define TS_X86 0
-#define cpu_relax() ((void)0)
 #endif
 
 /* ---------- packing ---------- */
@@ -270,105 +266,4 @@ void ts_norm_mish_row(float *d, const float *z, const float *a, const float *s, 
 void ts_col_sums(const float *z, int T, int C, const float *mean, float *out) {
   pthread_once(&once, pick);
   col_sums(z, T, C, mean, out);
-}
-
-/* ---------- worker pool ---------- */
-
-#define POOL_MAX 16
-#define SPIN_ITERS 200000 /* roughly 50-100 us of pause instructions before a worker sleeps */
-
-struct ts_pool {
-  int n;
-  pthread_t th[POOL_MAX];
-  struct worker_arg *wa;
-  void (*fn)(void *, int, int);
-  void *arg;
-  atomic_uint gen;
-  atomic_int pending, quit;
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-};
-
-typedef struct worker_arg { ts_pool *p; int i; } worker_arg;
-
-static void *worker(void *v) {
-  worker_arg *wa = v;
-  ts_pool *p = wa->p;
-  int idx = wa->i;
-  unsigned seen = 0;
-  for (;;) {
-    long spins = 0;
-    while (atomic_load_explicit(&p->gen, memory_order_acquire) == seen) {
-      if (++spins < SPIN_ITERS) {
-        cpu_relax();
-        continue;
-      }
-      pthread_mutex_lock(&p->mu);
-      while (atomic_load_explicit(&p->gen, memory_order_acquire) == seen) pthread_cond_wait(&p->cv, &p->mu);
-      pthread_mutex_unlock(&p->mu);
-    }
-    seen = atomic_load_explicit(&p->gen, memory_order_acquire);
-    if (atomic_load_explicit(&p->quit, memory_order_relaxed)) return NULL;
-    p->fn(p->arg, idx, p->n);
-    atomic_fetch_sub_explicit(&p->pending, 1, memory_order_release);
-  }
-}
-
-ts_pool *ts_pool_new(int n) {
-  if (n < 1) n = 1;
-  if (n > POOL_MAX) n = POOL_MAX;
-  ts_pool *p = calloc(1, sizeof *p);
-  worker_arg *wa = calloc((size_t)n, sizeof *wa);
-  if (!p || !wa) abort();
-  p->n = n;
-  p->wa = wa;
-  pthread_mutex_init(&p->mu, NULL);
-  pthread_cond_init(&p->cv, NULL);
-  for (int i = 1; i < n; i++) {
-    wa[i].p = p;
-    wa[i].i = i;
-    if (pthread_create(&p->th[i], NULL, worker, &wa[i])) { /* no thread: run with fewer */
-      p->n = i;
-      break;
-    }
-  }
-  return p;
-}
-
-static void wake(ts_pool *p) {
-  pthread_mutex_lock(&p->mu);
-  atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
-  pthread_cond_broadcast(&p->cv);
-  pthread_mutex_unlock(&p->mu);
-}
-
-void ts_pool_free(ts_pool *p) {
-  if (!p) return;
-  if (p->n > 1) {
-    atomic_store(&p->quit, 1);
-    wake(p);
-    for (int i = 1; i < p->n; i++) pthread_join(p->th[i], NULL);
-  }
-  free(p->wa);
-  pthread_mutex_destroy(&p->mu);
-  pthread_cond_destroy(&p->cv);
-  free(p);
-}
-
-int ts_pool_size(const ts_pool *p) { return p ? p->n : 1; }
-
-void ts_pool_run(ts_pool *p, void (*fn)(void *, int, int), void *arg) {
-  if (!p || p->n == 1) {
-    fn(arg, 0, 1);
-    return;
-  }
-  p->fn = fn;
-  p->arg = arg;
-  atomic_store_explicit(&p->pending, p->n - 1, memory_order_relaxed);
-  wake(p);
-  fn(arg, 0, p->n);
-  long spins = 0;
-  while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0)
-    if (++spins % 4096 == 0) sched_yield();
-    else cpu_relax();
 }

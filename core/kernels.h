@@ -1,7 +1,7 @@
 /* kernels.h: the no-grad inference path's arithmetic: a GEMM over packed weights whose
  * operand rows are given as pointers (so a "same" convolution on a zero-padded, channels-last
- * activation reads its input windows in place, with no im2col), a vectorised Mish, and a
- * two-thread worker pool. AVX2 + FMA when the CPU has them (checked once), portable C
+ * activation reads its input windows in place, with no im2col), a vectorised Mish and the
+ * GroupNorm epilogue. AVX2 + FMA when the CPU has them (checked once), portable C
  * otherwise; both give the same values to float rounding. */
 #ifndef TS_KERNELS_H
 #define TS_KERNELS_H
@@ -43,14 +43,5 @@ int ts_kernels_avx2(void);
 /* Use the AVX2 kernels (when the CPU has them) or the portable ones; returns ts_kernels_avx2().
  * For tests and comparisons; not while another thread runs a kernel. */
 int ts_kernels_set_avx2(int on);
-
-/* A pool of n - 1 worker threads plus the caller. ts_pool_run calls fn(arg, i, n) for
- * i = 0 .. n-1, i = 0 on the calling thread, and returns when all are done. Workers spin
- * briefly between jobs, then sleep. n = 1 runs everything inline. */
-typedef struct ts_pool ts_pool;
-ts_pool *ts_pool_new(int n);
-void ts_pool_free(ts_pool *p);
-int ts_pool_size(const ts_pool *p);
-void ts_pool_run(ts_pool *p, void (*fn)(void *arg, int i, int n), void *arg);
 
 #endif

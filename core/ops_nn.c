@@ -1,6 +1,7 @@
 /* ops_nn.c: GEMM-backed ops (matmul, linear, conv1d, conv_transpose1d), normalisation,
  * activations, softmax, attention and the sinusoidal embedding. */
 #include "ops_internal.h"
+#include "pool.h"
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
@@ -167,10 +168,26 @@ ts_tensor *ts_linear(ts_ctx *c, ts_tensor *x, ts_tensor *w, ts_tensor *bias) {
 
 /* ---------- conv1d via im2col + one GEMM over the whole batch ---------- */
 
-/* cols (Cin*K, B*Lout) from x (B, Cin, L). */
-static void im2col(const float *x, int B, int Cin, int L, int K, int stride, int pad, int Lout, float *cols) {
+/* The column ops below run over ranges of channels on the process pool (core/pool.h): each
+ * channel's rows are written by one thread, in the serial order. */
+typedef struct { const float *src; float *dst; int B, C, L, K, stride, pad, Lout; } col_job;
+
+#define COL_OP(NAME, BODY)                                                                                \
+  static void NAME##_range(void *arg, int64_t lo, int64_t hi) {                                          \
+    const col_job *j = arg;                                                                               \
+    BODY(j->src, j->B, j->C, j->L, j->K, j->stride, j->pad, j->Lout, j->dst, (int)lo, (int)hi);          \
+  }                                                                                                       \
+  static void NAME(const float *src, int B, int C, int L, int K, int stride, int pad, int Lout, float *dst) { \
+    col_job j = {src, dst, B, C, L, K, stride, pad, Lout};                                                \
+    ts_parallel_for(C, 1 + 8192 / ((int64_t)K * B * Lout + 1), NAME##_range, &j);                         \
+  }
+
+/* cols (Cin*K, B*Lout) from x (B, Cin, L), channels [c0, c1). */
+static void im2col_part(const float *x, int B, int Cin, int L, int K, int stride, int pad, int Lout, float *cols,
+                        int c0, int c1) {
+  (void)Cin;
   int N = B * Lout;
-  for (int ci = 0; ci < Cin; ci++)
+  for (int ci = c0; ci < c1; ci++)
     for (int k = 0; k < K; k++) {
       float *row = cols + (int64_t)(ci * K + k) * N;
       for (int b = 0; b < B; b++) {
@@ -183,9 +200,11 @@ static void im2col(const float *x, int B, int Cin, int L, int K, int stride, int
     }
 }
 
-static void col2im(const float *cols, int B, int Cin, int L, int K, int stride, int pad, int Lout, float *gx) {
+static void col2im_part(const float *cols, int B, int Cin, int L, int K, int stride, int pad, int Lout, float *gx,
+                        int c0, int c1) {
+  (void)Cin;
   int N = B * Lout;
-  for (int ci = 0; ci < Cin; ci++)
+  for (int ci = c0; ci < c1; ci++)
     for (int k = 0; k < K; k++) {
       const float *row = cols + (int64_t)(ci * K + k) * N;
       for (int b = 0; b < B; b++) {
@@ -198,26 +217,45 @@ static void col2im(const float *cols, int B, int Cin, int L, int K, int stride, 
     }
 }
 
-/* (B, C, L) <-> (C, B*L) */
+COL_OP(im2col, im2col_part)
+COL_OP(col2im, col2im_part)
+
+/* (B, C, L) <-> (C, B*L), over ranges of (b, ch) pairs */
+typedef struct { const float *src; float *dst; int B, C, L, acc; } cm_job;
+
+static void to_cm_range(void *arg, int64_t lo, int64_t hi) {
+  const cm_job *j = arg;
+  for (int64_t r = lo; r < hi; r++) {
+    int b = (int)(r / j->C), ch = (int)(r % j->C);
+    memcpy(j->dst + ((int64_t)ch * j->B + b) * j->L, j->src + r * j->L, (size_t)j->L * sizeof(float));
+  }
+}
+
+static void from_cm_range(void *arg, int64_t lo, int64_t hi) {
+  const cm_job *j = arg;
+  for (int64_t r = lo; r < hi; r++) {
+    int b = (int)(r / j->C), ch = (int)(r % j->C);
+    const float *src = j->src + ((int64_t)ch * j->B + b) * j->L;
+    float *dst = j->dst + r * j->L;
+    if (j->acc)
+      for (int l = 0; l < j->L; l++) dst[l] += src[l];
+    else memcpy(dst, src, (size_t)j->L * sizeof(float));
+  }
+}
+
 static void to_cm(const float *x, int B, int C, int L, float *y) {
-  for (int b = 0; b < B; b++)
-    for (int ch = 0; ch < C; ch++) memcpy(y + (int64_t)ch * B * L + b * L, x + ((int64_t)b * C + ch) * L, (size_t)L * sizeof(float));
+  cm_job j = {x, y, B, C, L, 0};
+  ts_parallel_for((int64_t)B * C, 1 + 8192 / L, to_cm_range, &j);
 }
 static void from_cm(const float *y, int B, int C, int L, float *x, int accumulate) {
-  for (int b = 0; b < B; b++)
-    for (int ch = 0; ch < C; ch++) {
-      const float *src = y + (int64_t)ch * B * L + b * L;
-      float *dst = x + ((int64_t)b * C + ch) * L;
-      if (accumulate)
-        for (int l = 0; l < L; l++) dst[l] += src[l];
-      else memcpy(dst, src, (size_t)L * sizeof(float));
-    }
+  cm_job j = {y, x, B, C, L, accumulate};
+  ts_parallel_for((int64_t)B * C, 1 + 8192 / L, from_cm_range, &j);
 }
 
 static void bias_grad(const ts_tensor *o, float *gb) {
   int B = o->shape[0], C = o->shape[1], L = o->shape[2];
-  for (int b = 0; b < B; b++)
-    for (int ch = 0; ch < C; ch++) {
+  for (int ch = 0; ch < C; ch++)
+    for (int b = 0; b < B; b++) {
       const float *g = o->grad + ((int64_t)b * C + ch) * L;
       float s = 0;
       for (int l = 0; l < L; l++) s += g[l];
@@ -270,9 +308,11 @@ ts_tensor *ts_conv1d(ts_ctx *c, ts_tensor *x, ts_tensor *w, ts_tensor *bias, int
 /* ---------- conv_transpose1d: cols = W^T X, then scatter (col2im) ---------- */
 
 /* y[b, co, i*s - p + k] += cols[co*K + k, b*L + i] */
-static void tcol_scatter(const float *cols, int B, int Cout, int L, int K, int s, int p, int Lout, float *y) {
+static void tcol_scatter_part(const float *cols, int B, int Cout, int L, int K, int s, int p, int Lout, float *y,
+                              int c0, int c1) {
+  (void)Cout;
   int N = B * L;
-  for (int co = 0; co < Cout; co++)
+  for (int co = c0; co < c1; co++)
     for (int k = 0; k < K; k++) {
       const float *row = cols + (int64_t)(co * K + k) * N;
       for (int b = 0; b < B; b++) {
@@ -285,9 +325,11 @@ static void tcol_scatter(const float *cols, int B, int Cout, int L, int K, int s
     }
 }
 
-static void tcol_gather(const float *gy, int B, int Cout, int L, int K, int s, int p, int Lout, float *cols) {
+static void tcol_gather_part(const float *gy, int B, int Cout, int L, int K, int s, int p, int Lout, float *cols,
+                             int c0, int c1) {
+  (void)Cout;
   int N = B * L;
-  for (int co = 0; co < Cout; co++)
+  for (int co = c0; co < c1; co++)
     for (int k = 0; k < K; k++) {
       float *row = cols + (int64_t)(co * K + k) * N;
       for (int b = 0; b < B; b++) {
@@ -299,6 +341,9 @@ static void tcol_gather(const float *gy, int B, int Cout, int L, int K, int s, i
       }
     }
 }
+
+COL_OP(tcol_scatter, tcol_scatter_part)
+COL_OP(tcol_gather, tcol_gather_part)
 
 static void convt_bw(ts_ctx *c, ts_node *nd) {
   ts_tensor *x = nd->in[0], *w = nd->in[1], *o = nd->out;
@@ -350,9 +395,14 @@ typedef struct { int R, len, rows_per_b, chan_len; } norm_geom;
 
 static inline int norm_ch(norm_geom g, int r, int j) { return ((r % g.rows_per_b) * g.len + j) / g.chan_len; }
 
-static void norm_fwd(norm_geom g, const float *x, const float *gamma, const float *beta, float eps, float *y,
-                     float *stats) {
-  for (int r = 0; r < g.R; r++) {
+typedef struct { norm_geom g; const float *x, *gamma, *beta, *dy; float eps; float *y, *stats; } norm_job;
+
+static void norm_fwd_range(void *arg, int64_t lo, int64_t hi) {
+  const norm_job *j = arg;
+  norm_geom g = j->g;
+  const float *x = j->x, *gamma = j->gamma, *beta = j->beta;
+  float eps = j->eps, *y = j->y, *stats = j->stats;
+  for (int r = (int)lo; r < (int)hi; r++) {
     const float *xr = x + (int64_t)r * g.len;
     double m = 0, v = 0;
     for (int j = 0; j < g.len; j++) m += xr[j];
@@ -370,29 +420,54 @@ static void norm_fwd(norm_geom g, const float *x, const float *gamma, const floa
   }
 }
 
+static void norm_fwd(norm_geom g, const float *x, const float *gamma, const float *beta, float eps, float *y,
+                     float *stats) {
+  norm_job j = {g, x, gamma, beta, NULL, eps, y, stats};
+  ts_parallel_for(g.R, 1 + 4096 / g.len, norm_fwd_range, &j);
+}
+
+/* Input gradient rows [lo, hi) (row-local, so any split gives the same values). */
+static void norm_gx_range(void *arg, int64_t lo, int64_t hi) {
+  const norm_job *jb = arg;
+  norm_geom g = jb->g;
+  const float *gam = jb->gamma;
+  for (int r = (int)lo; r < (int)hi; r++) {
+    const float *xr = jb->x + (int64_t)r * g.len, *dy = jb->dy + (int64_t)r * g.len;
+    float m = jb->stats[2 * r], rstd = jb->stats[2 * r + 1];
+    double s1 = 0, s2 = 0;
+    for (int j = 0; j < g.len; j++) {
+      int ch = norm_ch(g, r, j);
+      float xh = (xr[j] - m) * rstd, dxh = dy[j] * (gam ? gam[ch] : 1.0f);
+      s1 += dxh;
+      s2 += dxh * xh;
+    }
+    float a = (float)(s1 / g.len), b = (float)(s2 / g.len);
+    for (int j = 0; j < g.len; j++) {
+      int ch = norm_ch(g, r, j);
+      float xh = (xr[j] - m) * rstd, dxh = dy[j] * (gam ? gam[ch] : 1.0f);
+      jb->y[(int64_t)r * g.len + j] += rstd * (dxh - a - xh * b);
+    }
+  }
+}
+
 static void norm_bw(ts_ctx *c, ts_node *nd) {
   ts_tensor *x = nd->in[0], *gam = nd->in[1], *o = nd->out;
   norm_geom g = {nd->ia[0], nd->ia[1], nd->ia[2], nd->ia[3]};
   const float *stats = nd->aux;
   float *gx = in_grad(c, nd, 0), *gg = in_grad(c, nd, 1), *gbeta = in_grad(c, nd, 2);
-  for (int r = 0; r < g.R; r++) {
+  if (gx) {
+    norm_job j = {g, x->data, gam ? gam->data : NULL, NULL, o->grad, 0, gx, (float *)stats};
+    ts_parallel_for(g.R, 1 + 4096 / g.len, norm_gx_range, &j);
+  }
+  if (!gg && !gbeta) return;
+  for (int r = 0; r < g.R; r++) { /* affine gradients accumulate across rows: one thread, fixed order */
     const float *xr = x->data + (int64_t)r * g.len, *dy = o->grad + (int64_t)r * g.len;
     float m = stats[2 * r], rstd = stats[2 * r + 1];
-    double s1 = 0, s2 = 0;
     for (int j = 0; j < g.len; j++) {
       int ch = norm_ch(g, r, j);
-      float xh = (xr[j] - m) * rstd, dxh = dy[j] * (gam ? gam->data[ch] : 1.0f);
-      s1 += dxh;
-      s2 += dxh * xh;
+      float xh = (xr[j] - m) * rstd;
       if (gg) gg[ch] += dy[j] * xh;
       if (gbeta) gbeta[ch] += dy[j];
-    }
-    if (!gx) continue;
-    float a = (float)(s1 / g.len), b = (float)(s2 / g.len);
-    for (int j = 0; j < g.len; j++) {
-      int ch = norm_ch(g, r, j);
-      float xh = (xr[j] - m) * rstd, dxh = dy[j] * (gam ? gam->data[ch] : 1.0f);
-      gx[(int64_t)r * g.len + j] += rstd * (dxh - a - xh * b);
     }
   }
 }
@@ -465,16 +540,27 @@ static inline float act_df(int k, float x, float y) {
   }
 }
 
+typedef struct { const float *x, *y, *g; float *out; int k; } act_job;
+
+static void act_fw_range(void *arg, int64_t lo, int64_t hi) {
+  const act_job *j = arg;
+  for (int64_t i = lo; i < hi; i++) j->out[i] = act_f(j->k, j->x[i]);
+}
+
+static void act_bw_range(void *arg, int64_t lo, int64_t hi) {
+  const act_job *j = arg;
+  for (int64_t i = lo; i < hi; i++) j->out[i] += j->g[i] * act_df(j->k, j->x[i], j->y[i]);
+}
+
 static void act_bw(ts_ctx *c, ts_node *nd) {
-  float *gx = in_grad(c, nd, 0);
-  const float *x = nd->in[0]->data, *y = nd->out->data, *g = nd->out->grad;
-  int k = nd->ia[0];
-  for (int64_t i = 0; i < nd->out->n; i++) gx[i] += g[i] * act_df(k, x[i], y[i]);
+  act_job j = {nd->in[0]->data, nd->out->data, nd->out->grad, in_grad(c, nd, 0), nd->ia[0]};
+  ts_parallel_for(nd->out->n, 4096, act_bw_range, &j);
 }
 
 static ts_tensor *act(ts_ctx *c, ts_tensor *x, int k) {
   ts_tensor *o = ts_new(c, x->ndim, x->shape);
-  for (int64_t i = 0; i < x->n; i++) o->data[i] = act_f(k, x->data[i]);
+  act_job j = {x->data, NULL, NULL, o->data, k};
+  ts_parallel_for(x->n, 4096, act_fw_range, &j);
   ts_node *n = ts_record(c, act_bw, o, x, NULL, NULL, NULL);
   if (n) n->ia[0] = k;
   return o;

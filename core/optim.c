@@ -1,4 +1,5 @@
 #include "optim.h"
+#include "pool.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,21 +30,29 @@ ts_adamw *ts_adamw_new(ts_tensor **params, int n, float lr, float beta1, float b
   return o;
 }
 
+typedef struct { float *w, *m, *v; const float *g; float b1, b2, step_size, bc2_sqrt, decay, eps; } adamw_job;
+
+static void adamw_range(void *arg, int64_t lo, int64_t hi) {
+  const adamw_job *j = arg;
+  float *w = j->w, *m = j->m, *v = j->v, b1 = j->b1, b2 = j->b2;
+  const float *g = j->g;
+  for (int64_t i = lo; i < hi; i++) {
+    w[i] *= j->decay;
+    m[i] = b1 * m[i] + (1.0f - b1) * g[i];
+    v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+    w[i] -= j->step_size * m[i] / (sqrtf(v[i]) / j->bc2_sqrt + j->eps);
+  }
+}
+
 void ts_adamw_step(ts_adamw *o) {
   o->step++;
   float b1 = o->beta1, b2 = o->beta2;
   float bc1 = 1.0f - powf(b1, (float)o->step), bc2 = 1.0f - powf(b2, (float)o->step);
-  float step_size = o->lr / bc1, bc2_sqrt = sqrtf(bc2), decay = 1.0f - o->lr * o->weight_decay;
   for (int k = 0; k < o->n; k++) {
     ts_tensor *p = o->params[k];
-    float *m = o->m[k], *v = o->v[k], *w = p->data;
-    const float *g = p->grad;
-    for (int64_t i = 0; i < p->n; i++) {
-      w[i] *= decay;
-      m[i] = b1 * m[i] + (1.0f - b1) * g[i];
-      v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
-      w[i] -= step_size * m[i] / (sqrtf(v[i]) / bc2_sqrt + o->eps);
-    }
+    adamw_job j = {p->data, o->m[k], o->v[k], p->grad, b1, b2, o->lr / bc1, sqrtf(bc2),
+                   1.0f - o->lr * o->weight_decay, o->eps};
+    ts_parallel_for(p->n, 1 << 14, adamw_range, &j);
   }
 }
 
@@ -95,12 +104,18 @@ float ts_ema_decay(const ts_ema *e, long step) {
   return (float)d;
 }
 
+typedef struct { float *s; const float *p; float d; } ema_job;
+
+static void ema_range(void *arg, int64_t lo, int64_t hi) {
+  const ema_job *j = arg;
+  for (int64_t i = lo; i < hi; i++) j->s[i] = j->d * j->s[i] + (1.0f - j->d) * j->p[i];
+}
+
 void ts_ema_update(ts_ema *e, ts_tensor **params, long step) {
   float d = ts_ema_decay(e, step);
   for (int k = 0; k < e->n; k++) {
-    float *s = e->shadow[k]->data;
-    const float *p = params[k]->data;
-    for (int64_t i = 0; i < params[k]->n; i++) s[i] = d * s[i] + (1.0f - d) * p[i];
+    ema_job j = {e->shadow[k]->data, params[k]->data, d};
+    ts_parallel_for(params[k]->n, 1 << 14, ema_range, &j);
   }
 }
 

@@ -1,4 +1,5 @@
 #include "timer.h"
+#include "pool.h"
 #include <cblas.h>
 #include <stdlib.h>
 #include <time.h>
@@ -11,7 +12,9 @@ double ts_now(void) {
 }
 
 void ts_set_threads(int n) {
-  if (n > 0) openblas_set_num_threads(n);
+  if (n <= 0) return;
+  openblas_set_num_threads(n);
+  ts_parallel_threads(n);
 }
 
 static int cmp_d(const void *a, const void *b) {

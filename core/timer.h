@@ -3,7 +3,7 @@
 #define TS_TIMER_H
 
 double ts_now(void);                 /* monotonic seconds */
-void ts_set_threads(int n);          /* OpenBLAS worker threads; n <= 0 keeps the default */
+void ts_set_threads(int n);          /* OpenBLAS and op worker threads; n <= 0 keeps the default */
 double ts_median(double *x, int n);  /* sorts x in place; NaN-free input */
 int ts_cpu_count(void);              /* online CPUs, at least 1 */
 

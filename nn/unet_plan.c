@@ -1,5 +1,6 @@
 #include "unet_plan.h"
 #include "core/kernels.h"
+#include "core/pool.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -325,7 +326,7 @@ ts_unet_plan *ts_unet_plan_new(const ts_unet *u, int horizon, int n_steps, int t
   p->rin = malloc(sizeof *p->rin);
   p->rout = malloc(sizeof *p->rout);
   if (!p->tmp || !p->rin || !p->rout) abort();
-  p->pool = ts_pool_new(threads);
+  p->pool = ts_pool_new(threads, 200); /* workers spin 200 us between calls */
   p->n_steps = n_steps > 0 ? n_steps : 0;
   p->table = malloc((size_t)(p->n_steps ? p->n_steps : 1) * F * sizeof(float));
   if (!p->table) abort();
@@ -421,7 +422,7 @@ void ts_unet_plan_set_threads(ts_unet_plan *p, int n) {
   if (n < 1) n = 1;
   if (n == ts_pool_size(p->pool)) return;
   ts_pool_free(p->pool);
-  p->pool = ts_pool_new(n);
+  p->pool = ts_pool_new(n, 200);
 }
 
 long ts_unet_plan_allocs(const ts_unet_plan *p) { return p->allocs; }

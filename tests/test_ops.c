@@ -6,6 +6,9 @@
 #include "core/error.h"
 #include "core/h5io.h"
 #include "core/ops.h"
+#include "core/optim.h"
+#include "core/pool.h"
+#include "core/rng.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,10 +120,66 @@ static const char *cases[] = {"add", "sub", "mul", "scale", "sum", "mean", "perm
 START_TEST(test_op_vs_torch) { check_case(cases[_i]); }
 END_TEST
 
+/* The ops split their loops over the process pool; every element is computed the same way
+ * whatever the split, so a conv / GroupNorm / Mish / transposed-conv step with its backward
+ * and an AdamW + EMA update give bit-identical results on 1 and 3 threads. Sizes are large
+ * enough for every parallel loop to split. */
+static void pool_step(int threads, float *out, float *grads) {
+  ts_parallel_threads(threads);
+  ts_rng r;
+  ts_rng_init(&r, 9);
+  ts_tensor *w1 = ts_param_new(3, (int[]){64, 32, 5}), *b1 = ts_param_new(1, (int[]){64});
+  ts_tensor *g = ts_param_new(1, (int[]){64}), *be = ts_param_new(1, (int[]){64});
+  ts_tensor *w2 = ts_param_new(3, (int[]){64, 32, 4}), *b2 = ts_param_new(1, (int[]){32});
+  ts_tensor *ps[6] = {w1, b1, g, be, w2, b2};
+  for (int i = 0; i < 6; i++) ts_rng_fill_normal(&r, ps[i]->data, ps[i]->n);
+  ts_ctx *c = ts_ctx_new(1 << 24);
+  ts_tensor *x = ts_new(c, 3, (int[]){8, 32, 32});
+  ts_rng_fill_normal(&r, x->data, x->n);
+  x->requires_grad = 1;
+  ts_tensor *h = ts_mish(c, ts_group_norm(c, ts_conv1d(c, x, w1, b1, 1, 2), 8, g, be, 1e-5f));
+  ts_tensor *y = ts_conv_transpose1d(c, h, w2, b2, 2, 1);
+  memcpy(out, y->data, (size_t)y->n * sizeof(float));
+  ts_tensor *loss = ts_mean_all(c, ts_mul(c, y, y));
+  ck_assert_int_eq(ts_backward(c, loss), 0);
+  memcpy(grads, x->grad, (size_t)x->n * sizeof(float));
+  ts_adamw *opt = ts_adamw_new(ps, 6, 1e-2f, 0.9f, 0.999f, 1e-8f, 1e-2f);
+  ts_ema *ema = ts_ema_new(ps, 6, 0.75f, 0.9999f);
+  ts_adamw_step(opt);
+  ts_ema_update(ema, ps, 5);
+  size_t off = (size_t)x->n;
+  for (int i = 0; i < 6; i++) {
+    memcpy(grads + off, ps[i]->data, (size_t)ps[i]->n * sizeof(float));
+    off += (size_t)ps[i]->n;
+    memcpy(grads + off, ema->shadow[i]->data, (size_t)ps[i]->n * sizeof(float));
+    off += (size_t)ps[i]->n;
+  }
+  ts_ema_free(ema);
+  ts_adamw_free(opt);
+  ts_ctx_free(c);
+  for (int i = 0; i < 6; i++) ts_param_free(ps[i]);
+  ts_parallel_threads(1);
+}
+
+START_TEST(test_ops_thread_count_invariant) {
+  size_t ny = 8 * 32 * 64, ng = 8 * 32 * 32 + 2 * (64 * 32 * 5 + 64 * 3 + 64 * 32 * 4 + 32);
+  float *y1 = malloc(ny * 4), *y3 = malloc(ny * 4), *g1 = malloc(ng * 4), *g3 = malloc(ng * 4);
+  pool_step(1, y1, g1);
+  pool_step(3, y3, g3);
+  ck_assert_mem_eq(y1, y3, ny * 4);
+  ck_assert_mem_eq(g1, g3, ng * 4);
+  free(y1);
+  free(y3);
+  free(g1);
+  free(g3);
+}
+END_TEST
+
 Suite *suite_ops(void) {
   Suite *s = suite_create("ops_vs_torch");
   TCase *tc = tcase_create("fixtures");
   tcase_add_loop_test(tc, test_op_vs_torch, 0, NCASES);
+  tcase_add_test(tc, test_ops_thread_count_invariant);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -232,7 +232,7 @@ int ts_train(const ts_config *cfg, const ts_train_opts *o, ts_train_result *res)
   run r;
   memset(&r, 0, sizeof r);
   memset(res, 0, sizeof *res);
-  ts_set_threads(cfg->train.threads);
+  ts_set_threads(cfg->train.threads > 0 ? cfg->train.threads : ts_cpu_count());
   if (o->fresh) remove(o->out);
   { /* fail now, not after the first checkpoint interval, if the output folder is not writable */
     char probe[1100];
