@@ -183,36 +183,47 @@ typedef struct { const float *src; float *dst; int B, C, L, K, stride, pad, Lout
   }
 
 /* cols (Cin*K, B*Lout) from x (B, Cin, L), channels [c0, c1). */
+/* Output positions l in [*l0, *l1) read input l * stride - pad + k inside [0, L). */
+static inline void valid_range(int L, int k, int stride, int pad, int Lout, int *l0, int *l1) {
+  int a = pad - k, b = L - 1 + pad - k; /* need a <= l * stride <= b */
+  *l0 = a <= 0 ? 0 : (a + stride - 1) / stride;
+  *l1 = b < 0 ? 0 : b / stride + 1;
+  if (*l1 > Lout) *l1 = Lout;
+  if (*l0 > *l1) *l0 = *l1;
+}
+
 static void im2col_part(const float *x, int B, int Cin, int L, int K, int stride, int pad, int Lout, float *cols,
                         int c0, int c1) {
-  (void)Cin;
   int N = B * Lout;
   for (int ci = c0; ci < c1; ci++)
     for (int k = 0; k < K; k++) {
       float *row = cols + (int64_t)(ci * K + k) * N;
+      int l0, l1;
+      valid_range(L, k, stride, pad, Lout, &l0, &l1);
       for (int b = 0; b < B; b++) {
         const float *xb = x + ((int64_t)b * Cin + ci) * L;
-        for (int l = 0; l < Lout; l++) {
-          int p = l * stride - pad + k;
-          row[b * Lout + l] = (p >= 0 && p < L) ? xb[p] : 0.0f;
-        }
+        float *rb = row + (int64_t)b * Lout;
+        for (int l = 0; l < l0; l++) rb[l] = 0.0f;
+        if (stride == 1 && l1 > l0) memcpy(rb + l0, xb + l0 + k - pad, (size_t)(l1 - l0) * sizeof(float));
+        else
+          for (int l = l0; l < l1; l++) rb[l] = xb[l * stride + k - pad];
+        for (int l = l1; l < Lout; l++) rb[l] = 0.0f;
       }
     }
 }
 
 static void col2im_part(const float *cols, int B, int Cin, int L, int K, int stride, int pad, int Lout, float *gx,
                         int c0, int c1) {
-  (void)Cin;
   int N = B * Lout;
   for (int ci = c0; ci < c1; ci++)
     for (int k = 0; k < K; k++) {
       const float *row = cols + (int64_t)(ci * K + k) * N;
+      int l0, l1;
+      valid_range(L, k, stride, pad, Lout, &l0, &l1);
       for (int b = 0; b < B; b++) {
         float *gb = gx + ((int64_t)b * Cin + ci) * L;
-        for (int l = 0; l < Lout; l++) {
-          int p = l * stride - pad + k;
-          if (p >= 0 && p < L) gb[p] += row[b * Lout + l];
-        }
+        const float *rb = row + (int64_t)b * Lout;
+        for (int l = l0; l < l1; l++) gb[l * stride + k - pad] += rb[l];
       }
     }
 }
