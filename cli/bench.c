@@ -180,6 +180,22 @@ static void print_list(const char *key, const double *v, int n) {
   printf("], ");
 }
 
+/* One whole DDPM chunk at batch 1 (all train steps plus the scheduler), median ms of 5. */
+static double ddpm_chunk_ms(ts_policy *p, ts_rng *rng) {
+  double chunk[5];
+  float *obs = malloc((size_t)p->cond_dim * sizeof(float)), *acts = malloc((size_t)p->horizon * p->act_dim * sizeof(float));
+  if (!obs || !acts) abort();
+  for (int i = 0; i < p->cond_dim; i++) obs[i] = 0.5f * (p->nobs.min[i % p->obs_dim] + p->nobs.max[i % p->obs_dim]);
+  for (int r = 0; r < 5; r++) {
+    double t0 = ts_now();
+    ts_policy_sample(p, obs, 1, "ddpm", p->sched.T, rng, acts);
+    chunk[r] = 1e3 * (ts_now() - t0);
+  }
+  free(obs);
+  free(acts);
+  return ts_median(chunk, 5);
+}
+
 /* ms per batched U-Net forward (EMA weights, no grad) for each batch size: the inference
  * engine (what every sampler calls), the engine with the timestep path computed per call
  * instead of looked up, and the autograd tape's forward; then one DDPM chunk at batch 1. */
@@ -209,28 +225,19 @@ static int bench_step(int argc, char **argv) {
   ts_rng_fill_uniform(&rng, cond, (int64_t)maxb * p.cond_dim);
   for (int b = 0; b < maxb; b++) t[b] = (int)ts_rng_below(&rng, (uint32_t)p.sched.T);
   double ms[32], ms_plain[32], ms_tape[32];
-  for (int i = 0; i < nb; i++) {
-    step_job j = {&p, p.plan, x, cond, eps, t, bs[i]};
-    run_plan(&j); /* warm-up: buffers grow to this batch size */
-    ms[i] = 1e3 * time_call(run_plan, &j);
-    j.plan = plain;
-    run_plan(&j);
-    ms_plain[i] = 1e3 * time_call(run_plan, &j);
-    run_tape(&j);
-    ms_tape[i] = 1e3 * time_call(run_tape, &j);
+  /* One variant at a time over all batch sizes, the tape (OpenBLAS, whose idle workers keep
+   * yielding for a while and would share the cores with the engine's) last. */
+  double chunk_ms = 0;
+  for (int v = 0; v < 3; v++) {
+    if (v == 2) chunk_ms = ddpm_chunk_ms(&p, &rng);
+    for (int i = 0; i < nb; i++) {
+      step_job j = {&p, v == 1 ? plain : p.plan, x, cond, eps, t, bs[i]};
+      void (*fn)(void *) = v == 2 ? run_tape : run_plan;
+      fn(&j); /* warm-up: buffers grow to this batch size */
+      double r = 1e3 * time_call(fn, &j);
+      (v == 0 ? ms : v == 1 ? ms_plain : ms_tape)[i] = r;
+    }
   }
-  /* One whole DDPM chunk at batch 1 (100 forwards plus the scheduler), median of 5. */
-  double chunk[5];
-  float *obs = malloc((size_t)p.cond_dim * sizeof(float)), *acts = malloc((size_t)p.horizon * p.act_dim * sizeof(float));
-  for (int i = 0; i < p.cond_dim; i++) obs[i] = 0.5f * (p.nobs.min[i % p.obs_dim] + p.nobs.max[i % p.obs_dim]);
-  for (int r = 0; r < 5; r++) {
-    double t0 = ts_now();
-    ts_policy_sample(&p, obs, 1, "ddpm", p.sched.T, &rng, acts);
-    chunk[r] = 1e3 * (ts_now() - t0);
-  }
-  double chunk_ms = ts_median(chunk, 5);
-  free(obs);
-  free(acts);
   if (json) {
     printf("{\"ckpt\": \"%s\", \"threads\": %d, \"batch\": [", ck, threads);
     for (int i = 0; i < nb; i++) printf("%s%d", i ? ", " : "", bs[i]);
