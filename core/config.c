@@ -220,27 +220,57 @@ int ts_config_override(ts_config *c, const char *kv) {
   return ts_config_validate(c, "overrides");
 }
 
+/* Range checks that name the key and its value. */
+static int bad_i(const char *o, const char *sec, const char *key, long v, long lo, long hi) {
+  if (v >= lo && v <= hi) return 0;
+  return ts_fail("%s: [%s] %s = %ld must be in %ld..%ld", o, sec, key, v, lo, hi);
+}
+
+/* lo <= v < hi (hi_open) or lo <= v <= hi; NaN fails. */
+static int bad_d(const char *o, const char *sec, const char *key, double v, double lo, double hi, int hi_open) {
+  if (v >= lo && (hi_open ? v < hi : v <= hi)) return 0;
+  return ts_fail("%s: [%s] %s = %g must be in [%g, %g%s", o, sec, key, v, lo, hi, hi_open ? ")" : "]");
+}
+
 int ts_config_validate(const ts_config *c, const char *o) {
-  if (c->data.horizon <= 0 || c->data.n_obs_steps <= 0 || c->data.n_action_steps <= 0 ||
-      c->data.n_obs_steps - 1 + c->data.n_action_steps > c->data.horizon)
-    return ts_fail("%s: need 0 < n_obs_steps - 1 + n_action_steps <= horizon", o);
+  if (bad_i(o, "data", "horizon", c->data.horizon, 1, 1024) || bad_i(o, "data", "n_obs_steps", c->data.n_obs_steps, 1, 1024) ||
+      bad_i(o, "data", "n_action_steps", c->data.n_action_steps, 1, 1024) ||
+      bad_i(o, "data", "pad_before", c->data.pad_before, 0, c->data.horizon) ||
+      bad_i(o, "data", "pad_after", c->data.pad_after, 0, c->data.horizon) ||
+      bad_d(o, "data", "val_ratio", c->data.val_ratio, 0, 1, 1) ||
+      bad_i(o, "data", "max_train_episodes", c->data.max_train_episodes, 0, 1L << 30) ||
+      bad_i(o, "model", "n_groups", c->model.n_groups, 1, 4096) || bad_i(o, "model", "kernel_size", c->model.kernel_size, 1, 15) ||
+      bad_i(o, "model", "step_embed_dim", c->model.step_embed_dim, 4, 4096) ||
+      bad_i(o, "diffusion", "num_train_timesteps", c->diffusion.num_train_timesteps, 2, 1000) ||
+      bad_i(o, "train", "batch_size", c->train.batch_size, 1, 65536) || bad_d(o, "train", "lr", c->train.lr, 1e-30, 1e3, 0) ||
+      bad_d(o, "train", "beta1", c->train.beta1, 0, 1, 1) || bad_d(o, "train", "beta2", c->train.beta2, 0, 1, 1) ||
+      bad_d(o, "train", "eps", c->train.eps, 1e-30, 1, 0) || bad_d(o, "train", "weight_decay", c->train.weight_decay, 0, 1e3, 0) ||
+      bad_i(o, "train", "warmup_steps", c->train.warmup_steps, 0, 1L << 30) ||
+      bad_i(o, "train", "epochs", c->train.epochs, 0, 1L << 30) || bad_i(o, "train", "max_steps", c->train.max_steps, 0, 1L << 40) ||
+      bad_d(o, "train", "ema_power", c->train.ema_power, 1e-6, 1e3, 0) ||
+      bad_d(o, "train", "ema_max_decay", c->train.ema_max_decay, 0, 1, 0) ||
+      bad_i(o, "train", "checkpoint_every", c->train.checkpoint_every, 1, 1L << 30) ||
+      bad_i(o, "train", "log_every", c->train.log_every, 1, 1L << 30) ||
+      bad_i(o, "train", "eval_every", c->train.eval_every, 0, 1L << 30) ||
+      bad_i(o, "train", "eval_episodes", c->train.eval_episodes, 1, 1024) || bad_i(o, "train", "threads", c->train.threads, 0, 256) ||
+      bad_i(o, "eval", "episodes", c->eval.episodes, 1, 1024) || bad_i(o, "eval", "seed_start", c->eval.seed_start, 0, 1L << 30))
+    return -1;
+  if (c->data.n_obs_steps - 1 + c->data.n_action_steps > c->data.horizon)
+    return ts_fail("%s: need n_obs_steps - 1 + n_action_steps <= horizon", o);
   int L = c->model.n_levels;
+  if (L < 1) return ts_fail("%s: [model] down_dims needs at least one level", o);
   if (c->data.horizon % (1 << (L - 1)))
     return ts_fail("%s: horizon %d must be divisible by 2^(levels-1) = %d", o, c->data.horizon, 1 << (L - 1));
   for (int i = 0; i < L; i++)
-    if (c->model.down_dims[i] <= 0 || c->model.down_dims[i] % c->model.n_groups)
-      return ts_fail("%s: down_dims[%d] = %d must be a positive multiple of n_groups %d", o, i, c->model.down_dims[i],
+    if (c->model.down_dims[i] <= 0 || c->model.down_dims[i] > 4096 || c->model.down_dims[i] % c->model.n_groups)
+      return ts_fail("%s: down_dims[%d] = %d must be a multiple of n_groups %d in 1..4096", o, i, c->model.down_dims[i],
                      c->model.n_groups);
-  if (c->model.kernel_size % 2 == 0 || c->model.step_embed_dim < 4 || c->model.step_embed_dim % 2)
+  if (c->model.kernel_size % 2 == 0 || c->model.step_embed_dim % 2)
     return ts_fail("%s: kernel_size must be odd and step_embed_dim even", o);
   if (strcmp(c->diffusion.beta_schedule, "squaredcos_cap_v2"))
     return ts_fail("%s: beta_schedule '%s' unsupported (squaredcos_cap_v2)", o, c->diffusion.beta_schedule);
   if (strcmp(c->diffusion.prediction_type, "epsilon"))
     return ts_fail("%s: prediction_type '%s' unsupported (epsilon)", o, c->diffusion.prediction_type);
-  if (c->diffusion.num_train_timesteps < 2 || c->diffusion.num_train_timesteps > 1000)
-    return ts_fail("%s: num_train_timesteps must be in 2..1000", o);
-  if (c->train.batch_size <= 0 || c->train.lr <= 0 || c->train.epochs < 0 || c->train.max_steps < 0)
-    return ts_fail("%s: batch_size and lr must be positive, epochs and max_steps non-negative", o);
   if (strcmp(c->eval.sampler, "ddpm") && strcmp(c->eval.sampler, "ddim"))
     return ts_fail("%s: eval sampler '%s' unknown (ddpm, ddim)", o, c->eval.sampler);
   if (c->eval.steps <= 0 || c->eval.steps > c->diffusion.num_train_timesteps)

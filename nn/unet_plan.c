@@ -281,7 +281,7 @@ ts_unet_plan *ts_unet_plan_new(const ts_unet *u, int horizon, int n_steps, int t
   p->pad = c->kernel_size / 2 > 1 ? c->kernel_size / 2 : 1;
   int L = p->L, F = 0;
   for (int l = 0; l < L; l++)
-    if (c->down_dims[l] > TS_PLAN_MAXC) abort(); /* configs are validated long before this */
+    if (c->down_dims[l] > TS_PLAN_MAXC) abort(); /* ts_config_validate refuses wider configs */
   for (int l = 0; l < L; l++) {
     for (int i = 0; i < 2; i++) p->down[l][i] = make_crb(&u->down[l][i], &F);
     if (l < L - 1) p->downs[l] = make_conv(&u->downsample[l], 2, 1);

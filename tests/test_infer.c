@@ -60,6 +60,18 @@ START_TEST(test_config_validation) {
   ck_assert_int_ne(ts_config_override(&c, "train.nope=1"), 0);
   ck_assert_msg(strstr(ts_error(), "'nope'"), "%s", ts_error());
   ck_assert_int_ne(ts_config_override(&c, "model.down_dims=60,128"), 0); /* not a multiple of 8 */
+  /* Values that would crash or silently misbehave later are refused, naming the key. */
+  const char *bad[] = {"model.n_groups=0",    "model.kernel_size=-1", "train.checkpoint_every=0", "train.log_every=0",
+                       "data.val_ratio=2",    "train.lr=nan",         "train.beta1=1.5",          "data.pad_before=-5",
+                       "data.horizon=100000", "model.step_embed_dim=100000000"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    ts_config_defaults(&c);
+    ck_assert_msg(ts_config_override(&c, bad[i]) != 0, "%s accepted", bad[i]);
+    char key[64];
+    snprintf(key, sizeof key, "%s", strchr(bad[i], '.') + 1);
+    *strchr(key, '=') = 0;
+    ck_assert_msg(strstr(ts_error(), key), "%s: %s", bad[i], ts_error());
+  }
   ts_config_defaults(&c);
   ck_assert_int_eq(ts_config_override(&c, "model.down_dims=32,64"), 0);
   ck_assert_int_eq(c.model.n_levels, 2);
