@@ -134,7 +134,18 @@ START_TEST(test_train_resume_is_exact) {
   ck_assert_int_eq(r.steps, 30);
   ob.fresh = 0;
   ob.stop_after = 0;
-  ck_assert_msg(ts_train(&c, &ob, &r) == 0, "%s", ts_error());
+  /* Resuming with a different recipe is refused, naming the key; schedule-only keys may change. */
+  ts_config c2 = c;
+  ck_assert_int_eq(ts_config_override(&c2, "train.lr=0.002"), 0);
+  ck_assert_int_ne(ts_train(&c2, &ob, &r), 0);
+  ck_assert_msg(strstr(ts_error(), "lr = ") && strstr(ts_error(), "--fresh"), "%s", ts_error());
+  c2 = c;
+  ck_assert_int_eq(ts_config_override(&c2, "model.down_dims=16,16"), 0);
+  ck_assert_int_ne(ts_train(&c2, &ob, &r), 0);
+  ck_assert_msg(strstr(ts_error(), "down_dims"), "%s", ts_error());
+  c2 = c;
+  ck_assert_int_eq(ts_config_override(&c2, "train.eval_episodes=3"), 0);
+  ck_assert_msg(ts_train(&c2, &ob, &r) == 0, "%s", ts_error());
   ck_assert_int_eq(r.resumed_from, 30);
   ck_assert_int_eq(r.steps, 60);
   const char *names[] = {"model/final_conv.1.weight", "ema/down_modules.0.0.blocks.0.block.0.weight",

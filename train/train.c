@@ -95,13 +95,52 @@ static int save(run *r, const char *out, long step) {
   return rc;
 }
 
+/* Keys a resumed run may change: how long it trains, how often it logs, checkpoints and
+ * evaluates, how many threads. Any other difference from the checkpoint's config would make
+ * the continuation a different run than the one that was started. */
+static int may_change(const char *line) {
+  static const char *ok[] = {"max_steps =", "epochs =", "checkpoint_every =", "log_every =", "eval_every =",
+                             "eval_episodes =", "threads ="};
+  for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+    if (strncmp(line, ok[i], strlen(ok[i])) == 0) return 1;
+  return 0;
+}
+
+/* 0 when the config the checkpoint was trained with (as INI text) equals cur_ini except in
+ * may_change keys and the [eval] section. */
+static int same_recipe(const char *out, const char *saved, const char *cur_ini) {
+  ts_config sc;
+  ts_config_defaults(&sc);
+  if (ts_config_parse_string(&sc, saved, out)) return -1;
+  char *a = ts_config_to_ini(&sc);
+  const char *p = a, *q = cur_ini;
+  char sec[64] = "";
+  int rc = 0;
+  while (*p && *q && !rc) {
+    size_t lp = strcspn(p, "\n"), lq = strcspn(q, "\n");
+    if (*p == '[') snprintf(sec, sizeof sec, "%.*s", (int)(lp < 60 ? lp : 60), p);
+    if ((lp != lq || strncmp(p, q, lp)) && strcmp(sec, "[eval]") && !may_change(p))
+      rc = ts_fail("%s %s: '%.*s' in the checkpoint, '%.*s' now", out, sec, (int)lp, p, (int)lq, q);
+    p += lp + (p[lp] == '\n');
+    q += lq + (q[lq] == '\n');
+  }
+  free(a);
+  return rc;
+}
+
 /* Resume: returns the step to continue from (0 when there is no checkpoint), -1 on error. */
 static long try_resume(run *r, const char *out) {
   if (access(out, F_OK) != 0) return 0;
   int n = r->net->params.n;
   ts_ckpt_state st = {NULL, 0, &r->rng, r->opt};
   ts_h5 *f = ts_h5_open(out);
-  int rc = f ? ts_ckpt_read(f, r->named, 2 * n, &st, NULL) : -1;
+  int rc = 0;
+  if (f) {
+    char *saved = ts_h5_get_attr_str(f, "/", "config");
+    rc = saved ? same_recipe(out, saved, r->cfg_text) : ts_fail("%s: no config attribute", out);
+    free(saved);
+  }
+  if (!rc) rc = f ? ts_ckpt_read(f, r->named, 2 * n, &st, NULL) : -1;
   if (!rc && r->hist.n == 0 && ts_h5_exists(f, "log/step")) {
     const char *names[5] = {"log/step", "log/loss", "log/lr", "log/samples_per_s", "log/eval_score"};
     float *cols[5] = {0};
