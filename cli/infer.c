@@ -168,11 +168,16 @@ int ts_cmd_forward(int argc, char **argv) {
         rc = ts_fail("%s: t[%ld] = %g is not an integer step in 0..%d", in, b, t[b], p.sched.T - 1);
     for (long i = 0; !rc && i < B * p.horizon * p.act_dim; i++)
       if (!isfinite(x[i])) rc = ts_fail("%s: x holds NaN or Inf", in);
+    for (long i = 0; !rc && i < B * p.cond_dim; i++)
+      if (!isfinite(c[i])) rc = ts_fail("%s: cond holds NaN or Inf", in);
     if (!rc) {
       int *ti = malloc((size_t)B * sizeof(int));
       eps = malloc((size_t)B * p.horizon * p.act_dim * sizeof(float));
       for (long b = 0; b < B; b++) ti[b] = (int)t[b];
-      ts_policy_eps(&p, x, ti, c, (int)B, eps);
+      for (long b0 = 0; b0 < B; b0 += 256) { /* bounded engine buffers for any B */
+        long nb = B - b0 < 256 ? B - b0 : 256, sx = (long)p.horizon * p.act_dim;
+        ts_policy_eps(&p, x + b0 * sx, ti + b0, c + b0 * p.cond_dim, (int)nb, eps + b0 * sx);
+      }
       free(ti);
       ts_h5 *o = ts_h5_create(out);
       rc = !o || ts_h5_write_f32(o, "eps", eps, 3, dx);
