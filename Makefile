@@ -3,7 +3,7 @@
 #   make test       install missing Debian packages, build and run the Check test suite
 #   make asan       the same tests under AddressSanitizer + UBSan
 #   make demo       run the pipeline end to end on small defaults
-#   make bench      GEMM and op benchmarks
+#   make bench      GEMM benchmark, and U-Net forward latency for CKPT (default: the demo's)
 #   make fixtures   regenerate the PyTorch reference fixtures (needs scripts/deps.sh --dev)
 #   make clean
 
@@ -61,9 +61,12 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	@bash scripts/demo.sh $(BUILD)/tsdp $(DATA_DIR)
 
+CKPT ?= runs/demo/base.h5
 bench: deps
 	@$(MAKE) --no-print-directory all
-	$(BUILD)/tsdp bench gemm
+	OPENBLAS_NUM_THREADS=1 $(BUILD)/tsdp bench gemm
+	@if [ -f "$(CKPT)" ]; then $(BUILD)/tsdp bench step --ckpt "$(CKPT)"; \
+	else echo "bench step: no checkpoint at $(CKPT) (make demo trains one; or make bench CKPT=FILE.h5)"; fi
 
 fixtures:
 	/usr/bin/python3 scripts/make_fixtures.py tests/fixtures
