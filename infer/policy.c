@@ -73,6 +73,7 @@ void ts_policy_free(ts_policy *p) {
 }
 
 void ts_policy_reserve(ts_policy *p, int B) {
+  ts_unet_plan_reserve(p->plan, B);
   if (B <= p->max_batch) return;
   size_t n = (size_t)B * p->horizon * p->act_dim * sizeof(float);
   p->buf_x = realloc(p->buf_x, n);
@@ -123,7 +124,6 @@ void ts_policy_eps_tape(ts_policy *p, const float *x, const int *t, const float 
 int ts_policy_sample(ts_policy *p, const float *obs_raw, int B, const char *sampler, int steps, ts_rng *rng,
                      float *actions) {
   ts_policy_reserve(p, B);
-  ts_unet_plan_reserve(p->plan, B);
   int n = B * p->horizon * p->act_dim, T = p->sched.T;
   float *cond = p->buf_cond;
   int *tb = p->buf_tb;

@@ -238,6 +238,16 @@ START_TEST(test_policy_sampling) {
   ck_assert_int_eq(lp.chunks, er.chunks);
   ts_pusht_free(env);
   ts_loop_free(&lp);
+  /* A freshly loaded policy: after ts_loop_init the loop allocates nothing. */
+  ts_policy p2;
+  ck_assert_int_eq(ts_policy_load(&p2, ck, "ema"), 0);
+  ck_assert_int_eq(ts_loop_init(&lp, &p2, "ddim", 4, 9), 0);
+  long a0 = ts_unet_plan_allocs(p2.plan);
+  float ob2[TS_PUSHT_OBS_DIM] = {0}, act2[2];
+  for (int step = 0; step < 20; step++) ck_assert_int_eq(ts_loop_act(&lp, ob2, act2), 0);
+  ck_assert_int_eq(ts_unet_plan_allocs(p2.plan), a0);
+  ts_loop_free(&lp);
+  ts_policy_free(&p2);
   ts_policy_free(&p);
   /* A checkpoint from a different architecture is refused naming the tensor. */
   ts_config c2;
