@@ -107,7 +107,8 @@ int ts_cmd_sample(int argc, char **argv) {
   if (!rc) rc = ts_dataset_load(data, keys, p.cfg.data.n_obs_keys, &d);
   if (!rc && d.obs_dim != p.obs_dim) rc = ts_fail("%s: obs width %d, checkpoint expects %d", data, d.obs_dim, p.obs_dim);
   if (!rc && idx >= d.n_steps) rc = ts_fail("--index %ld: the dataset has %lld steps", idx, (long long)d.n_steps);
-  float *acts = NULL;
+  float *acts = NULL, *cond = malloc((size_t)p.cond_dim * sizeof(float)), *raw = malloc((size_t)p.cond_dim * sizeof(float));
+  if (!cond || !raw) abort();
   if (!rc) {
     const int CH = 256;
     int No = p.cfg.data.n_obs_steps, per = p.horizon * p.act_dim;
@@ -115,6 +116,8 @@ int ts_cmd_sample(int argc, char **argv) {
     acts = malloc((size_t)n * per * sizeof(float));
     if (!hist || !acts) abort();
     obs_history(&d, &p, idx, hist);
+    memcpy(raw, hist, (size_t)p.cond_dim * sizeof(float));
+    ts_policy_make_cond(&p, raw, 1, cond);
     for (int b = 1; b < CH; b++) memcpy(hist + (size_t)b * No * p.obs_dim, hist, (size_t)No * p.obs_dim * sizeof(float));
     ts_rng rng;
     ts_rng_init(&rng, (uint64_t)seed);
@@ -127,7 +130,9 @@ int ts_cmd_sample(int argc, char **argv) {
   if (!rc) {
     ts_h5 *f = ts_h5_create(out);
     int64_t dims[3] = {n, p.horizon, p.act_dim};
-    rc = !f || ts_h5_write_f32(f, "actions", acts, 3, dims) || ts_h5_attr_i64(f, "/", "index", idx) ||
+    int64_t od[2] = {p.cfg.data.n_obs_steps, p.obs_dim}, cd[1] = {p.cond_dim};
+    rc = !f || ts_h5_write_f32(f, "actions", acts, 3, dims) || ts_h5_write_f32(f, "obs", raw, 2, od) ||
+         ts_h5_write_f32(f, "cond", cond, 1, cd) || ts_h5_attr_i64(f, "/", "index", idx) ||
          ts_h5_attr_str(f, "/", "sampler", sampler) || ts_h5_attr_i64(f, "/", "steps", steps) ||
          ts_h5_attr_i64(f, "/", "seed", seed);
     if (f) {
@@ -137,6 +142,8 @@ int ts_cmd_sample(int argc, char **argv) {
     if (!rc) printf("wrote %ld chunks (%d, %d) for index %ld to %s\n", n, p.horizon, p.act_dim, idx, out);
   }
   free(acts);
+  free(cond);
+  free(raw);
   ts_dataset_free(&d);
   ts_policy_free(&p);
   return rc ? 1 : 0;
