@@ -105,6 +105,10 @@ void ts_policy_make_cond(const ts_policy *p, const float *obs_raw, int B, float 
 void ts_policy_set_threads(ts_policy *p, int n) { ts_unet_plan_set_threads(p->plan, n); }
 
 void ts_policy_eps(ts_policy *p, const float *x, const int *t, const float *cond, int B, float *eps) {
+  if (p->use_tape) {
+    ts_policy_eps_tape(p, x, t, cond, B, eps);
+    return;
+  }
   ts_unet_plan_forward(p->plan, x, t, cond, B, eps);
   p->nfe++;
 }

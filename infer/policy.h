@@ -21,6 +21,7 @@ typedef struct ts_policy {
   ts_ctx *ctx;
   int obs_dim, act_dim, cond_dim, horizon;
   long nfe; /* network evaluations (batched calls) made so far */
+  int use_tape; /* 1: ts_policy_eps goes through the autograd forward (reference, slow) */
   float *buf_x, *buf_eps, *buf_mean, *buf_z; /* (max_batch, horizon, act_dim) work buffers */
   float *buf_t, *buf_cond;
   int *buf_tb;

@@ -210,6 +210,15 @@ START_TEST(test_policy_sampling) {
   for (int i = 0; i < 96; i += 2) {
     ck_assert(a1[i] >= p.nact.min[0] - 1e-3f && a1[i] <= p.nact.max[0] + 1e-3f);
   }
+  /* The engine and the autograd forward give the same chunks from the same seed (the whole
+     100-step chain, clipping included), to float rounding. */
+  p.use_tape = 1;
+  ts_rng_init(&r2, 5);
+  ck_assert_int_eq(ts_policy_sample(&p, obs, 3, "ddpm", 100, &r2, a2), 0);
+  p.use_tape = 0;
+  double worst = 0, range = p.nact.max[0] - p.nact.min[0];
+  for (int i = 0; i < 96; i++) worst = fmax(worst, fabs(a1[i] - a2[i]));
+  ck_assert_msg(worst <= 1e-4 * range, "engine vs tape DDPM chunk: max difference %g (range %g)", worst, range);
   ck_assert_int_eq(ts_policy_sample(&p, obs, 3, "ddim", 10, &r1, a1), 0);
   ck_assert_int_ne(ts_policy_sample(&p, obs, 3, "euler", 10, &r1, a1), 0);
   /* A two-episode closed-loop evaluation runs and reports sane numbers. */
