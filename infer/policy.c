@@ -1,4 +1,5 @@
 #include "policy.h"
+#include "infer/spec.h"
 #include "core/error.h"
 #include "core/h5io.h"
 #include <math.h>
@@ -69,6 +70,7 @@ void ts_policy_free(ts_policy *p) {
   free(p->buf_t);
   free(p->buf_tb);
   free(p->buf_cond);
+  free(p->spec_buf);
   memset(p, 0, sizeof *p);
 }
 
@@ -127,6 +129,10 @@ void ts_policy_eps_tape(ts_policy *p, const float *x, const int *t, const float 
 
 int ts_policy_sample(ts_policy *p, const float *obs_raw, int B, const char *sampler, int steps, ts_rng *rng,
                      float *actions) {
+  if (strcmp(sampler, "spec") == 0) {
+    ts_spec_opts so = {steps, 0};
+    return ts_spec_sample(p, obs_raw, B, &so, rng, actions, &p->spec);
+  }
   ts_policy_reserve(p, B);
   int n = B * p->horizon * p->act_dim, T = p->sched.T;
   float *cond = p->buf_cond;
@@ -156,7 +162,7 @@ int ts_policy_sample(ts_policy *p, const float *obs_raw, int B, const char *samp
       }
     }
   } else {
-    return ts_fail("unknown sampler '%s' (ddpm, ddim)", sampler);
+    return ts_fail("unknown sampler '%s' (ddpm, ddim, spec)", sampler);
   }
   memcpy(actions, x, (size_t)n * sizeof(float));
   ts_norm_unapply(&p->nact, actions, (int64_t)B * p->horizon);

@@ -12,6 +12,11 @@
 #include "nn/unet1d.h"
 #include "nn/unet_plan.h"
 
+/* Speculative sampling counters (infer/spec.h): sequential target calls, drafts, acceptances. */
+typedef struct ts_spec_stats {
+  long chunks, target_calls, drafted, accepted, rounds;
+} ts_spec_stats;
+
 typedef struct ts_policy {
   ts_config cfg;
   ts_unet *net;
@@ -26,6 +31,9 @@ typedef struct ts_policy {
   float *buf_t, *buf_cond;
   int *buf_tb;
   int max_batch;
+  float *spec_buf; /* speculative sampler's work space (infer/spec.c) */
+  size_t spec_cap;
+  ts_spec_stats spec; /* accumulated over every "spec" sampling call */
 } ts_policy;
 
 ts_unet_cfg ts_unet_cfg_from(const ts_config *c, int act_dim, int obs_dim);
@@ -49,7 +57,9 @@ void ts_policy_eps(ts_policy *p, const float *x, const int *t, const float *cond
  * tested against, and the "before" of its benchmark. */
 void ts_policy_eps_tape(ts_policy *p, const float *x, const int *t, const float *cond, int B, float *eps);
 /* Draw B action chunks (unnormalised, (B, horizon, act_dim)) for raw obs histories.
- * sampler "ddpm" (all train steps) or "ddim" with `steps` inference steps. */
+ * sampler "ddpm" (all train steps), "ddim" with `steps` inference steps, or "spec": exact
+ * speculative DDPM with the frozen-target drafter and `steps` drafted steps per round
+ * (infer/spec.h; counters in p->spec). */
 int ts_policy_sample(ts_policy *p, const float *obs_raw, int B, const char *sampler, int steps, ts_rng *rng,
                      float *actions);
 

@@ -4,6 +4,7 @@
 #include "core/error.h"
 #include "core/h5io.h"
 #include "infer/loop.h"
+#include "infer/spec.h"
 #include "infer/policy.h"
 #include "sim/pusht.h"
 #include "infer/rollout.h"
@@ -183,6 +184,87 @@ START_TEST(test_train_resume_is_exact) {
 }
 END_TEST
 
+/* The accept / reflect rule on its own: for a fixed pair of means the output is N(mq, sig^2)
+ * whatever mp is, and drafts are accepted with probability 2 Phi(-|Delta| / 2). */
+START_TEST(test_spec_rule) {
+  const float mp[2] = {0.5f, -0.3f}, mq[2] = {0.0f, 0.1f}, sig = 0.8f;
+  ts_rng r;
+  ts_rng_init(&r, 3);
+  enum { N = 40000 };
+  double m[2] = {0}, v[2] = {0}, c = 0;
+  long acc = 0;
+  for (int i = 0; i < N; i++) {
+    float z[2] = {ts_rng_normal(&r), ts_rng_normal(&r)}, y[2];
+    acc += ts_spec_accept(mp, mq, sig, z, ts_rng_uniform_d(&r), y, 2);
+    for (int k = 0; k < 2; k++) {
+      double d = y[k] - mq[k];
+      m[k] += d;
+      v[k] += d * d;
+    }
+    c += (y[0] - mq[0]) * (y[1] - mq[1]);
+  }
+  double s2 = (double)sig * sig, se = sqrt(s2 / N);
+  for (int k = 0; k < 2; k++) {
+    ck_assert_msg(fabs(m[k] / N) < 4 * se, "mean offset %g (4 se = %g)", m[k] / N, 4 * se);
+    ck_assert_msg(fabs(v[k] / N / s2 - 1) < 4 * sqrt(2.0 / N), "variance ratio %g", v[k] / N / s2);
+  }
+  ck_assert_msg(fabs(c / N / s2) < 4 / sqrt((double)N), "covariance %g", c / N / s2);
+  double dn = sqrt((0.5 * 0.5 + 0.4 * 0.4) / s2), pacc = erfc(dn / 2 / sqrt(2.0)); /* 2 Phi(-|D|/2) */
+  ck_assert_msg(fabs((double)acc / N - pacc) < 4 * sqrt(pacc * (1 - pacc) / N), "acceptance %g, expected %g",
+                (double)acc / N, pacc);
+}
+END_TEST
+
+/* A target whose DDPM chain is Gaussian in closed form: eps(x, t) = k_t x with k_t moving a
+ * lot between steps (so frozen drafts are often rejected), clip_sample off. Then
+ * x_{t-1} = A_t x_t + sigma_t z and Var x_{-1} follows a scalar recursion; the speculative
+ * chain must reproduce it to sampling error, for several block lengths. */
+static double lin_k(int t) { return 0.5 + 0.45 * sin(0.7 * t); }
+
+static void lin_eps(void *ctx, const float *x, const int *t, const float *cond, int B, float *eps) {
+  (void)ctx;
+  (void)cond;
+  for (int b = 0; b < B; b++)
+    for (int i = 0; i < 4; i++) eps[b * 4 + i] = (float)lin_k(t[b]) * x[b * 4 + i];
+}
+
+START_TEST(test_spec_exact_gaussian) {
+  ts_ddpm s;
+  ts_ddpm_init(&s, 100, 0);
+  double v = 1; /* Var x_T, then the exact recursion */
+  for (int t = 99; t >= 0; t--) {
+    double ab = s.alphas_cumprod[t], abp = t ? s.alphas_cumprod[t - 1] : 1.0, beta = 1 - ab / abp;
+    double c0 = sqrt(abp) * beta / (1 - ab), ct = sqrt(ab / abp) * (1 - abp) / (1 - ab);
+    double A = c0 * (1 - sqrt(1 - ab) * lin_k(t)) / sqrt(ab) + ct, var = t ? (1 - abp) / (1 - ab) * beta : 0;
+    v = A * A * v + var;
+  }
+  ts_spec_target tg = {&s, 4, 1, lin_eps, NULL};
+  const int blocks[3] = {2, 5, 12};
+  enum { N = 15000 };
+  float cond[1] = {0}, *work = malloc(ts_spec_work_floats(4, 1, 12) * sizeof(float));
+  for (int bi = 0; bi < 3; bi++) {
+    ts_spec_opts o = {blocks[bi], 0};
+    ts_spec_stats st = {0};
+    ts_rng r;
+    ts_rng_init(&r, 100 + bi);
+    double m = 0, q = 0;
+    for (int c = 0; c < N; c++) {
+      float x[4];
+      ts_rng_fill_normal(&r, x, 4);
+      ts_spec_chain(&tg, cond, &o, &r, x, &st, work);
+      for (int i = 0; i < 4; i++) m += x[i], q += (double)x[i] * x[i];
+    }
+    double M = 4.0 * N, mean = m / M, var = q / M - mean * mean, acc = (double)st.accepted / st.drafted;
+    ck_assert_msg(fabs(mean) < 4 * sqrt(v / M), "block %d: mean %g", blocks[bi], mean);
+    ck_assert_msg(fabs(var / v - 1) < 4 * sqrt(2.0 / M), "block %d: variance %g, exact %g (acceptance %.3f)", blocks[bi],
+                  var, v, acc);
+    ck_assert_msg(acc < 0.97 && st.target_calls < 100L * N, "block %d: acceptance %.3f, %ld calls", blocks[bi], acc,
+                  st.target_calls);
+  }
+  free(work);
+}
+END_TEST
+
 START_TEST(test_policy_sampling) {
   ts_config c;
   tiny_cfg(&c);
@@ -221,6 +303,44 @@ START_TEST(test_policy_sampling) {
   ck_assert_msg(worst <= 1e-4 * range, "engine vs tape DDPM chunk: max difference %g (range %g)", worst, range);
   ck_assert_int_eq(ts_policy_sample(&p, obs, 3, "ddim", 10, &r1, a1), 0);
   ck_assert_int_ne(ts_policy_sample(&p, obs, 3, "euler", 10, &r1, a1), 0);
+  /* Speculative sampling (frozen-target drafter) draws DDPM's distribution: 300 chunks each,
+   * energy-distance permutation test at fixed seeds. The same test rejects the lossy variant
+   * that keeps every draft, so it can see a difference of that size. The briefly trained
+   * network predicts nearly the same eps everywhere (drafts would almost never be wrong), so
+   * the check runs on freshly initialised weights, whose eps moves with x and t. */
+  {
+    enum { NS = 300 };
+    const float SPEC_GAIN = 10.0f;
+    ts_rng ri;
+    ts_rng_init(&ri, 21);
+    ts_unet_init(p.net, &ri);
+    for (int64_t i = 0; i < p.net->final1.w->n; i++) p.net->final1.w->data[i] *= SPEC_GAIN; /* louder eps */
+    ts_unet_plan_free(p.plan);
+    p.plan = ts_unet_plan_new(p.net, p.horizon, p.sched.T, 1);
+    float *ob3 = malloc(NS * 40 * sizeof(float)), *ad = malloc(NS * 32 * sizeof(float));
+    float *as = malloc(NS * 32 * sizeof(float)), *an = malloc(NS * 32 * sizeof(float));
+    for (int i = 0; i < NS * 40; i++) ob3[i] = obs[i % 40];
+    ts_rng_init(&r1, 11);
+    ck_assert_int_eq(ts_policy_sample(&p, ob3, NS, "ddpm", 100, &r1, ad), 0);
+    ts_spec_stats st = {0};
+    ts_spec_opts so = {4, 0}, sn = {25, 1};
+    ts_rng_init(&r1, 12);
+    ck_assert_int_eq(ts_spec_sample(&p, ob3, NS, &so, &r1, as, &st), 0);
+    ts_rng_init(&r1, 13);
+    ck_assert_int_eq(ts_spec_sample(&p, ob3, NS, &sn, &r1, an, NULL), 0);
+    double e1, e2, p1 = energy_pvalue(as, ad, NS, 32, 200, 7, &e1), p2 = energy_pvalue(an, ad, NS, 32, 200, 7, &e2);
+    fprintf(stderr, "spec test: acceptance %.3f, %.1f target calls per chunk, p = %.3f; keep-every-draft p = %.3f\n",
+            (double)st.accepted / st.drafted, (double)st.target_calls / NS, p1, p2);
+    ck_assert_msg(p1 > 0.01, "speculative vs DDPM: energy %g, p = %g", e1, p1);
+    ck_assert_msg(p2 < 0.01, "keep-every-draft vs DDPM: energy %g, p = %g (the test has no power)", e2, p2);
+    /* Every chunk took fewer sequential target calls than DDPM's 100, and the counters add up. */
+    ck_assert_int_eq(st.chunks, NS);
+    ck_assert(st.target_calls < 100L * NS && st.accepted <= st.drafted && st.accepted >= st.rounds);
+    free(ob3);
+    free(ad);
+    free(as);
+    free(an);
+  }
   /* A two-episode closed-loop evaluation runs and reports sane numbers. */
   ts_eval_opts eo = {2, 100000, "ddim", 4, 1, NULL, 0, 1};
   ts_eval_result er;
@@ -283,6 +403,8 @@ Suite *suite_infer(void) {
   tcase_add_test(tc, test_config_validation);
   tcase_add_test(tc, test_train_resume_is_exact);
   tcase_add_test(tc, test_policy_sampling);
+  tcase_add_test(tc, test_spec_rule);
+  tcase_add_test(tc, test_spec_exact_gaussian);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -1,6 +1,7 @@
 #include "tests.h"
 #include "core/error.h"
 #include "core/h5io.h"
+#include "core/rng.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,51 @@ double rel_err(const float *a, const float *b, int64_t n, double floor) {
     if (fabs(b[i]) > ref) ref = fabs(b[i]);
   }
   return mx / ref;
+}
+
+static double energy_stat(const double *D, const int *lab, int N) {
+  double ab = 0, aa = 0, bb = 0;
+  long nab = 0, naa = 0, nbb = 0;
+  for (int i = 0; i < N; i++)
+    for (int j = 0; j < N; j++) {
+      double v = D[(size_t)i * N + j];
+      if (lab[i] != lab[j]) ab += v, nab++;
+      else if (lab[i]) aa += v, naa++;
+      else bb += v, nbb++;
+    }
+  return 2 * ab / nab - aa / naa - bb / nbb;
+}
+
+double energy_pvalue(const float *X, const float *Y, int n, int d, int perms, uint64_t seed, double *stat) {
+  int N = 2 * n;
+  double *D = malloc((size_t)N * N * sizeof(double));
+  int *lab = malloc((size_t)N * sizeof(int));
+  for (int i = 0; i < N; i++) {
+    const float *a = i < n ? X + (size_t)i * d : Y + (size_t)(i - n) * d;
+    lab[i] = i < n;
+    for (int j = 0; j < N; j++) {
+      const float *b = j < n ? X + (size_t)j * d : Y + (size_t)(j - n) * d;
+      double s = 0;
+      for (int k = 0; k < d; k++) s += ((double)a[k] - b[k]) * ((double)a[k] - b[k]);
+      D[(size_t)i * N + j] = sqrt(s);
+    }
+  }
+  double e0 = energy_stat(D, lab, N);
+  ts_rng r;
+  ts_rng_init(&r, seed);
+  int ge = 0;
+  for (int p = 0; p < perms; p++) {
+    for (int i = N - 1; i > 0; i--) { /* Fisher-Yates on the labels */
+      int j = (int)ts_rng_below(&r, (uint32_t)(i + 1)), t = lab[i];
+      lab[i] = lab[j];
+      lab[j] = t;
+    }
+    ge += energy_stat(D, lab, N) >= e0;
+  }
+  free(D);
+  free(lab);
+  if (stat) *stat = e0;
+  return (ge + 1.0) / (perms + 1.0);
 }
 
 int main(void) {

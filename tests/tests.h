@@ -32,5 +32,8 @@ ts_tensor *fix_tensor(ts_ctx *c, struct ts_h5 *f, const char *name);
 
 /* max |a - b| / max(max |b|, floor): the relative error the fixture tests report. */
 double rel_err(const float *a, const float *b, int64_t n, double floor);
+/* Two-sample energy-distance test on n rows of d floats each (X vs Y): returns the permutation
+ * p-value over `perms` label shuffles drawn from `seed`; *stat gets the energy distance. */
+double energy_pvalue(const float *X, const float *Y, int n, int d, int perms, uint64_t seed, double *stat);
 
 #endif
