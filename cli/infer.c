@@ -5,6 +5,7 @@
 #include "data/dataset.h"
 #include "infer/policy.h"
 #include "infer/rollout.h"
+#include "infer/spec.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,23 @@ static int load_policy(int argc, char **argv, ts_policy *p) {
   return 0;
 }
 
+/* --steps (ddim inference steps) or --block (spec: drafted steps per round) for a sampler. */
+static int sampler_steps(int argc, char **argv, const ts_policy *p, const char *sampler, long *steps) {
+  int T = p->cfg.diffusion.num_train_timesteps;
+  if (strcmp(sampler, "spec") == 0) return int_opt(argc, argv, "--block", 4, 1, TS_SPEC_MAX_BLOCK, steps);
+  if (strcmp(sampler, "ddpm") && strcmp(sampler, "ddim")) return ts_fail("--sampler '%s': ddpm, ddim or spec", sampler);
+  return int_opt(argc, argv, "--steps", strcmp(sampler, "ddim") ? T : p->cfg.eval.steps, 1, T, steps);
+}
+
+static void print_spec(const ts_policy *p, int json) {
+  const ts_spec_stats *s = &p->spec;
+  if (!s->chunks) return;
+  double acc = s->drafted ? (double)s->accepted / s->drafted : 0, calls = (double)s->target_calls / s->chunks;
+  if (json) printf("\"acceptance\": %.4f, \"target_calls_per_chunk\": %.2f, ", acc, calls);
+  else printf("speculative: %.1f%% of drafts accepted, %.1f sequential target calls per chunk (DDPM: %d)\n", 100 * acc,
+              calls, p->sched.T);
+}
+
 int ts_cmd_eval(int argc, char **argv) {
   ts_policy p;
   if (load_policy(argc, argv, &p)) return 1;
@@ -42,10 +60,8 @@ int ts_cmd_eval(int argc, char **argv) {
   if (!sampler) sampler = p.cfg.eval.sampler;
   int rc = int_opt(argc, argv, "--episodes", p.cfg.eval.episodes, 1, 1024, &eps) ||
            int_opt(argc, argv, "--seed-start", p.cfg.eval.seed_start, 0, 1L << 30, &start) ||
-           int_opt(argc, argv, "--steps", strcmp(sampler, "ddim") ? p.cfg.diffusion.num_train_timesteps : p.cfg.eval.steps, 1,
-                   p.cfg.diffusion.num_train_timesteps, &steps) ||
+           sampler_steps(argc, argv, &p, sampler, &steps) ||
            int_opt(argc, argv, "--seed", 0, 0, 1L << 30, &seed) || int_opt(argc, argv, "--gif-count", 4, 0, 1024, &ngif);
-  if (!rc && strcmp(sampler, "ddpm") && strcmp(sampler, "ddim")) rc = ts_fail("--sampler '%s': ddpm or ddim", sampler);
   const char *gif = ts_opt(argc, argv, "--gif");
   if (!rc && gif && mkdir(gif, 0755) != 0 && access(gif, W_OK) != 0) rc = ts_fail("%s: cannot create folder", gif);
   int json = ts_has_flag(argc, argv, "--json");
@@ -57,10 +73,11 @@ int ts_cmd_eval(int argc, char **argv) {
   if (!rc) {
     if (json) {
       printf("{\"episodes\": %d, \"seed_start\": %ld, \"sampler\": \"%s\", \"steps\": %ld, \"mean_score\": %.6f, "
-             "\"success_rate\": %.6f, \"ms_per_chunk\": %.3f, \"chunks_per_s\": %.3f, \"ms_per_call\": %.3f, "
-             "\"chunks\": %ld, \"scores\": [",
+             "\"success_rate\": %.6f, \"ms_per_chunk\": %.3f, \"chunks_per_s\": %.3f, \"ms_per_call\": %.3f, ",
              r.episodes, start, sampler, steps, r.mean_score, r.success_rate, r.ms_per_chunk, r.chunks_per_s,
-             r.ms_per_call, r.chunks);
+             r.ms_per_call);
+      print_spec(&p, 1);
+      printf("\"chunks\": %ld, \"scores\": [", r.chunks);
       for (int i = 0; i < r.episodes; i++) printf("%s%.4f", i ? ", " : "", r.scores[i]);
       printf("]}\n");
     } else {
@@ -68,6 +85,7 @@ int ts_cmd_eval(int argc, char **argv) {
              start, r.mean_score, r.success_rate);
       printf("sampling: %ld chunks in %ld batched calls, %.2f ms per chunk (amortised), %.1f chunks/s, %.1f ms per call\n",
              r.chunks, r.calls, r.ms_per_chunk, r.chunks_per_s, r.ms_per_call);
+      print_spec(&p, 0);
       if (gif) printf("GIFs of the first %ld episodes in %s/\n", ngif < eps ? ngif : eps, gif);
     }
   }
@@ -92,13 +110,14 @@ int ts_cmd_sample(int argc, char **argv) {
   const char *data = ts_opt(argc, argv, "--data"), *out = ts_opt(argc, argv, "--out");
   const char *sampler = ts_opt(argc, argv, "--sampler");
   if (!data || !out)
-    return ts_fail("usage: tsdp sample --ckpt C --data D.h5 --index I --n N --sampler ddpm|ddim [--steps K] --seed S --out OUT.h5");
+    return ts_fail("usage: tsdp sample --ckpt C --data D.h5 --index I --n N --sampler ddpm|ddim|spec [--steps K | --block L] "
+                   "--seed S --out OUT.h5");
   ts_policy p;
   if (load_policy(argc, argv, &p)) return 1;
   if (!sampler) sampler = "ddpm";
   long idx, n, steps, seed;
   int rc = int_opt(argc, argv, "--index", 0, 0, 1L << 40, &idx) || int_opt(argc, argv, "--n", 100, 1, 1L << 24, &n) ||
-           int_opt(argc, argv, "--steps", strcmp(sampler, "ddim") ? p.sched.T : p.cfg.eval.steps, 1, p.sched.T, &steps) ||
+           sampler_steps(argc, argv, &p, sampler, &steps) ||
            int_opt(argc, argv, "--seed", 0, 0, 1L << 40, &seed);
   ts_dataset d;
   memset(&d, 0, sizeof d);
@@ -140,6 +159,7 @@ int ts_cmd_sample(int argc, char **argv) {
       else rc = ts_h5_commit(f);
     }
     if (!rc) printf("wrote %ld chunks (%d, %d) for index %ld to %s\n", n, p.horizon, p.act_dim, idx, out);
+    if (!rc) print_spec(&p, 0);
   }
   free(acts);
   free(cond);

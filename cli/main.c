@@ -24,13 +24,15 @@ static void usage(FILE *f) {
           "  sim reset --seed S --legacy [--png F] [--json]  Push-T legacy reset state\n"
           "  sim replay --data FILE.h5 [--episode N] [--gif OUT.gif] [--json]\n"
           "  train --config C.ini --data D.h5 --out CKPT.h5 [--max-steps N] [--fresh] [section.key=value ...]\n"
-          "  eval --ckpt CKPT.h5 [--episodes 50] [--sampler ddpm|ddim] [--steps N] [--seed-start S] [--gif DIR] [--json]\n"
-          "  sample --ckpt C --data D.h5 --index I --n N --sampler ddpm|ddim [--steps K] --seed S --out OUT.h5\n"
+          "  eval --ckpt CKPT.h5 [--episodes 50] [--sampler ddpm|ddim|spec] [--steps N | --block L] [--seed-start S]\n"
+          "       [--gif DIR] [--json]\n"
+          "  sample --ckpt C --data D.h5 --index I --n N --sampler ddpm|ddim|spec [--steps K | --block L] --seed S --out OUT.h5\n"
           "  forward --ckpt C --in IN.h5 --out OUT.h5     one batched eps forward (x, t, cond -> eps)\n"
           "    (eval, sample, forward: --threads T, default all CPUs)\n"
           "  bench gemm [--dims 64,128,256] [--batch B] [--json]\n"
           "  bench step --ckpt C [--batch 1,2,4,8,16] [--threads T] [--json]\n"
-          "  distill | rl                               (not implemented yet: see the issues)\n");
+          "  distill | rl                               (not implemented yet: see the issues)\n"
+          "  (spec: exact speculative DDPM with the frozen-target drafter, L drafted steps per round)\n");
 }
 
 int main(int argc, char **argv) {

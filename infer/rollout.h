@@ -11,8 +11,8 @@
 
 typedef struct ts_eval_opts {
   int episodes, seed_start;
-  const char *sampler; /* ddpm | ddim */
-  int steps;           /* ddim inference steps */
+  const char *sampler; /* ddpm | ddim | spec */
+  int steps;           /* ddim inference steps, or spec's drafted steps per round */
   uint64_t seed;       /* sampling noise */
   const char *gif_dir; /* NULL: no GIFs; else the first gif_count episodes as DIR/seed_S.gif */
   int gif_count;

@@ -2,9 +2,10 @@
 """Is tsdp's DDPM sampler the reference's distribution? A two-sample test on one checkpoint.
 
     /usr/bin/python3 scripts/check_sampler_torch.py --ckpt CKPT.h5 --data D.h5 [--index 500] [--n 500]
+        [--sampler ddpm|spec] [--block 4]
 
 Draws --n action chunks with `tsdp sample` (DDPM-100 through the C inference engine, Philox
-noise) and --n chunks with an independent PyTorch DDPM sampler written from REFERENCE.md §2
+noise; or with --sampler spec, exact speculative DDPM with --block drafted steps per round) and --n chunks with an independent PyTorch DDPM sampler written from REFERENCE.md §2
 (diffusers DDPMScheduler semantics: squaredcos_cap_v2, clip_sample, fixed_small variance) on
 the same EMA weights and the same observation window, then compares the two sets of 32-d
 chunks with an energy-distance permutation test. As a check that the test can see a real
@@ -78,15 +79,20 @@ def main():
     ap.add_argument("--perms", type=int, default=500)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--wrong-scale", type=float, default=1.5)
+    ap.add_argument("--sampler", default="ddpm", help="tsdp's sampler: ddpm, or spec (exact speculative DDPM)")
+    ap.add_argument("--block", type=int, default=4, help="spec: drafted steps per round")
     a = ap.parse_args()
     net = load(a.ckpt)[0]
     torch.set_num_threads(2)
     with h5py.File(a.ckpt, "r") as f:
         scale, offset = f["normalizer/action/scale"][()], f["normalizer/action/offset"][()]
     with tempfile.TemporaryDirectory() as d:
-        subprocess.run([a.tsdp, "sample", "--ckpt", a.ckpt, "--data", a.data, "--index", str(a.index), "--n", str(a.n),
-                        "--sampler", "ddpm", "--seed", str(a.seed), "--out", d + "/s.h5"], check=True,
-                       stdout=subprocess.DEVNULL)
+        extra = ["--block", str(a.block)] if a.sampler == "spec" else []
+        out = subprocess.run([a.tsdp, "sample", "--ckpt", a.ckpt, "--data", a.data, "--index", str(a.index), "--n",
+                              str(a.n), "--sampler", a.sampler, "--seed", str(a.seed), "--out", d + "/s.h5"] + extra,
+                             check=True, capture_output=True, text=True).stdout
+        if a.sampler == "spec":
+            print(out.strip().splitlines()[-1])
         with h5py.File(d + "/s.h5", "r") as f:
             c_act, cond = f["actions"][()], torch.tensor(f["cond"][()])[None]
     unnorm = lambda x: (x - offset) / scale
@@ -98,7 +104,7 @@ def main():
     print("mean |tsdp - torch| per coordinate: max %.3f (action units; torch std median %.3f)" %
           (np.abs(c_act.mean(0) - t_act.mean(0)).max(), np.median(t_act.std(0))))
     e, p = energy_test(flat(c_act), flat(t_act), a.perms, a.seed)
-    print("tsdp DDPM vs PyTorch DDPM:               energy distance %.4f, p = %.3f" % (e, p))
+    print("tsdp %-4s vs PyTorch DDPM:               energy distance %.4f, p = %.3f" % (a.sampler, e, p))
     e, p = energy_test(flat(w_act), flat(t_act), a.perms, a.seed)
     print("PyTorch with noise x%.2f vs PyTorch DDPM: energy distance %.4f, p = %.3f" % (a.wrong_scale, e, p))
     e, p = energy_test(flat(o_act), flat(t_act), a.perms, a.seed)
