@@ -4,6 +4,7 @@
 #define TS_CLI_H
 
 #include "core/timer.h"
+#include "infer/policy.h"
 
 int ts_cmd_bench(int argc, char **argv);
 int ts_cmd_data(int argc, char **argv);
@@ -18,6 +19,10 @@ struct ts_config;
 int ts_cli_config(int argc, char **argv, struct ts_config *cfg);
 
 /* Helpers shared by subcommands. */
+/* Raw observation history (n_obs_steps frames ending at dataset step idx, edge-padded at the
+ * start of its episode) into out (n_obs_steps * obs_dim). */
+void ts_cli_obs_history(const ts_dataset *d, const ts_policy *p, long idx, float *out);
+int ts_bench_spec(int argc, char **argv); /* tsdp bench spec (cli/spec.c) */
 int ts_has_flag(int argc, char **argv, const char *flag);    /* --json style */
 const char *ts_opt(int argc, char **argv, const char *name); /* value after --name, or NULL */
 

@@ -95,7 +95,7 @@ int ts_cmd_eval(int argc, char **argv) {
 
 /* The raw observation history (n_obs_steps frames ending at global step idx, edge-padded at
  * the start of its episode). */
-static void obs_history(const ts_dataset *d, const ts_policy *p, long idx, float *out) {
+void ts_cli_obs_history(const ts_dataset *d, const ts_policy *p, long idx, float *out) {
   int e = 0;
   while (d->ep_start[e + 1] <= idx) e++;
   int No = p->cfg.data.n_obs_steps;
@@ -134,7 +134,7 @@ int ts_cmd_sample(int argc, char **argv) {
     float *hist = malloc((size_t)CH * No * p.obs_dim * sizeof(float));
     acts = malloc((size_t)n * per * sizeof(float));
     if (!hist || !acts) abort();
-    obs_history(&d, &p, idx, hist);
+    ts_cli_obs_history(&d, &p, idx, hist);
     memcpy(raw, hist, (size_t)p.cond_dim * sizeof(float));
     ts_policy_make_cond(&p, raw, 1, cond);
     for (int b = 1; b < CH; b++) memcpy(hist + (size_t)b * No * p.obs_dim, hist, (size_t)No * p.obs_dim * sizeof(float));

@@ -1,0 +1,76 @@
+/* tsdp bench spec: batch-1 action-chunk latency of exact speculative DDPM (frozen-target
+ * drafter) against plain DDPM, on observation windows spread through a dataset, with the
+ * sequential target calls per chunk and the draft acceptance rate for each block length. */
+#include "cli.h"
+#include "core/error.h"
+#include "infer/spec.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int ts_bench_spec(int argc, char **argv) {
+  const char *ck = ts_opt(argc, argv, "--ckpt"), *data = ts_opt(argc, argv, "--data"), *bl = ts_opt(argc, argv, "--blocks");
+  const char *wn = ts_opt(argc, argv, "--windows"), *th = ts_opt(argc, argv, "--threads");
+  int json = ts_has_flag(argc, argv, "--json"), blocks[16], nb = 0, W = wn ? atoi(wn) : 20, threads = th ? atoi(th) : ts_cpu_count();
+  if (!ck || !data)
+    return ts_fail("usage: tsdp bench spec --ckpt C --data D.h5 [--blocks 2,3,4,6,8] [--windows 20] [--threads T] [--json]");
+  if (W < 1 || W > 100000) return ts_fail("--windows: expected 1..100000");
+  if (threads < 1) return ts_fail("--threads: expected a positive integer");
+  char buf[256];
+  snprintf(buf, sizeof buf, "%s", bl ? bl : "2,3,4,6,8");
+  for (char *t = strtok(buf, ","); t && nb < 16; t = strtok(NULL, ","))
+    if ((blocks[nb++] = atoi(t)) < 1 || blocks[nb - 1] > TS_SPEC_MAX_BLOCK) return ts_fail("--blocks: bad block '%s'", t);
+  ts_set_threads(threads);
+  ts_policy p;
+  if (ts_policy_load(&p, ck, "ema")) return -1;
+  ts_policy_set_threads(&p, threads);
+  ts_dataset d;
+  memset(&d, 0, sizeof d);
+  const char *keys[TS_CFG_MAXKEYS];
+  for (int i = 0; i < p.cfg.data.n_obs_keys; i++) keys[i] = p.cfg.data.obs_keys[i];
+  int rc = ts_dataset_load(data, keys, p.cfg.data.n_obs_keys, &d);
+  if (!rc && d.obs_dim != p.obs_dim) rc = ts_fail("%s: obs width %d, checkpoint expects %d", data, d.obs_dim, p.obs_dim);
+  if (rc) {
+    ts_dataset_free(&d);
+    ts_policy_free(&p);
+    return -1;
+  }
+  int per = p.cfg.data.n_obs_steps * p.obs_dim;
+  float *obs = malloc((size_t)W * per * sizeof(float)), *act = malloc((size_t)p.horizon * p.act_dim * sizeof(float));
+  if (!obs || !act) abort();
+  for (int w = 0; w < W; w++) ts_cli_obs_history(&d, &p, (long)((double)(w + 0.5) / W * d.n_steps), obs + (size_t)w * per);
+  ts_rng rng;
+  ts_rng_init(&rng, 5);
+  ts_policy_sample(&p, obs, 1, "ddpm", p.sched.T, &rng, act); /* warm-up */
+  double t0 = ts_now();
+  for (int w = 0; w < W; w++) ts_policy_sample(&p, obs + (size_t)w * per, 1, "ddpm", p.sched.T, &rng, act);
+  double ddpm_ms = 1e3 * (ts_now() - t0) / W;
+  if (json) printf("{\"ckpt\": \"%s\", \"threads\": %d, \"windows\": %d, \"ddpm_ms\": %.3f, \"spec\": [", ck, threads, W, ddpm_ms);
+  else
+    printf("batch-1 action chunks on %d observation windows, %d thread%s\n%-12s %10s %12s %12s %10s\n%-12s %10.2f %12d %12s %10s\n",
+           W, threads, threads > 1 ? "s" : "", "sampler", "ms/chunk", "calls/chunk", "acceptance", "speed-up", "ddpm", ddpm_ms,
+           p.sched.T, "", "1.00x");
+  for (int i = 0; i < nb; i++) {
+    ts_spec_opts o = {blocks[i], 0};
+    ts_spec_stats st;
+    memset(&st, 0, sizeof st);
+    ts_spec_sample(&p, obs, 1, &o, &rng, act, NULL); /* warm-up: work space for this block */
+    t0 = ts_now();
+    for (int w = 0; w < W; w++) ts_spec_sample(&p, obs + (size_t)w * per, 1, &o, &rng, act, &st);
+    double ms = 1e3 * (ts_now() - t0) / W, calls = (double)st.target_calls / W, acc = (double)st.accepted / st.drafted;
+    if (json)
+      printf("%s{\"block\": %d, \"ms\": %.3f, \"calls_per_chunk\": %.2f, \"acceptance\": %.4f}", i ? ", " : "", blocks[i],
+             ms, calls, acc);
+    else {
+      char name[32];
+      snprintf(name, sizeof name, "spec-%d", blocks[i]);
+      printf("%-12s %10.2f %12.1f %11.1f%% %9.2fx\n", name, ms, calls, 100 * acc, ddpm_ms / ms);
+    }
+  }
+  if (json) printf("]}\n");
+  free(obs);
+  free(act);
+  ts_dataset_free(&d);
+  ts_policy_free(&p);
+  return 0;
+}
