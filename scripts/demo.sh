@@ -34,5 +34,8 @@ echo "== 4. eval: closed loop on 5 test seeds with DDIM-10 (GIFs of two episodes
 echo "== 5. bench: U-Net forward latency per batch size"
 "$tsdp" bench step --ckpt "$out/base.h5" --batch 1,4,16
 
+echo "== 6. spec: exact speculative DDPM (frozen-target drafter) against DDPM, batch 1"
+"$tsdp" bench spec --ckpt "$out/base.h5" --data "$out/pusht.h5" --blocks 2,4 --windows 5
+
 echo "== done: loss curve $out/base.h5.png, rollouts $out/eval_gifs/, replay $out/replay_ep0.gif"
-echo "== stages still to come: drafter distillation (distill), PPO scheduler (rl), speculative sampling"
+echo "== stages still to come: drafter distillation (distill), PPO scheduler (rl)"
