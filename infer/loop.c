@@ -1,4 +1,5 @@
 #include "loop.h"
+#include "infer/spec.h"
 #include "core/error.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,7 +7,8 @@
 
 int ts_loop_init(ts_loop *l, ts_policy *p, const char *sampler, int steps, uint64_t seed) {
   memset(l, 0, sizeof *l);
-  if (strcmp(sampler, "ddpm") && strcmp(sampler, "ddim")) return ts_fail("unknown sampler '%s' (ddpm, ddim)", sampler);
+  if (strcmp(sampler, "ddpm") && strcmp(sampler, "ddim") && strcmp(sampler, "spec"))
+    return ts_fail("unknown sampler '%s' (ddpm, ddim, spec)", sampler);
   l->p = p;
   snprintf(l->sampler, sizeof l->sampler, "%s", sampler);
   l->steps = steps;
@@ -14,7 +16,12 @@ int ts_loop_init(ts_loop *l, ts_policy *p, const char *sampler, int steps, uint6
   l->hist = malloc((size_t)p->cfg.data.n_obs_steps * p->obs_dim * sizeof(float));
   l->chunk = malloc((size_t)p->horizon * p->act_dim * sizeof(float));
   if (!l->hist || !l->chunk) abort();
-  ts_policy_reserve(p, 1);
+  if (strcmp(sampler, "spec") == 0) {
+    if (steps < 1 || steps > TS_SPEC_MAX_BLOCK) return ts_fail("speculative block %d: expected 1..%d", steps, TS_SPEC_MAX_BLOCK);
+    ts_spec_reserve(p, 1, steps);
+  } else {
+    ts_policy_reserve(p, 1);
+  }
   return 0;
 }
 

@@ -22,6 +22,7 @@ typedef struct ts_loop {
   long chunks;  /* chunks sampled since init */
 } ts_loop;
 
+/* sampler ddpm, ddim (steps: inference steps) or spec (steps: drafted steps per round). */
 int ts_loop_init(ts_loop *l, ts_policy *p, const char *sampler, int steps, uint64_t seed);
 void ts_loop_free(ts_loop *l);
 void ts_loop_reset(ts_loop *l); /* new episode: forget the history and the queue */

@@ -95,19 +95,29 @@ static void policy_eps(void *ctx, const float *x, const int *t, const float *con
   ts_policy_eps(ctx, x, t, cond, B, eps);
 }
 
-int ts_spec_sample(ts_policy *p, const float *obs_raw, int B, const ts_spec_opts *o, ts_rng *rng, float *actions,
-                   ts_spec_stats *st) {
-  if (o->block < 1 || o->block > TS_SPEC_MAX_BLOCK)
-    return ts_fail("speculative block %d: expected 1..%d", o->block, TS_SPEC_MAX_BLOCK);
+static size_t spec_need(const ts_policy *p, int block) {
   int n = p->horizon * p->act_dim;
-  size_t need = ts_spec_work_floats(n, p->cond_dim, o->block) + (size_t)n;
-  if (need > p->spec_cap) { /* grown once per block size: nothing allocated per chunk after that */
+  return ts_spec_work_floats(n, p->cond_dim, block) + (size_t)n;
+}
+
+void ts_spec_reserve(ts_policy *p, int B, int block) {
+  size_t need = spec_need(p, block);
+  if (need > p->spec_cap) { /* grown once: nothing allocated per chunk after that */
     free(p->spec_buf);
     p->spec_buf = malloc(need * sizeof(float));
     if (!p->spec_buf) abort();
     p->spec_cap = need;
   }
-  ts_policy_reserve(p, B > o->block ? B : o->block);
+  ts_policy_reserve(p, B > block ? B : block);
+}
+
+int ts_spec_sample(ts_policy *p, const float *obs_raw, int B, const ts_spec_opts *o, ts_rng *rng, float *actions,
+                   ts_spec_stats *st) {
+  if (o->block < 1 || o->block > TS_SPEC_MAX_BLOCK)
+    return ts_fail("speculative block %d: expected 1..%d", o->block, TS_SPEC_MAX_BLOCK);
+  int n = p->horizon * p->act_dim;
+  size_t need = spec_need(p, o->block);
+  ts_spec_reserve(p, B, o->block);
   ts_spec_target tg = {&p->sched, n, p->cond_dim, policy_eps, p};
   ts_spec_stats local;
   memset(&local, 0, sizeof local);

@@ -40,6 +40,9 @@ size_t ts_spec_work_floats(int n, int cond_dim, int block);
 void ts_spec_chain(const ts_spec_target *tg, const float *cond, const ts_spec_opts *o, ts_rng *rng, float *x,
                    ts_spec_stats *st, float *work);
 
+/* Size the policy's work space for B chains and this block (ts_spec_sample does it itself). */
+void ts_spec_reserve(ts_policy *p, int B, int block);
+
 /* B chunks, each sampled as its own chain, for raw obs histories (B, n_obs_steps, obs_dim);
  * actions (B, horizon, act_dim) unnormalised. Adds to *st when st is given. */
 int ts_spec_sample(ts_policy *p, const float *obs_raw, int B, const ts_spec_opts *o, ts_rng *rng, float *actions,

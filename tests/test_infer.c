@@ -376,6 +376,15 @@ START_TEST(test_policy_sampling) {
   for (int step = 0; step < 20; step++) ck_assert_int_eq(ts_loop_act(&lp, ob2, act2), 0);
   ck_assert_int_eq(ts_unet_plan_allocs(p2.plan), a0);
   ts_loop_free(&lp);
+  /* The same with the speculative sampler. */
+  ck_assert_int_eq(ts_loop_init(&lp, &p2, "spec", 4, 9), 0);
+  a0 = ts_unet_plan_allocs(p2.plan);
+  size_t cap0 = p2.spec_cap;
+  float *buf0 = p2.spec_buf;
+  for (int step = 0; step < 20; step++) ck_assert_int_eq(ts_loop_act(&lp, ob2, act2), 0);
+  ck_assert_int_eq(ts_unet_plan_allocs(p2.plan), a0);
+  ck_assert(p2.spec_cap == cap0 && p2.spec_buf == buf0 && p2.spec.chunks > 0);
+  ts_loop_free(&lp);
   ts_policy_free(&p2);
   ts_policy_free(&p);
   /* A checkpoint from a different architecture is refused naming the tensor. */
