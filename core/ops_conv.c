@@ -20,7 +20,6 @@ typedef struct { const float *src; float *dst; int B, C, L, K, stride, pad, Lout
     ts_parallel_for(C, 1 + 8192 / ((int64_t)K * B * Lout + 1), NAME##_range, &j);                         \
   }
 
-/* cols (Cin*K, B*Lout) from x (B, Cin, L), channels [c0, c1). */
 /* Output positions l in [*l0, *l1) read input l * stride - pad + k inside [0, L). */
 static inline void valid_range(int L, int k, int stride, int pad, int Lout, int *l0, int *l1) {
   int a = pad - k, b = L - 1 + pad - k; /* need a <= l * stride <= b */
@@ -30,6 +29,7 @@ static inline void valid_range(int L, int k, int stride, int pad, int Lout, int 
   if (*l0 > *l1) *l0 = *l1;
 }
 
+/* cols (Cin*K, B*Lout) from x (B, Cin, L), channels [c0, c1). */
 static void im2col_part(const float *x, int B, int Cin, int L, int K, int stride, int pad, int Lout, float *cols,
                         int c0, int c1) {
   int N = B * Lout;
@@ -50,6 +50,7 @@ static void im2col_part(const float *x, int B, int Cin, int L, int K, int stride
     }
 }
 
+/* gx (B, Cin, L) += the columns scattered back, channels [c0, c1). */
 static void col2im_part(const float *cols, int B, int Cin, int L, int K, int stride, int pad, int Lout, float *gx,
                         int c0, int c1) {
   int N = B * Lout;
@@ -154,45 +155,10 @@ ts_tensor *ts_conv1d(ts_ctx *c, ts_tensor *x, ts_tensor *w, ts_tensor *bias, int
   return o;
 }
 
-/* ---------- conv_transpose1d: cols = W^T X, then scatter (col2im) ---------- */
-
-/* y[b, co, i*s - p + k] += cols[co*K + k, b*L + i] */
-static void tcol_scatter_part(const float *cols, int B, int Cout, int L, int K, int s, int p, int Lout, float *y,
-                              int c0, int c1) {
-  (void)Cout;
-  int N = B * L;
-  for (int co = c0; co < c1; co++)
-    for (int k = 0; k < K; k++) {
-      const float *row = cols + (int64_t)(co * K + k) * N;
-      for (int b = 0; b < B; b++) {
-        float *yb = y + ((int64_t)b * Cout + co) * Lout;
-        for (int i = 0; i < L; i++) {
-          int j = i * s - p + k;
-          if (j >= 0 && j < Lout) yb[j] += row[b * L + i];
-        }
-      }
-    }
-}
-
-static void tcol_gather_part(const float *gy, int B, int Cout, int L, int K, int s, int p, int Lout, float *cols,
-                             int c0, int c1) {
-  (void)Cout;
-  int N = B * L;
-  for (int co = c0; co < c1; co++)
-    for (int k = 0; k < K; k++) {
-      float *row = cols + (int64_t)(co * K + k) * N;
-      for (int b = 0; b < B; b++) {
-        const float *gb = gy + ((int64_t)b * Cout + co) * Lout;
-        for (int i = 0; i < L; i++) {
-          int j = i * s - p + k;
-          row[b * L + i] = (j >= 0 && j < Lout) ? gb[j] : 0.0f;
-        }
-      }
-    }
-}
-
-COL_OP(tcol_scatter, tcol_scatter_part)
-COL_OP(tcol_gather, tcol_gather_part)
+/* ---------- conv_transpose1d: cols = W^T X, then scatter (col2im) ----------
+ * Its column ops are conv1d's with the lengths swapped: output j = i s - p + k of the
+ * transposed conv is input position j of a conv whose output i reads it, so the scatter is
+ * col2im(cols, .., L = Lout, .., Lout = L) and the gradient gather is the matching im2col. */
 
 static void convt_bw(ts_ctx *c, ts_node *nd) {
   ts_tensor *x = nd->in[0], *w = nd->in[1], *o = nd->out;
@@ -200,7 +166,7 @@ static void convt_bw(ts_ctx *c, ts_node *nd) {
   int s = nd->ia[0], p = nd->ia[1], Lout = o->shape[2], N = B * L, CK = Cout * K;
   float *xcm = nd->aux;
   float *gcols = ts_arena_alloc(&c->arena, (size_t)CK * N * sizeof(float));
-  tcol_gather(o->grad, B, Cout, L, K, s, p, Lout, gcols);
+  im2col(o->grad, B, Cout, Lout, K, s, p, L, gcols);
   float *gx = in_grad(c, nd, 0), *gw = in_grad(c, nd, 1), *gbias = in_grad(c, nd, 2);
   if (gw) ts_gemm(0, 1, Cin, CK, N, 1, xcm, N, gcols, N, 1, gw, CK);
   if (gx) {
@@ -224,7 +190,7 @@ ts_tensor *ts_conv_transpose1d(ts_ctx *c, ts_tensor *x, ts_tensor *w, ts_tensor 
   for (int b = 0; b < B; b++)
     for (int co = 0; co < Cout; co++)
       for (int j = 0; j < Lout; j++) o->data[((int64_t)b * Cout + co) * Lout + j] = bias ? bias->data[co] : 0.0f;
-  tcol_scatter(cols, B, Cout, L, K, stride, pad, Lout, o->data);
+  col2im(cols, B, Cout, Lout, K, stride, pad, L, o->data);
   ts_node *n = ts_record(c, convt_bw, o, x, w, bias, NULL);
   if (n) {
     n->ia[0] = stride;
