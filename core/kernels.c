@@ -50,14 +50,8 @@ static void tile_c(int K, const float *a, const float *const *r, float *const *o
     for (int i = 0; i < mr; i++) o[j][i] = acc[j][i] + (bias ? bias[i] : 0.0f);
 }
 
-static inline float mish1(float x) { /* as ts_mish: tanh(softplus(x)) = w / (w + 2), w = e^x (e^x + 2) */
-  if (x > 20.0f) return x;
-  float e = expf(x), w = e * (e + 2.0f);
-  return x * w / (w + 2.0f);
-}
-
 static void mish_c(float *x, int n) {
-  for (int i = 0; i < n; i++) x[i] = mish1(x[i]);
+  for (int i = 0; i < n; i++) x[i] = ts_mish1(x[i]);
 }
 
 static void norm_row_c(float *d, const float *z, const float *a, const float *s, const float *sc, const float *sh,
@@ -149,7 +143,7 @@ AVX2 static inline __m256 mish8(__m256 v) {
 AVX2 static void mish_avx2(float *x, int n) {
   int i = 0;
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, mish8(_mm256_loadu_ps(x + i)));
-  for (; i < n; i++) x[i] = mish1(x[i]);
+  for (; i < n; i++) x[i] = ts_mish1(x[i]);
 }
 
 AVX2 static void col_sums_avx2(const float *z, int T, int C, const float *m, float *out) {

@@ -6,6 +6,7 @@
 #ifndef TS_KERNELS_H
 #define TS_KERNELS_H
 
+#include <math.h>
 #include <stddef.h>
 
 #define TS_MR 16 /* output channels per packed panel */
@@ -26,7 +27,15 @@ void ts_packed_free(ts_packed *w);
 void ts_gemm_rows(const ts_packed *w, const float *const *in, float *const *out, int N, const float *bias,
                   int p0, int p1);
 
-/* x <- Mish(x) = x tanh(softplus(x)), in place. */
+/* Mish(x) = x tanh(softplus(x)) with one exp: tanh(softplus(x)) = w / (w + 2), w = e^x (e^x + 2).
+ * The one scalar definition: the autograd op and the kernels' tails use it. */
+static inline float ts_mish1(float x) {
+  if (x > 20.0f) return x;
+  float e = expf(x), w = e * (e + 2.0f);
+  return x * w / (w + 2.0f);
+}
+
+/* x <- Mish(x), in place. */
 void ts_vmish(float *x, int n);
 
 /* One row of a normalised block: d = Mish(z a + s), then d = d scale + shift when scale is

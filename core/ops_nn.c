@@ -1,6 +1,7 @@
 /* ops_nn.c: GEMM-backed ops (matmul, linear; convolutions are in ops_conv.c), normalisation,
  * activations, softmax, attention and the sinusoidal embedding. */
 #include "ops_internal.h"
+#include "kernels.h"
 #include "pool.h"
 #include <cblas.h>
 #include <math.h>
@@ -291,11 +292,7 @@ static inline float sigmoid1(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 static inline float act_f(int k, float x) {
   switch (k) {
-  case ACT_MISH: { /* tanh(softplus(x)) = w / (w + 2), w = e^x (e^x + 2): one exp */
-    if (x > 20.0f) return x;
-    float n = expf(x), w = n * (n + 2.0f);
-    return x * w / (w + 2.0f);
-  }
+  case ACT_MISH: return ts_mish1(x);
   case ACT_SILU: return x * sigmoid1(x);
   case ACT_GELU: return 0.5f * x * (1.0f + erff(x * (float)M_SQRT1_2));
   case ACT_SOFTPLUS: return softplus1(x);
