@@ -7,63 +7,8 @@
 #include <math.h>
 #include <string.h>
 
-/* Narrow GEMMs: C (M x W) = op(A) B (+ beta C) for W = 4 or 8 columns, the shapes of batch-1
- * and batch-2 inference at the U-Net's inner levels (N = batch x length). sgemm packs both
- * operands on every call, which at this width costs as much as the arithmetic; here eight rows
- * of C stay in registers while k runs, and the weights are read once, in place.
- * op(A)(r, k) = A[r rs + k ks]. Built for AVX2 and for generic x86-64, chosen at load time;
- * both clones do the same operations in the same order (no FMA contraction in C11 mode). */
-typedef float v4f __attribute__((vector_size(16)));
-typedef float v4u __attribute__((vector_size(16), aligned(4)));
-typedef float v8f __attribute__((vector_size(32)));
-typedef float v8u __attribute__((vector_size(32), aligned(4)));
-
-#define NARROW_GEMM(NAME, VT, VU, W)                                                                          \
-  __attribute__((target_clones("avx2", "default"))) static void NAME(                                        \
-      int M, int K, const float *A, size_t rs, size_t ks, const float *B, float beta, float *C, int ldc) {  \
-    int m = 0;                                                                                               \
-    for (; m + 8 <= M; m += 8) {                                                                             \
-      const float *a = A + (size_t)m * rs;                                                                   \
-      VT c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0}, c4 = {0}, c5 = {0}, c6 = {0}, c7 = {0};                     \
-      for (int k = 0; k < K; k++) {                                                                          \
-        VT b = *(const VU *)(B + (size_t)k * W);                                                             \
-        const float *ak = a + (size_t)k * ks;                                                                \
-        c0 += ak[0] * b;                                                                                     \
-        c1 += ak[rs] * b;                                                                                    \
-        c2 += ak[2 * rs] * b;                                                                                \
-        c3 += ak[3 * rs] * b;                                                                                \
-        c4 += ak[4 * rs] * b;                                                                                \
-        c5 += ak[5 * rs] * b;                                                                                \
-        c6 += ak[6 * rs] * b;                                                                                \
-        c7 += ak[7 * rs] * b;                                                                                \
-      }                                                                                                      \
-      VT cs[8] = {c0, c1, c2, c3, c4, c5, c6, c7};                                                           \
-      for (int r = 0; r < 8; r++)                                                                            \
-        for (int j = 0; j < W; j++) {                                                                        \
-          float *c = C + (size_t)(m + r) * ldc + j;                                                          \
-          *c = cs[r][j] + (beta != 0.0f ? beta * *c : 0.0f);                                                 \
-        }                                                                                                    \
-    }                                                                                                        \
-    for (; m < M; m++)                                                                                       \
-      for (int j = 0; j < W; j++) {                                                                          \
-        float acc = 0;                                                                                       \
-        for (int k = 0; k < K; k++) acc += A[(size_t)m * rs + (size_t)k * ks] * B[(size_t)k * W + j];        \
-        float *c = C + (size_t)m * ldc + j;                                                                  \
-        *c = acc + (beta != 0.0f ? beta * *c : 0.0f);                                                        \
-      }                                                                                                      \
-  }
-
-NARROW_GEMM(narrow_gemm4, v4f, v4u, 4)
-NARROW_GEMM(narrow_gemm8, v8f, v8u, 8)
-
 void ts_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
              const float *B, int ldb, float beta, float *C, int ldc) {
-  if ((N == 4 || N == 8) && ldb == N && !tb && alpha == 1.0f && M >= 8) {
-    size_t rs = ta ? 1 : (size_t)lda, ks = ta ? (size_t)lda : 1;
-    if (N == 4) narrow_gemm4(M, K, A, rs, ks, B, beta, C, ldc);
-    else narrow_gemm8(M, K, A, rs, ks, B, beta, C, ldc);
-    return;
-  }
   if (M == 1 && alpha == 1.0f) { /* a row vector times a matrix (batch-1 linears): GEMV skips sgemm's packing */
     cblas_sgemv(CblasRowMajor, tb ? CblasNoTrans : CblasTrans, tb ? N : K, tb ? K : N, 1.0f, B, ldb, A, ta ? lda : 1,
                 beta, C, 1);
