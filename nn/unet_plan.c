@@ -279,18 +279,21 @@ ts_unet_plan *ts_unet_plan_new(const ts_unet *u, int horizon, int n_steps, int t
   p->L = c->n_levels;
   p->E = c->step_embed_dim;
   p->pad = c->kernel_size / 2 > 1 ? c->kernel_size / 2 : 1;
-  int L = p->L, F = 0;
+  int L = p->L, F = 0, ns = 0;
   for (int l = 0; l < L; l++)
     if (c->down_dims[l] > TS_PLAN_MAXC) abort(); /* ts_config_validate refuses wider configs */
+  const ts_crb *src[3 * L_MAX * 2]; /* the blocks in FiLM order, as make_crb numbers them */
+#define CRB(dst, r) (src[ns++] = (r), (dst) = make_crb((r), &F))
   for (int l = 0; l < L; l++) {
-    for (int i = 0; i < 2; i++) p->down[l][i] = make_crb(&u->down[l][i], &F);
+    for (int i = 0; i < 2; i++) CRB(p->down[l][i], &u->down[l][i]);
     if (l < L - 1) p->downs[l] = make_conv(&u->downsample[l], 2, 1);
   }
-  for (int i = 0; i < 2; i++) p->mid[i] = make_crb(&u->mid[i], &F);
+  for (int i = 0; i < 2; i++) CRB(p->mid[i], &u->mid[i]);
   for (int j = 0; j < L - 1; j++) {
-    for (int i = 0; i < 2; i++) p->up[j][i] = make_crb(&u->up[j][i], &F);
+    for (int i = 0; i < 2; i++) CRB(p->up[j][i], &u->up[j][i]);
     p->ups[j] = make_convt(&u->upsample[j]);
   }
+#undef CRB
   p->final0 = make_block(&u->final0);
   p->final1 = make_conv(&u->final1, 1, 0);
   p->F = F;
@@ -299,13 +302,6 @@ ts_unet_plan *ts_unet_plan_new(const ts_unet *u, int horizon, int n_steps, int t
   float *Ws = malloc((size_t)F * E * sizeof(float)), *Wg = malloc((size_t)F * (Dg ? Dg : 1) * sizeof(float));
   p->fb = malloc((size_t)F * sizeof(float));
   if (!Ws || !Wg || !p->fb) abort();
-  const ts_crb *src[3 * L_MAX * 2];
-  int ns = 0;
-  for (int l = 0; l < L; l++)
-    for (int i = 0; i < 2; i++) src[ns++] = &u->down[l][i];
-  for (int i = 0; i < 2; i++) src[ns++] = &u->mid[i];
-  for (int j = 0; j < L - 1; j++)
-    for (int i = 0; i < 2; i++) src[ns++] = &u->up[j][i];
   for (int s = 0, off = 0; s < ns; s++) {
     const ts_wb *w = &src[s]->cond;
     for (int o = 0; o < 2 * src[s]->cout; o++, off++) {
