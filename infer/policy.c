@@ -52,8 +52,6 @@ int ts_policy_load(ts_policy *p, const char *path, const char *group) {
   }
   for (int i = 0; i < p->net->params.n; i++) p->net->params.t[i]->requires_grad = 0;
   ts_ddpm_init(&p->sched, p->cfg.diffusion.num_train_timesteps, p->cfg.diffusion.clip_sample);
-  p->ctx = ts_ctx_new(8 << 20);
-  ts_set_grad(p->ctx, 0);
   p->plan = ts_unet_plan_new(p->net, p->horizon, p->sched.T, 1);
   return 0;
 }
@@ -117,6 +115,10 @@ void ts_policy_eps(ts_policy *p, const float *x, const int *t, const float *cond
 
 void ts_policy_eps_tape(ts_policy *p, const float *x, const int *t, const float *cond, int B, float *eps) {
   ts_policy_reserve(p, B);
+  if (!p->ctx) { /* the reference path: its arena only exists once someone uses it */
+    p->ctx = ts_ctx_new(8 << 20);
+    ts_set_grad(p->ctx, 0);
+  }
   ts_ctx_reset(p->ctx);
   for (int b = 0; b < B; b++) p->buf_t[b] = (float)t[b];
   ts_tensor *tx = ts_wrap(p->ctx, (float *)x, 3, (int[]){B, p->horizon, p->act_dim});

@@ -23,7 +23,7 @@ typedef struct ts_policy {
   ts_unet_plan *plan; /* the inference engine every sampler calls (packed copy of net) */
   ts_normalizer nobs, nact;
   ts_ddpm sched;
-  ts_ctx *ctx;
+  ts_ctx *ctx;        /* arena of the autograd reference path, made on first use */
   int obs_dim, act_dim, cond_dim, horizon;
   long nfe; /* network evaluations (batched calls) made so far */
   int use_tape; /* 1: ts_policy_eps goes through the autograd forward (reference, slow) */
