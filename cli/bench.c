@@ -200,19 +200,17 @@ static double ddpm_chunk_ms(ts_policy *p, ts_rng *rng) {
  * engine (what every sampler calls), the engine with the timestep path computed per call
  * instead of looked up, and the autograd tape's forward; then one DDPM chunk at batch 1. */
 static int bench_step(int argc, char **argv) {
-  const char *ck = ts_opt(argc, argv, "--ckpt"), *bl = ts_opt(argc, argv, "--batch"), *th = ts_opt(argc, argv, "--threads");
+  const char *ck = ts_opt(argc, argv, "--ckpt"), *bl = ts_opt(argc, argv, "--batch");
   int json = ts_has_flag(argc, argv, "--json");
   if (!ck) return ts_fail("usage: tsdp bench step --ckpt C [--batch 1,2,4,8,16] [--threads T] [--json]");
-  int bs[32], nb = 0, threads = ts_cpu_count();
+  int bs[32], nb = 0;
   char buf[256];
   snprintf(buf, sizeof buf, "%s", bl ? bl : "1,2,4,8,16");
   for (char *t = strtok(buf, ","); t && nb < 32; t = strtok(NULL, ","))
     if ((bs[nb++] = atoi(t)) <= 0 || bs[nb - 1] > 4096) return ts_fail("--batch: bad batch size '%s'", t);
-  if (th && (threads = atoi(th)) <= 0) return ts_fail("--threads: '%s' is not a positive integer", th);
-  ts_set_threads(threads);
   ts_policy p;
-  if (ts_policy_load(&p, ck, "ema")) return -1;
-  ts_policy_set_threads(&p, threads);
+  if (ts_cli_load_policy(argc, argv, &p)) return -1;
+  int threads = ts_unet_plan_threads(p.plan);
   ts_unet_plan *plain = ts_unet_plan_new(p.net, p.horizon, 0, threads); /* no timestep table */
   int maxb = 1;
   for (int i = 0; i < nb; i++) maxb = bs[i] > maxb ? bs[i] : maxb;

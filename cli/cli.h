@@ -19,6 +19,9 @@ struct ts_config;
 int ts_cli_config(int argc, char **argv, struct ts_config *cfg);
 
 /* Helpers shared by subcommands. */
+/* --ckpt C [--threads T (default all CPUs)] [--raw-weights]: load the policy (EMA weights
+ * unless --raw-weights) and set OpenBLAS's, the op pool's and the engine's threads. */
+int ts_cli_load_policy(int argc, char **argv, ts_policy *p);
 /* Raw observation history (n_obs_steps frames ending at dataset step idx, edge-padded at the
  * start of its episode) into out (n_obs_steps * obs_dim). */
 void ts_cli_obs_history(const ts_dataset *d, const ts_policy *p, long idx, float *out);

@@ -24,7 +24,7 @@ static int int_opt(int argc, char **argv, const char *name, long dflt, long lo, 
   return 0;
 }
 
-static int load_policy(int argc, char **argv, ts_policy *p) {
+int ts_cli_load_policy(int argc, char **argv, ts_policy *p) {
   const char *ck = ts_opt(argc, argv, "--ckpt");
   if (!ck) return ts_fail("--ckpt CKPT.h5 is required");
   long th;
@@ -54,7 +54,7 @@ static void print_spec(const ts_policy *p, int json) {
 
 int ts_cmd_eval(int argc, char **argv) {
   ts_policy p;
-  if (load_policy(argc, argv, &p)) return 1;
+  if (ts_cli_load_policy(argc, argv, &p)) return 1;
   long eps, start, steps, seed, ngif;
   const char *sampler = ts_opt(argc, argv, "--sampler");
   if (!sampler) sampler = p.cfg.eval.sampler;
@@ -113,7 +113,7 @@ int ts_cmd_sample(int argc, char **argv) {
     return ts_fail("usage: tsdp sample --ckpt C --data D.h5 --index I --n N --sampler ddpm|ddim|spec [--steps K | --block L] "
                    "--seed S --out OUT.h5");
   ts_policy p;
-  if (load_policy(argc, argv, &p)) return 1;
+  if (ts_cli_load_policy(argc, argv, &p)) return 1;
   if (!sampler) sampler = "ddpm";
   long idx, n, steps, seed;
   int rc = int_opt(argc, argv, "--index", 0, 0, 1L << 40, &idx) || int_opt(argc, argv, "--n", 100, 1, 1L << 24, &n) ||
@@ -173,7 +173,7 @@ int ts_cmd_forward(int argc, char **argv) {
   const char *in = ts_opt(argc, argv, "--in"), *out = ts_opt(argc, argv, "--out");
   if (!in || !out) return ts_fail("usage: tsdp forward --ckpt C --in IN.h5 --out OUT.h5");
   ts_policy p;
-  if (load_policy(argc, argv, &p)) return 1;
+  if (ts_cli_load_policy(argc, argv, &p)) return 1;
   ts_h5 *f = ts_h5_open(in);
   int rc = f ? 0 : -1, ndx = 0, ndt = 0, ndc = 0;
   int64_t dx[TS_MAXDIM], dt[TS_MAXDIM], dc[TS_MAXDIM];

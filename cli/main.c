@@ -58,5 +58,5 @@ int main(int argc, char **argv) {
     return 2;
   }
   if (rc != 0 && ts_error()[0]) fprintf(stderr, "tsdp %s: %s\n", cmd, ts_error());
-  return rc;
+  return rc ? 1 : 0; /* subcommands return -1 or 1 on failure; the process exits 1 */
 }

@@ -10,20 +10,18 @@
 
 int ts_bench_spec(int argc, char **argv) {
   const char *ck = ts_opt(argc, argv, "--ckpt"), *data = ts_opt(argc, argv, "--data"), *bl = ts_opt(argc, argv, "--blocks");
-  const char *wn = ts_opt(argc, argv, "--windows"), *th = ts_opt(argc, argv, "--threads");
-  int json = ts_has_flag(argc, argv, "--json"), blocks[16], nb = 0, W = wn ? atoi(wn) : 20, threads = th ? atoi(th) : ts_cpu_count();
+  const char *wn = ts_opt(argc, argv, "--windows");
+  int json = ts_has_flag(argc, argv, "--json"), blocks[16], nb = 0, W = wn ? atoi(wn) : 20;
   if (!ck || !data)
     return ts_fail("usage: tsdp bench spec --ckpt C --data D.h5 [--blocks 2,3,4,6,8] [--windows 20] [--threads T] [--json]");
   if (W < 1 || W > 100000) return ts_fail("--windows: expected 1..100000");
-  if (threads < 1) return ts_fail("--threads: expected a positive integer");
   char buf[256];
   snprintf(buf, sizeof buf, "%s", bl ? bl : "2,3,4,6,8");
   for (char *t = strtok(buf, ","); t && nb < 16; t = strtok(NULL, ","))
     if ((blocks[nb++] = atoi(t)) < 1 || blocks[nb - 1] > TS_SPEC_MAX_BLOCK) return ts_fail("--blocks: bad block '%s'", t);
-  ts_set_threads(threads);
   ts_policy p;
-  if (ts_policy_load(&p, ck, "ema")) return -1;
-  ts_policy_set_threads(&p, threads);
+  if (ts_cli_load_policy(argc, argv, &p)) return -1;
+  int threads = ts_unet_plan_threads(p.plan);
   ts_dataset d;
   memset(&d, 0, sizeof d);
   const char *keys[TS_CFG_MAXKEYS];
