@@ -28,5 +28,8 @@ void ts_cli_obs_history(const ts_dataset *d, const ts_policy *p, long idx, float
 int ts_bench_spec(int argc, char **argv); /* tsdp bench spec (cli/spec.c) */
 int ts_has_flag(int argc, char **argv, const char *flag);    /* --json style */
 const char *ts_opt(int argc, char **argv, const char *name); /* value after --name, or NULL */
+/* Integer option: *out = dflt when absent; a non-integer or a value outside lo..hi fails
+ * with a line naming the option. */
+int ts_int_opt(int argc, char **argv, const char *name, long dflt, long lo, long hi, long *out);
 
 #endif

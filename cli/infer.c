@@ -13,22 +13,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int int_opt(int argc, char **argv, const char *name, long dflt, long lo, long hi, long *out) {
-  const char *s = ts_opt(argc, argv, name);
-  *out = dflt;
-  if (!s) return 0;
-  char *e;
-  long v = strtol(s, &e, 10);
-  if (*e || v < lo || v > hi) return ts_fail("%s: '%s' is not an integer in %ld..%ld", name, s, lo, hi);
-  *out = v;
-  return 0;
-}
-
 int ts_cli_load_policy(int argc, char **argv, ts_policy *p) {
   const char *ck = ts_opt(argc, argv, "--ckpt");
   if (!ck) return ts_fail("--ckpt CKPT.h5 is required");
   long th;
-  if (int_opt(argc, argv, "--threads", ts_cpu_count(), 1, 256, &th)) return -1;
+  if (ts_int_opt(argc, argv, "--threads", ts_cpu_count(), 1, 256, &th)) return -1;
   ts_set_threads((int)th);
   if (ts_policy_load(p, ck, ts_has_flag(argc, argv, "--raw-weights") ? "model" : "ema")) return -1;
   ts_policy_set_threads(p, (int)th);
@@ -38,9 +27,9 @@ int ts_cli_load_policy(int argc, char **argv, ts_policy *p) {
 /* --steps (ddim inference steps) or --block (spec: drafted steps per round) for a sampler. */
 static int sampler_steps(int argc, char **argv, const ts_policy *p, const char *sampler, long *steps) {
   int T = p->cfg.diffusion.num_train_timesteps;
-  if (strcmp(sampler, "spec") == 0) return int_opt(argc, argv, "--block", 4, 1, TS_SPEC_MAX_BLOCK, steps);
+  if (strcmp(sampler, "spec") == 0) return ts_int_opt(argc, argv, "--block", 4, 1, TS_SPEC_MAX_BLOCK, steps);
   if (strcmp(sampler, "ddpm") && strcmp(sampler, "ddim")) return ts_fail("--sampler '%s': ddpm, ddim or spec", sampler);
-  return int_opt(argc, argv, "--steps", strcmp(sampler, "ddim") ? T : p->cfg.eval.steps, 1, T, steps);
+  return ts_int_opt(argc, argv, "--steps", strcmp(sampler, "ddim") ? T : p->cfg.eval.steps, 1, T, steps);
 }
 
 static void print_spec(const ts_policy *p, int json) {
@@ -58,10 +47,10 @@ int ts_cmd_eval(int argc, char **argv) {
   long eps, start, steps, seed, ngif;
   const char *sampler = ts_opt(argc, argv, "--sampler");
   if (!sampler) sampler = p.cfg.eval.sampler;
-  int rc = int_opt(argc, argv, "--episodes", p.cfg.eval.episodes, 1, 1024, &eps) ||
-           int_opt(argc, argv, "--seed-start", p.cfg.eval.seed_start, 0, 1L << 30, &start) ||
+  int rc = ts_int_opt(argc, argv, "--episodes", p.cfg.eval.episodes, 1, 1024, &eps) ||
+           ts_int_opt(argc, argv, "--seed-start", p.cfg.eval.seed_start, 0, 1L << 30, &start) ||
            sampler_steps(argc, argv, &p, sampler, &steps) ||
-           int_opt(argc, argv, "--seed", 0, 0, 1L << 30, &seed) || int_opt(argc, argv, "--gif-count", 4, 0, 1024, &ngif);
+           ts_int_opt(argc, argv, "--seed", 0, 0, 1L << 30, &seed) || ts_int_opt(argc, argv, "--gif-count", 4, 0, 1024, &ngif);
   const char *gif = ts_opt(argc, argv, "--gif");
   if (!rc && gif && mkdir(gif, 0755) != 0 && access(gif, W_OK) != 0) rc = ts_fail("%s: cannot create folder", gif);
   int json = ts_has_flag(argc, argv, "--json");
@@ -116,9 +105,9 @@ int ts_cmd_sample(int argc, char **argv) {
   if (ts_cli_load_policy(argc, argv, &p)) return 1;
   if (!sampler) sampler = "ddpm";
   long idx, n, steps, seed;
-  int rc = int_opt(argc, argv, "--index", 0, 0, 1L << 40, &idx) || int_opt(argc, argv, "--n", 100, 1, 1L << 24, &n) ||
+  int rc = ts_int_opt(argc, argv, "--index", 0, 0, 1L << 40, &idx) || ts_int_opt(argc, argv, "--n", 100, 1, 1L << 24, &n) ||
            sampler_steps(argc, argv, &p, sampler, &steps) ||
-           int_opt(argc, argv, "--seed", 0, 0, 1L << 40, &seed);
+           ts_int_opt(argc, argv, "--seed", 0, 0, 1L << 40, &seed);
   ts_dataset d;
   memset(&d, 0, sizeof d);
   const char *keys[TS_CFG_MAXKEYS];

@@ -2,6 +2,7 @@
 #include "cli.h"
 #include "core/error.h"
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int ts_has_flag(int argc, char **argv, const char *flag) {
@@ -14,6 +15,17 @@ const char *ts_opt(int argc, char **argv, const char *name) {
   for (int i = 0; i + 1 < argc; i++)
     if (strcmp(argv[i], name) == 0) return argv[i + 1];
   return NULL;
+}
+
+int ts_int_opt(int argc, char **argv, const char *name, long dflt, long lo, long hi, long *out) {
+  const char *s = ts_opt(argc, argv, name);
+  *out = dflt;
+  if (!s) return 0;
+  char *e;
+  long v = strtol(s, &e, 10);
+  if (e == s || *e || v < lo || v > hi) return ts_fail("%s: '%s' is not an integer in %ld..%ld", name, s, lo, hi);
+  *out = v;
+  return 0;
 }
 
 static void usage(FILE *f) {

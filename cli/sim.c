@@ -10,12 +10,10 @@
 #include <string.h>
 
 static int sim_reset(int argc, char **argv) {
-  const char *s = ts_opt(argc, argv, "--seed");
-  if (!s || !ts_has_flag(argc, argv, "--legacy"))
+  long seed;
+  if (!ts_opt(argc, argv, "--seed") || !ts_has_flag(argc, argv, "--legacy"))
     return ts_fail("usage: tsdp sim reset --seed S --legacy [--png OUT.png] [--json] (only the legacy test-set reset exists)");
-  char *end;
-  long seed = strtol(s, &end, 10);
-  if (*end) return ts_fail("--seed: '%s' is not an integer", s);
+  if (ts_int_opt(argc, argv, "--seed", 0, 0, 1L << 30, &seed)) return -1;
   ts_pusht_silence_banner();
   ts_pusht *e = ts_pusht_new();
   int rc = ts_pusht_reset_seed(e, (int)seed);
@@ -124,11 +122,10 @@ static int sim_replay(int argc, char **argv) {
   }
   int first = 0, last = d.n_episodes - 1;
   if (ep) {
-    char *end;
-    long e = strtol(ep, &end, 10);
-    if (*end || e < 0 || e >= d.n_episodes) {
+    long e;
+    if (ts_int_opt(argc, argv, "--episode", 0, 0, d.n_episodes - 1, &e)) {
       ts_dataset_free(&d);
-      return ts_fail("--episode %s: the dataset has episodes 0..%d", ep, d.n_episodes - 1);
+      return -1;
     }
     first = last = (int)e;
   }

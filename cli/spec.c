@@ -10,11 +10,11 @@
 
 int ts_bench_spec(int argc, char **argv) {
   const char *ck = ts_opt(argc, argv, "--ckpt"), *data = ts_opt(argc, argv, "--data"), *bl = ts_opt(argc, argv, "--blocks");
-  const char *wn = ts_opt(argc, argv, "--windows");
-  int json = ts_has_flag(argc, argv, "--json"), blocks[16], nb = 0, W = wn ? atoi(wn) : 20;
+  int json = ts_has_flag(argc, argv, "--json"), blocks[16], nb = 0;
+  long W;
   if (!ck || !data)
     return ts_fail("usage: tsdp bench spec --ckpt C --data D.h5 [--blocks 2,3,4,6,8] [--windows 20] [--threads T] [--json]");
-  if (W < 1 || W > 100000) return ts_fail("--windows: expected 1..100000");
+  if (ts_int_opt(argc, argv, "--windows", 20, 1, 100000, &W)) return -1;
   char buf[256];
   snprintf(buf, sizeof buf, "%s", bl ? bl : "2,3,4,6,8");
   for (char *t = strtok(buf, ","); t && nb < 16; t = strtok(NULL, ","))
@@ -57,9 +57,9 @@ int ts_bench_spec(int argc, char **argv) {
     }
   }
   double ddpm_ms = 1e3 * ms[0] / W;
-  if (json) printf("{\"ckpt\": \"%s\", \"threads\": %d, \"windows\": %d, \"ddpm_ms\": %.3f, \"spec\": [", ck, threads, W, ddpm_ms);
+  if (json) printf("{\"ckpt\": \"%s\", \"threads\": %d, \"windows\": %ld, \"ddpm_ms\": %.3f, \"spec\": [", ck, threads, W, ddpm_ms);
   else
-    printf("batch-1 action chunks on %d observation windows, %d thread%s\n%-12s %10s %12s %12s %10s\n%-12s %10.2f %12d %12s %10s\n",
+    printf("batch-1 action chunks on %ld observation windows, %d thread%s\n%-12s %10s %12s %12s %10s\n%-12s %10.2f %12d %12s %10s\n",
            W, threads, threads > 1 ? "s" : "", "sampler", "ms/chunk", "calls/chunk", "acceptance", "speed-up", "ddpm", ddpm_ms,
            p.sched.T, "", "1.00x");
   for (int i = 0; i < nb; i++) {

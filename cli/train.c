@@ -37,18 +37,13 @@ int ts_cmd_train(int argc, char **argv) {
   }
   ts_config cfg;
   if (ts_cli_config(n, args, &cfg)) return 1;
-  const char *data = ts_opt(n, args, "--data"), *out = ts_opt(n, args, "--out"), *ms = ts_opt(n, args, "--max-steps");
+  const char *data = ts_opt(n, args, "--data"), *out = ts_opt(n, args, "--out");
   if (!data || !out)
     return ts_fail("usage: tsdp train --config C.ini --data D.h5 --out CKPT.h5 [--max-steps N] [--stop-after N] [--fresh] [key=value ...]");
-  if (ms) {
-    char *e;
-    long v = strtol(ms, &e, 10);
-    if (*e || v <= 0) return ts_fail("--max-steps: '%s' is not a positive integer", ms);
-    cfg.train.max_steps = v;
-  }
   ts_train_opts o = {data, out, json, fresh, 0};
-  const char *sa = ts_opt(n, args, "--stop-after");
-  if (sa && (o.stop_after = strtol(sa, NULL, 10)) <= 0) return ts_fail("--stop-after: '%s' is not a positive integer", sa);
+  if (ts_int_opt(n, args, "--max-steps", cfg.train.max_steps, 1, 1L << 40, &cfg.train.max_steps) ||
+      ts_int_opt(n, args, "--stop-after", 0, 1, 1L << 40, &o.stop_after))
+    return 1;
   ts_train_result r;
   if (ts_train(&cfg, &o, &r)) return 1;
   if (json)
