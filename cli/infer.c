@@ -46,7 +46,7 @@ int ts_cmd_eval(int argc, char **argv) {
   if (ts_cli_load_policy(argc, argv, &p)) return 1;
   long eps, start, steps, seed, ngif;
   const char *sampler = ts_opt(argc, argv, "--sampler");
-  if (!sampler) sampler = p.cfg.eval.sampler;
+  if (!sampler) sampler = ts_sampler_names[p.cfg.eval.sampler];
   int rc = ts_int_opt(argc, argv, "--episodes", p.cfg.eval.episodes, 1, 1024, &eps) ||
            ts_int_opt(argc, argv, "--seed-start", p.cfg.eval.seed_start, 0, 1L << 30, &start) ||
            sampler_steps(argc, argv, &p, sampler, &steps) ||

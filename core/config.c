@@ -7,17 +7,31 @@
 #include <string.h>
 #include <strings.h>
 
-enum { T_INT, T_LONG, T_DBL, T_BOOL, T_STR, T_INTLIST, T_STRLIST };
+enum { T_INT, T_LONG, T_DBL, T_BOOL, T_STR, T_INTLIST, T_STRLIST, T_ENUM };
+
+const char *const ts_model_type_names[TS_MODEL_COUNT + 1] = {"unet", "transformer", NULL};
+const char *const ts_sampler_names[TS_SAMPLER_COUNT + 1] = {"ddpm", "ddim", "spec", NULL};
+
+int ts_enum_parse(const char *const *names, const char *name, const char *what) {
+  char list[256] = "";
+  for (int i = 0; names[i]; i++) {
+    if (!strcmp(names[i], name)) return i;
+    snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", names[i]);
+  }
+  return ts_fail("%s '%s' unknown (%s)", what, name, list);
+}
 
 typedef struct {
   const char *section, *key;
   int type;
   size_t off, size;  /* size: string capacity or list capacity */
   size_t count_off;  /* lists: offset of the int count */
+  const char *const *names; /* enums: the accepted names, NULL-terminated */
 } field;
 
-#define F(sec, k, ty, member) {sec, k, ty, offsetof(ts_config, member), sizeof(((ts_config *)0)->member), 0}
-#define L(sec, k, ty, member, cnt, cap) {sec, k, ty, offsetof(ts_config, member), cap, offsetof(ts_config, cnt)}
+#define F(sec, k, ty, member) {sec, k, ty, offsetof(ts_config, member), sizeof(((ts_config *)0)->member), 0, NULL}
+#define L(sec, k, ty, member, cnt, cap) {sec, k, ty, offsetof(ts_config, member), cap, offsetof(ts_config, cnt), NULL}
+#define E(sec, k, member, tab) {sec, k, T_ENUM, offsetof(ts_config, member), sizeof(int), 0, tab}
 
 static const field fields[] = {
   L("data", "obs_keys", T_STRLIST, data.obs_keys, data.n_obs_keys, TS_CFG_MAXKEYS),
@@ -29,10 +43,17 @@ static const field fields[] = {
   F("data", "val_ratio", T_DBL, data.val_ratio),
   F("data", "max_train_episodes", T_INT, data.max_train_episodes),
   F("data", "seed", T_INT, data.seed),
+  E("model", "type", model.type, ts_model_type_names),
   L("model", "down_dims", T_INTLIST, model.down_dims, model.n_levels, 6),
   F("model", "kernel_size", T_INT, model.kernel_size),
   F("model", "n_groups", T_INT, model.n_groups),
   F("model", "step_embed_dim", T_INT, model.step_embed_dim),
+  F("model", "n_emb", T_INT, model.n_emb),
+  F("model", "n_head", T_INT, model.n_head),
+  F("model", "n_layer", T_INT, model.n_layer),
+  F("model", "causal_attn", T_BOOL, model.causal_attn),
+  F("model", "p_drop_emb", T_DBL, model.p_drop_emb),
+  F("model", "p_drop_attn", T_DBL, model.p_drop_attn),
   F("diffusion", "num_train_timesteps", T_INT, diffusion.num_train_timesteps),
   F("diffusion", "clip_sample", T_BOOL, diffusion.clip_sample),
   F("diffusion", "beta_schedule", T_STR, diffusion.beta_schedule),
@@ -54,7 +75,7 @@ static const field fields[] = {
   F("train", "eval_every", T_INT, train.eval_every),
   F("train", "eval_episodes", T_INT, train.eval_episodes),
   F("train", "threads", T_INT, train.threads),
-  F("eval", "sampler", T_STR, eval.sampler),
+  E("eval", "sampler", eval.sampler, ts_sampler_names),
   F("eval", "steps", T_INT, eval.steps),
   F("eval", "episodes", T_INT, eval.episodes),
   F("eval", "seed_start", T_INT, eval.seed_start),
@@ -80,6 +101,13 @@ void ts_config_defaults(ts_config *c) {
   c->model.kernel_size = 5;
   c->model.n_groups = 8;
   c->model.step_embed_dim = 256;
+  c->model.type = TS_MODEL_UNET;
+  c->model.n_emb = 256;
+  c->model.n_head = 4;
+  c->model.n_layer = 8;
+  c->model.causal_attn = 1;
+  c->model.p_drop_emb = 0.0;
+  c->model.p_drop_attn = 0.01;
   c->diffusion.num_train_timesteps = 100;
   c->diffusion.clip_sample = 1;
   strcpy(c->diffusion.beta_schedule, "squaredcos_cap_v2");
@@ -98,7 +126,7 @@ void ts_config_defaults(ts_config *c) {
   c->train.checkpoint_every = 500;
   c->train.log_every = 20;
   c->train.eval_episodes = 10;
-  strcpy(c->eval.sampler, "ddpm");
+  c->eval.sampler = TS_SAMPLER_DDPM;
   c->eval.steps = 100;
   c->eval.episodes = 50;
   c->eval.seed_start = 100000;
@@ -146,6 +174,14 @@ static int set_field(ts_config *c, const field *f, const char *value) {
     else if (!strcasecmp(v, "false") || !strcmp(v, "0") || !strcasecmp(v, "no")) *(int *)base = 0;
     else return ts_fail("[%s] %s: '%s' is not true/false", f->section, f->key, v);
     return 0;
+  case T_ENUM: {
+    char what[80];
+    snprintf(what, sizeof what, "[%s] %s:", f->section, f->key);
+    int k = ts_enum_parse(f->names, v, what);
+    if (k < 0) return -1;
+    *(int *)base = k;
+    return 0;
+  }
   case T_STR:
     if (strlen(v) >= f->size) return ts_fail("[%s] %s: value too long", f->section, f->key);
     strcpy(base, v);
@@ -259,7 +295,7 @@ int ts_config_validate(const ts_config *c, const char *o) {
     return ts_fail("%s: need n_obs_steps - 1 + n_action_steps <= horizon", o);
   int L = c->model.n_levels;
   if (L < 1) return ts_fail("%s: [model] down_dims needs at least one level", o);
-  if (c->data.horizon % (1 << (L - 1)))
+  if (c->model.type == TS_MODEL_UNET && c->data.horizon % (1 << (L - 1)))
     return ts_fail("%s: horizon %d must be divisible by 2^(levels-1) = %d", o, c->data.horizon, 1 << (L - 1));
   for (int i = 0; i < L; i++)
     if (c->model.down_dims[i] <= 0 || c->model.down_dims[i] > 4096 || c->model.down_dims[i] % c->model.n_groups)
@@ -271,10 +307,15 @@ int ts_config_validate(const ts_config *c, const char *o) {
     return ts_fail("%s: beta_schedule '%s' unsupported (squaredcos_cap_v2)", o, c->diffusion.beta_schedule);
   if (strcmp(c->diffusion.prediction_type, "epsilon"))
     return ts_fail("%s: prediction_type '%s' unsupported (epsilon)", o, c->diffusion.prediction_type);
-  if (strcmp(c->eval.sampler, "ddpm") && strcmp(c->eval.sampler, "ddim"))
-    return ts_fail("%s: eval sampler '%s' unknown (ddpm, ddim)", o, c->eval.sampler);
   if (c->eval.steps <= 0 || c->eval.steps > c->diffusion.num_train_timesteps)
     return ts_fail("%s: eval steps must be in 1..num_train_timesteps", o);
+  if (bad_i(o, "model", "n_emb", c->model.n_emb, 1, 4096) || bad_i(o, "model", "n_head", c->model.n_head, 1, 256) ||
+      bad_i(o, "model", "n_layer", c->model.n_layer, 1, 64) ||
+      bad_d(o, "model", "p_drop_emb", c->model.p_drop_emb, 0, 1, 1) ||
+      bad_d(o, "model", "p_drop_attn", c->model.p_drop_attn, 0, 1, 1))
+    return -1;
+  if (c->model.n_emb % c->model.n_head || c->model.n_emb % 2)
+    return ts_fail("%s: [model] n_emb = %d must be even and divisible by n_head = %d", o, c->model.n_emb, c->model.n_head);
   return 0;
 }
 
@@ -297,6 +338,7 @@ char *ts_config_to_ini(const ts_config *c) {
     case T_LONG: o += (size_t)snprintf(s + o, cap - o, "%ld", *(const long *)base); break;
     case T_DBL: o += (size_t)snprintf(s + o, cap - o, "%.17g", *(const double *)base); break;
     case T_STR: o += (size_t)snprintf(s + o, cap - o, "%s", base); break;
+    case T_ENUM: o += (size_t)snprintf(s + o, cap - o, "%s", f->names[*(const int *)base]); break;
     default: {
       int n = *(const int *)((const char *)c + f->count_off);
       for (int k = 0; k < n; k++) {

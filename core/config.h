@@ -6,6 +6,15 @@
 
 #define TS_CFG_MAXKEYS 8
 
+/* Enumerated settings: parsed once from their names (ts_enum_parse), compared as ints. */
+typedef enum { TS_MODEL_UNET, TS_MODEL_TRANSFORMER, TS_MODEL_COUNT } ts_model_type;
+typedef enum { TS_SAMPLER_DDPM, TS_SAMPLER_DDIM, TS_SAMPLER_SPEC, TS_SAMPLER_COUNT } ts_sampler_kind;
+extern const char *const ts_model_type_names[TS_MODEL_COUNT + 1];     /* NULL-terminated */
+extern const char *const ts_sampler_names[TS_SAMPLER_COUNT + 1];      /* NULL-terminated */
+/* Index of name in the NULL-terminated table, or -1 (with a message naming `what` and the
+ * accepted names). */
+int ts_enum_parse(const char *const *names, const char *name, const char *what);
+
 typedef struct ts_config {
   struct {
     char obs_keys[TS_CFG_MAXKEYS][32];
@@ -16,8 +25,13 @@ typedef struct ts_config {
     int seed;
   } data;
   struct {
+    int type; /* ts_model_type */
+    /* ConditionalUnet1D */
     int down_dims[6], n_levels;
     int kernel_size, n_groups, step_embed_dim;
+    /* TransformerForDiffusion */
+    int n_emb, n_head, n_layer, causal_attn;
+    double p_drop_emb, p_drop_attn;
   } model;
   struct {
     int num_train_timesteps;
@@ -34,8 +48,8 @@ typedef struct ts_config {
     int seed, checkpoint_every, log_every, eval_every, eval_episodes, threads;
   } train;
   struct {
-    char sampler[16]; /* ddpm | ddim */
-    int steps;        /* inference steps for ddim */
+    int sampler; /* ts_sampler_kind */
+    int steps;   /* inference steps for ddim, drafted steps per round for spec */
     int episodes, seed_start;
   } eval;
 } ts_config;
