@@ -165,6 +165,47 @@ def write_unet(path):
         f.attrs["down_dims"] = [16, 24, 32]
 
 
+def write_transformer(path):
+    """A small TransformerForDiffusion (n_emb 32, 4 heads, 2 layers, horizon 8, 2 observation
+    steps of 5): weights, inputs, the eps output, and gradients of sum(out * gout) for the input
+    and every parameter; evaluation mode (no dropout)."""
+    from torch_transformer import TransformerForDiffusion
+    global rng
+    rng = np.random.default_rng(4321)  # its own stream: the file can be regenerated alone
+    torch.manual_seed(5)
+    net = TransformerForDiffusion(2, 2, 8, 2, 5, n_layer=2, n_head=4, n_emb=32)
+    for n, p in net.named_parameters():  # move LayerNorms, biases and embeddings off their trivial init
+        if p.dim() == 1 or "pos_emb" in n:
+            p.data += 0.1 * torch.randn_like(p)
+    net = net.double().eval()
+    x = torch.tensor(rand(3, 8, 2), dtype=torch.float64, requires_grad=True)
+    t = torch.tensor([0.0, 17.0, 99.0], dtype=torch.float64)
+    cond = torch.tensor(rand(3, 2, 5), dtype=torch.float64)
+    out = net(x, t, cond)
+    gout = rand(*out.shape)
+    out.backward(torch.tensor(gout, dtype=torch.float64))
+    with h5py.File(path, "w") as f:
+        f["x"], f["t"] = x.detach().numpy().astype(np.float32), t.numpy().astype(np.float32)
+        f["cond"] = cond.numpy().reshape(3, 10).astype(np.float32)
+        f["out"], f["gout"], f["gx"] = out.detach().numpy().astype(np.float32), gout, x.grad.numpy().astype(np.float32)
+        decay = net.decay_names()
+        for k, v in net.named_parameters():
+            if v.numel() == 0:
+                continue
+            f["params/" + k] = v.detach().numpy().astype(np.float32)
+            f["params/" + k].attrs["decay"] = int(k in decay)
+            f["grads/" + k] = v.grad.numpy().astype(np.float32)
+        f["mask"], f["memory_mask"] = net.mask.numpy().astype(np.float32), net.memory_mask.numpy().astype(np.float32)
+    # Parameter counts of the reference Push-T configuration and of drafter sizes.
+    sizes = {}
+    for E, L in ((256, 8), (128, 1), (64, 1)):
+        m = TransformerForDiffusion(2, 2, 16, 2, 20, n_layer=L, n_head=4, n_emb=E)
+        sizes["%d_%d" % (E, L)] = sum(p.numel() for p in m.parameters())
+    with h5py.File(path, "a") as f:
+        for k, v in sizes.items():
+            f.attrs["params_" + k] = v
+
+
 def write_sched(path):
     """diffusers' DDPMScheduler(100, squaredcos_cap_v2) arithmetic written out in numpy: betas in
     float64 stored as float32, alphas_cumprod as a float32 cumprod; and one reverse step
@@ -193,7 +234,8 @@ def write_sched(path):
 if __name__ == "__main__":
     out = sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures"
     sys.path.insert(0, __file__.rsplit("/", 1)[0])
-    write_ops(out + "/ops.h5")
-    write_unet(out + "/unet.h5")
-    write_sched(out + "/sched.h5")
-    print("wrote", out + "/ops.h5", out + "/unet.h5", out + "/sched.h5")
+    # ops, unet and sched share one random stream (regenerate them together); transformer has its own.
+    which = sys.argv[2:] or ["ops", "unet", "sched", "transformer"]
+    for name in which:
+        globals()["write_" + name](out + "/" + name + ".h5")
+        print("wrote", out + "/" + name + ".h5")

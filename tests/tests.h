@@ -12,6 +12,7 @@ Suite *suite_train(void);
 Suite *suite_data(void);
 Suite *suite_sim(void);
 Suite *suite_unet(void);
+Suite *suite_transformer(void);
 Suite *suite_infer(void);
 Suite *suite_cli(void);
 
