@@ -44,6 +44,13 @@ static void adamw_range(void *arg, int64_t lo, int64_t hi) {
   }
 }
 
+void ts_adamw_set_decay(ts_adamw *o, const unsigned char *decay) {
+  free(o->decay);
+  o->decay = malloc((size_t)o->n);
+  if (!o->decay) abort();
+  memcpy(o->decay, decay, (size_t)o->n);
+}
+
 void ts_adamw_step(ts_adamw *o) {
   o->step++;
   float b1 = o->beta1, b2 = o->beta2;
@@ -51,7 +58,7 @@ void ts_adamw_step(ts_adamw *o) {
   for (int k = 0; k < o->n; k++) {
     ts_tensor *p = o->params[k];
     adamw_job j = {p->data, o->m[k], o->v[k], p->grad, b1, b2, o->lr / bc1, sqrtf(bc2),
-                   1.0f - o->lr * o->weight_decay, o->eps};
+                   (!o->decay || o->decay[k]) ? 1.0f - o->lr * o->weight_decay : 1.0f, o->eps};
     ts_parallel_for(p->n, 1 << 14, adamw_range, &j);
   }
 }
@@ -64,6 +71,7 @@ void ts_adamw_free(ts_adamw *o) {
   }
   free(o->m);
   free(o->v);
+  free(o->decay);
   free(o);
 }
 

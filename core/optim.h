@@ -10,10 +10,14 @@ typedef struct ts_adamw {
   float **m, **v;   /* first and second moments, one buffer per parameter */
   long step;        /* number of steps taken */
   float lr, beta1, beta2, eps, weight_decay;
+  unsigned char *decay; /* per parameter: 1 = decayed, 0 = not (PyTorch's two param groups);
+                           NULL = every parameter decayed */
 } ts_adamw;
 
 /* PyTorch's torch.optim.AdamW: decoupled decay p -= lr wd p, then the bias-corrected step. */
 ts_adamw *ts_adamw_new(ts_tensor **params, int n, float lr, float beta1, float beta2, float eps, float wd);
+/* Decay only the parameters whose flag is 1 (copied; n flags). */
+void ts_adamw_set_decay(ts_adamw *o, const unsigned char *decay);
 void ts_adamw_step(ts_adamw *o);
 void ts_adamw_free(ts_adamw *o);
 

@@ -141,6 +141,24 @@ START_TEST(test_adamw_vs_torch) {
   double e = rel_err(p->data, p3, n, 1.0);
   ck_assert_msg(e < 1e-6, "AdamW after 3 steps: relative error %g", e);
   ts_adamw_free(o);
+  /* Two parameter groups (the Transformer's recipe): the decayed copy follows the fixture,
+   * the undecayed one equals a run with weight decay 0, bit for bit. */
+  ts_tensor *pp[3] = {ts_param_new(2, (int[]){4, 5}), ts_param_new(2, (int[]){4, 5}), ts_param_new(2, (int[]){4, 5})};
+  for (int k = 0; k < 3; k++) memcpy(pp[k]->data, p0, (size_t)n * sizeof(float));
+  ts_adamw *og = ts_adamw_new(pp, 2, (float)lr, (float)b1, (float)b2, (float)eps, (float)wd);
+  ts_adamw *o0 = ts_adamw_new(pp + 2, 1, (float)lr, (float)b1, (float)b2, (float)eps, 0.0f);
+  ts_adamw_set_decay(og, (const unsigned char[]){1, 0});
+  for (int s = 0; s < 3; s++) {
+    for (int k = 0; k < 3; k++) memcpy(pp[k]->grad, grads + s * n, (size_t)n * sizeof(float));
+    ts_adamw_step(og);
+    ts_adamw_step(o0);
+  }
+  ck_assert_msg(rel_err(pp[0]->data, p3, n, 1.0) < 1e-6, "decayed group");
+  ck_assert_mem_eq(pp[1]->data, pp[2]->data, (size_t)n * sizeof(float));
+  ck_assert_msg(rel_err(pp[1]->data, p3, n, 1.0) > 1e-7, "weight decay had no effect in the fixture");
+  ts_adamw_free(og);
+  ts_adamw_free(o0);
+  for (int k = 0; k < 3; k++) ts_param_free(pp[k]);
   ts_param_free(p);
   free(p0);
   free(grads);

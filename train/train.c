@@ -9,7 +9,7 @@
 #include "infer/policy.h"
 #include "infer/rollout.h"
 #include "infer/scheduler.h"
-#include "nn/unet1d.h"
+#include "nn/model.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,7 +54,7 @@ typedef struct {
   ts_dataset d;
   ts_normalizer nobs, nact;
   ts_windows win;
-  ts_unet *net;
+  ts_model net;
   ts_adamw *opt;
   ts_ema *ema;
   ts_rng rng;
@@ -67,7 +67,7 @@ typedef struct {
 } run;
 
 static int save(run *r, const char *out, long step) {
-  int n = r->net->params.n, rc;
+  int n = r->net.params->n, rc;
   ts_ckpt_state st = {r->cfg_text, step, &r->rng, r->opt};
   ts_h5 *f = ts_h5_create(out);
   rc = f ? 0 : -1;
@@ -131,7 +131,7 @@ static int same_recipe(const char *out, const char *saved, const char *cur_ini) 
 /* Resume: returns the step to continue from (0 when there is no checkpoint), -1 on error. */
 static long try_resume(run *r, const char *out) {
   if (access(out, F_OK) != 0) return 0;
-  int n = r->net->params.n;
+  int n = r->net.params->n;
   ts_ckpt_state st = {NULL, 0, &r->rng, r->opt};
   ts_h5 *f = ts_h5_open(out);
   int rc = 0;
@@ -234,19 +234,24 @@ static int setup(run *r, const ts_config *cfg, const char *data) {
   free(tr);
   free(va);
   if (rc) return -1;
-  ts_unet_cfg uc = ts_unet_cfg_from(cfg, r->d.act_dim, r->d.obs_dim);
-  r->net = ts_unet_new(&uc);
+  if (ts_model_new(&r->net, cfg, r->d.act_dim, r->d.obs_dim)) return -1;
+  ts_params *P = r->net.params;
   ts_rng init;
   ts_rng_init_stream(&init, (uint64_t)cfg->train.seed, 1);
-  ts_unet_init(r->net, &init);
+  ts_model_init(&r->net, &init);
   ts_rng_init_stream(&r->rng, (uint64_t)cfg->train.seed, 2);
-  r->opt = ts_adamw_new(r->net->params.t, r->net->params.n, (float)cfg->train.lr, (float)cfg->train.beta1,
-                        (float)cfg->train.beta2, (float)cfg->train.eps, (float)cfg->train.weight_decay);
-  r->ema = ts_ema_new(r->net->params.t, r->net->params.n, (float)cfg->train.ema_power, (float)cfg->train.ema_max_decay);
+  r->opt = ts_adamw_new(P->t, P->n, (float)cfg->train.lr, (float)cfg->train.beta1, (float)cfg->train.beta2,
+                        (float)cfg->train.eps, (float)cfg->train.weight_decay);
+  unsigned char *decay = malloc((size_t)P->n);
+  if (!decay) abort();
+  ts_model_decay_mask(&r->net, decay);
+  ts_adamw_set_decay(r->opt, decay);
+  free(decay);
+  r->ema = ts_ema_new(P->t, P->n, (float)cfg->train.ema_power, (float)cfg->train.ema_max_decay);
   ts_ddpm_init(&r->sched, cfg->diffusion.num_train_timesteps, cfg->diffusion.clip_sample);
   r->cfg_text = ts_config_to_ini(cfg);
-  int n = r->net->params.n;
-  ts_named *m = ts_params_named(&r->net->params, "model/", NULL), *e = ts_params_named(&r->net->params, "ema/", r->ema->shadow);
+  int n = P->n;
+  ts_named *m = ts_params_named(P, "model/", NULL), *e = ts_params_named(P, "ema/", r->ema->shadow);
   r->named = calloc((size_t)(2 * n), sizeof *r->named);
   if (!r->named) abort();
   memcpy(r->named, m, (size_t)n * sizeof *m);
@@ -259,8 +264,8 @@ static int setup(run *r, const ts_config *cfg, const char *data) {
 static void teardown(run *r) {
   ts_dataset_free(&r->d);
   ts_windows_free(&r->win);
-  if (r->named) ts_named_free(r->named, 2 * r->net->params.n);
-  ts_unet_free(r->net);
+  if (r->named) ts_named_free(r->named, 2 * r->net.params->n);
+  ts_model_free(&r->net);
   ts_adamw_free(r->opt);
   ts_ema_free(r->ema);
   hist_free(&r->hist);
@@ -297,7 +302,7 @@ int ts_train(const ts_config *cfg, const ts_train_opts *o, ts_train_result *res)
   res->resumed_from = (int)step;
   if (!o->quiet)
     fprintf(stderr, "train: %lld windows from %d training episodes (of %d), %ld steps/epoch, %ld steps, %.2f M parameters%s\n",
-            (long long)r.win.n, r.n_train, r.d.n_episodes, spe, total, (double)ts_params_count(&r.net->params) / 1e6,
+            (long long)r.win.n, r.n_train, r.d.n_episodes, spe, total, (double)ts_params_count(r.net.params) / 1e6,
             step ? " (resumed)" : "");
   ts_ctx *c = ts_ctx_new(64 << 20);
   int *perm = malloc((size_t)r.win.n * sizeof(int));
@@ -331,10 +336,10 @@ int ts_train(const ts_config *cfg, const ts_train_opts *o, ts_train_result *res)
       ts_ddpm_add_noise(&r.sched, t, x0 + (size_t)b * H * A, eps + (size_t)b * H * A, xt + (size_t)b * H * A, H * A);
     }
     ts_ctx_reset(c);
-    ts_zero_grad(r.net->params.t, r.net->params.n);
+    ts_zero_grad(r.net.params->t, r.net.params->n);
     ts_tensor *X = ts_wrap(c, xt, 3, (int[]){bs, H, A}), *Tt = ts_wrap(c, tt, 1, &bs);
     ts_tensor *C = ts_wrap(c, cond, 2, (int[]){bs, No * Od}), *E = ts_wrap(c, eps, 3, (int[]){bs, H, A});
-    ts_tensor *loss = ts_mse(c, ts_unet_forward(c, r.net, X, Tt, C), E);
+    ts_tensor *loss = ts_mse(c, ts_model_forward(c, &r.net, X, Tt, C, &r.rng), E);
     if (!isfinite(loss->data[0])) {
       rc = ts_fail("training diverged at step %ld (loss %g)", step, loss->data[0]);
       break;
@@ -342,7 +347,7 @@ int ts_train(const ts_config *cfg, const ts_train_opts *o, ts_train_result *res)
     ts_backward(c, loss);
     r.opt->lr = ts_lr_cosine((float)cfg->train.lr, step, cfg->train.warmup_steps, total);
     ts_adamw_step(r.opt);
-    ts_ema_update(r.ema, r.net->params.t, step);
+    ts_ema_update(r.ema, r.net.params->t, step);
     loss_acc += loss->data[0];
     log_n++;
     log_samples += bs;

@@ -1,0 +1,102 @@
+#include "model.h"
+#include "core/error.h"
+#include <stdlib.h>
+#include <string.h>
+
+ts_unet_cfg ts_model_unet_cfg(const ts_config *c, int act_dim, int obs_dim) {
+  ts_unet_cfg u;
+  memset(&u, 0, sizeof u);
+  u.input_dim = act_dim;
+  u.global_cond_dim = c->data.n_obs_steps * obs_dim;
+  u.step_embed_dim = c->model.step_embed_dim;
+  u.n_levels = c->model.n_levels;
+  memcpy(u.down_dims, c->model.down_dims, sizeof u.down_dims);
+  u.kernel_size = c->model.kernel_size;
+  u.n_groups = c->model.n_groups;
+  return u;
+}
+
+ts_transformer_cfg ts_model_transformer_cfg(const ts_config *c, int act_dim, int obs_dim) {
+  ts_transformer_cfg t = {act_dim,          c->data.horizon,  c->data.n_obs_steps,        obs_dim,
+                          c->model.n_emb,   c->model.n_head,  c->model.n_layer,           c->model.causal_attn,
+                          (float)c->model.p_drop_emb, (float)c->model.p_drop_attn};
+  return t;
+}
+
+int ts_model_new(ts_model *m, const ts_config *c, int act_dim, int obs_dim) {
+  memset(m, 0, sizeof *m);
+  m->type = c->model.type;
+  m->horizon = c->data.horizon;
+  m->act_dim = act_dim;
+  m->obs_dim = obs_dim;
+  m->n_obs_steps = c->data.n_obs_steps;
+  m->cond_dim = c->data.n_obs_steps * obs_dim;
+  switch (m->type) {
+  case TS_MODEL_UNET: {
+    ts_unet_cfg u = ts_model_unet_cfg(c, act_dim, obs_dim);
+    m->unet = ts_unet_new(&u);
+    m->params = &m->unet->params;
+    return 0;
+  }
+  case TS_MODEL_TRANSFORMER: {
+    ts_transformer_cfg t = ts_model_transformer_cfg(c, act_dim, obs_dim);
+    m->tf = ts_transformer_new(&t);
+    m->params = &m->tf->params;
+    return 0;
+  }
+  default: return ts_fail("model.type %d unknown", m->type);
+  }
+}
+
+void ts_model_free(ts_model *m) {
+  ts_unet_free(m->unet);
+  ts_transformer_free(m->tf);
+  memset(m, 0, sizeof *m);
+}
+
+void ts_model_init(ts_model *m, ts_rng *rng) {
+  if (m->unet) ts_unet_init(m->unet, rng);
+  else ts_transformer_init(m->tf, rng);
+}
+
+ts_tensor *ts_model_forward(ts_ctx *c, const ts_model *m, ts_tensor *x, ts_tensor *t, ts_tensor *cond, ts_rng *drop) {
+  if (m->unet) return ts_unet_forward(c, m->unet, x, t, cond);
+  return ts_transformer_forward(c, m->tf, x, t, cond, drop);
+}
+
+void ts_model_decay_mask(const ts_model *m, unsigned char *decay) {
+  if (m->tf) ts_transformer_decay_mask(m->tf, decay);
+  else memset(decay, 1, (size_t)m->params->n);
+}
+
+/* The U-Net's convolutions and linears, counted from its parameter shapes: a convolution
+ * weight with n entries costs 2 n per output position, a Linear 2 n. Positions per level
+ * (horizon H, n levels): down level l runs at H >> l and its strided conv outputs half that;
+ * the mid blocks run at H >> (n - 1); up level j runs at H >> (n - 1 - j), and its transposed
+ * conv costs 2 n per input position; the final blocks run at H. */
+static double unet_flops(const ts_unet *u, int H) {
+  const int nL = u->cfg.n_levels;
+  double f = 0;
+  for (int i = 0; i < u->params.n; i++) {
+    const ts_tensor *w = u->params.t[i];
+    const char *nm = u->params.name[i];
+    if (w->ndim == 2) f += 2.0 * w->n;
+    if (w->ndim != 3) continue;
+    int len = H;
+    if (!strncmp(nm, "down_modules.", 13)) {
+      len = H >> atoi(nm + 13);
+      if (strstr(nm, ".2.conv.")) len /= 2;
+    } else if (!strncmp(nm, "mid_modules.", 12)) {
+      len = H >> (nL - 1);
+    } else if (!strncmp(nm, "up_modules.", 11)) {
+      len = H >> (nL - 1 - atoi(nm + 11));
+    }
+    f += 2.0 * w->n * len;
+  }
+  return f;
+}
+
+double ts_model_flops(const ts_model *m) {
+  if (m->tf) return ts_transformer_flops(&m->tf->cfg);
+  return unet_flops(m->unet, m->horizon);
+}

@@ -1,0 +1,40 @@
+/* model.h: the noise-prediction network a config names (`model.type`): Diffusion Policy's
+ * ConditionalUnet1D or its TransformerForDiffusion, behind one training-side interface, so
+ * training, checkpoints and the samplers' reference path do not care which one it is.
+ *
+ * Both take x (B, horizon, act_dim), t (B) and the normalised observation history
+ * cond (B, n_obs_steps * obs_dim) (the U-Net reads it as one flat global condition, the
+ * Transformer as n_obs_steps tokens) and return eps like x. */
+#ifndef TS_MODEL_H
+#define TS_MODEL_H
+
+#include "core/config.h"
+#include "nn/transformer.h"
+#include "nn/unet1d.h"
+
+typedef struct ts_model {
+  int type;             /* ts_model_type */
+  ts_unet *unet;        /* type TS_MODEL_UNET */
+  ts_transformer *tf;   /* type TS_MODEL_TRANSFORMER */
+  ts_params *params;    /* the network's named parameters (its state_dict) */
+  int horizon, act_dim, obs_dim, n_obs_steps, cond_dim;
+} ts_model;
+
+/* Build the network the config describes for act_dim actions and obs_dim observations
+ * (parameters zero; call ts_model_init or load them). */
+int ts_model_new(ts_model *m, const ts_config *c, int act_dim, int obs_dim);
+void ts_model_free(ts_model *m);
+/* The reference implementation's initialisation for that architecture. */
+void ts_model_init(ts_model *m, ts_rng *rng);
+/* drop: dropout RNG in training (the Transformer's dropout), NULL for inference. */
+ts_tensor *ts_model_forward(ts_ctx *c, const ts_model *m, ts_tensor *x, ts_tensor *t, ts_tensor *cond, ts_rng *drop);
+/* The reference optimiser's weight-decay groups, one flag per params->t[i]: the U-Net decays
+ * every parameter, the Transformer only Linear and attention weights. */
+void ts_model_decay_mask(const ts_model *m, unsigned char *decay);
+/* 2 x multiply-adds of one batch-1 forward. */
+double ts_model_flops(const ts_model *m);
+
+ts_unet_cfg ts_model_unet_cfg(const ts_config *c, int act_dim, int obs_dim);
+ts_transformer_cfg ts_model_transformer_cfg(const ts_config *c, int act_dim, int obs_dim);
+
+#endif
