@@ -184,6 +184,41 @@ START_TEST(test_train_resume_is_exact) {
 }
 END_TEST
 
+/* The Transformer base trains and resumes bit-exactly too, with dropout on (its masks come
+ * from the run's checkpointed RNG stream). */
+START_TEST(test_train_transformer_resume_is_exact) {
+  ts_config c;
+  tiny_cfg(&c);
+  const char *ov[] = {"model.type=transformer", "model.n_emb=16", "model.n_head=2", "model.n_layer=2",
+                      "model.p_drop_emb=0.1", "model.p_drop_attn=0.1", "train.eval_every=0", "train.weight_decay=0.1"};
+  for (size_t i = 0; i < sizeof ov / sizeof ov[0]; i++) ck_assert_msg(ts_config_override(&c, ov[i]) == 0, "%s", ts_error());
+  char a[512], b[512];
+  snprintf(a, sizeof a, "%s/tf_straight.h5", tmp_dir());
+  snprintf(b, sizeof b, "%s/tf_resumed.h5", tmp_dir());
+  ts_train_result r;
+  ts_train_opts oa = {tiny_data(), a, 1, 1, 0};
+  ck_assert_msg(ts_train(&c, &oa, &r) == 0, "%s", ts_error());
+  ck_assert_int_eq(r.steps, 60);
+  ck_assert_msg(r.final_loss < 1.5 && r.final_loss > 0, "final loss %g", r.final_loss);
+  ts_train_opts ob = {tiny_data(), b, 1, 1, 30};
+  ck_assert_msg(ts_train(&c, &ob, &r) == 0, "%s", ts_error());
+  ob.fresh = 0;
+  ob.stop_after = 0;
+  ck_assert_msg(ts_train(&c, &ob, &r) == 0, "%s", ts_error());
+  ck_assert_int_eq(r.resumed_from, 30);
+  const char *names[] = {"model/decoder.layers.1.self_attn.in_proj_weight", "ema/head.weight",
+                         "optim/v/model/decoder.layers.0.linear1.weight", "model/pos_emb", "log/loss"};
+  for (int k = 0; k < 5; k++) {
+    int64_t na, nb;
+    float *x = read_all(a, names[k], &na), *y = read_all(b, names[k], &nb);
+    ck_assert_int_eq(na, nb);
+    ck_assert_msg(memcmp(x, y, (size_t)na * sizeof(float)) == 0, "%s differs after resume", names[k]);
+    free(x);
+    free(y);
+  }
+}
+
+
 /* The accept / reflect rule on its own: for a fixed pair of means the output is N(mq, sig^2)
  * whatever mp is, and drafts are accepted with probability 2 Phi(-|Delta| / 2). */
 START_TEST(test_spec_rule) {
@@ -411,6 +446,7 @@ Suite *suite_infer(void) {
   tcase_add_test(tc, test_ddpm_vs_reference);
   tcase_add_test(tc, test_config_validation);
   tcase_add_test(tc, test_train_resume_is_exact);
+  tcase_add_test(tc, test_train_transformer_resume_is_exact);
   tcase_add_test(tc, test_policy_sampling);
   tcase_add_test(tc, test_spec_rule);
   tcase_add_test(tc, test_spec_exact_gaussian);
