@@ -3,8 +3,9 @@
 
     /usr/bin/python3 scripts/bench_torch.py --ckpt CKPT.h5 [--data D.h5] [--tsdp build/tsdp]
 
-Builds ConditionalUnet1D in PyTorch (scripts/torch_unet.py), loads the checkpoint's EMA
-weights by their state_dict names, checks that PyTorch and `tsdp forward` agree on the same
+Builds the checkpoint's network in PyTorch (ConditionalUnet1D from scripts/torch_unet.py or
+TransformerForDiffusion from scripts/torch_transformer.py, as its model.type says), loads the
+checkpoint's EMA weights by their state_dict names, checks that PyTorch and `tsdp forward` agree on the same
 inputs, then times (best of 1 and 2 threads on each side, over --rounds alternating rounds):
   - one forward at each batch size, against `tsdp bench step --json` (its inference engine,
     and the same engine with the timestep path computed per call instead of tabled);
@@ -26,7 +27,19 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_transformer import TransformerForDiffusion  # noqa: E402
 from torch_unet import ConditionalUnet1D  # noqa: E402
+
+
+class FlatCond(torch.nn.Module):
+    """TransformerForDiffusion called as tsdp calls every model: cond (B, n_obs_steps * obs_dim)."""
+
+    def __init__(self, net, n_obs):
+        super().__init__()
+        self.net, self.n_obs = net, n_obs
+
+    def forward(self, x, t, cond):
+        return self.net(x, t, cond.reshape(cond.shape[0], self.n_obs, -1))
 
 
 def parse_ini(text):
@@ -49,11 +62,20 @@ def load(ckpt):
         cfg = parse_ini(f.attrs["config"])
         obs_dim = f["normalizer/obs/scale"].shape[0]
         act_dim = f["normalizer/action/scale"].shape[0]
-        m = cfg["model"]
-        net = ConditionalUnet1D(act_dim, int(cfg["data"]["n_obs_steps"]) * obs_dim, int(m["step_embed_dim"]),
-                                [int(x) for x in m["down_dims"].split(",")], int(m["kernel_size"]), int(m["n_groups"]))
-        sd = {k: torch.tensor(f["ema/" + k][()]) for k in net.state_dict()}
-    net.load_state_dict(sd)
+        m, n_obs = cfg["model"], int(cfg["data"]["n_obs_steps"])
+        if m.get("type", "unet") == "transformer":
+            tf = TransformerForDiffusion(act_dim, act_dim, int(cfg["data"]["horizon"]), n_obs, obs_dim,
+                                         int(m["n_layer"]), int(m["n_head"]), int(m["n_emb"]), float(m["p_drop_emb"]),
+                                         float(m["p_drop_attn"]), m["causal_attn"] in ("1", "true"))
+            # the masks and the empty parameter are not in a tsdp checkpoint: keep the module's own
+            sd = {k: torch.tensor(f["ema/" + k][()]) if "ema/" + k in f else v for k, v in tf.state_dict().items()}
+            tf.load_state_dict(sd)
+            net = FlatCond(tf, n_obs)
+        else:
+            net = ConditionalUnet1D(act_dim, n_obs * obs_dim, int(m["step_embed_dim"]),
+                                    [int(x) for x in m["down_dims"].split(",")], int(m["kernel_size"]),
+                                    int(m["n_groups"]))
+            net.load_state_dict({k: torch.tensor(f["ema/" + k][()]) for k in net.state_dict()})
     return net.eval(), cfg, obs_dim, act_dim
 
 
@@ -142,7 +164,7 @@ def main():
                     keep("torch", b, 1e3 * median_time(lambda: net(xb, tb, cb)), th)
             cb = torch.rand(1, cond_dim)
             keep("torch", "chunk", 1e3 * median_time(lambda: ddpm_chunk(net, cb), reps=3), th)
-    print("\n%-20s %14s %18s %14s %9s %14s" % ("U-Net forward", "tsdp ms", "tsdp no-table ms", "PyTorch ms", "speed-up",
+    print("\n%-20s %14s %18s %14s %9s %14s" % ("Transformer forward" if isinstance(net, FlatCond) else "U-Net forward", "tsdp ms", "tsdp no-table ms", "PyTorch ms", "speed-up",
                                              "(no table)"))
     for b in batches:
         (c, ct), (n, nt), (t, tt) = best[("tsdp", b)], best[("tsdp-no-table", b)], best[("torch", b)]
@@ -154,8 +176,10 @@ def main():
     # 3. Training throughput on the same model and batch.
     if a.data:
         B = a.train_batch
+        is_tf = isinstance(net, FlatCond)
+        recipe = "configs/pusht_lowdim_transformer.ini" if is_tf else "configs/pusht_lowdim.ini"
         with tempfile.TemporaryDirectory() as d:
-            out = subprocess.run([a.tsdp, "train", "--config", "configs/pusht_lowdim.ini", "--data", a.data, "--out",
+            out = subprocess.run([a.tsdp, "train", "--config", recipe, "--data", a.data, "--out",
                                   d + "/t.h5", "--max-steps", str(a.train_steps), "--fresh", "--json",
                                   "train.batch_size=%d" % B, "train.checkpoint_every=100000"],
                                  check=True, capture_output=True, text=True).stdout
@@ -165,7 +189,14 @@ def main():
         for th in (1, 2):
             torch.set_num_threads(th)
             tnet = load(a.ckpt)[0].train()
-            opt = torch.optim.AdamW(tnet.parameters(), lr=1e-4, betas=(0.95, 0.999), eps=1e-8, weight_decay=1e-6)
+            if is_tf:  # the reference's two parameter groups
+                decay = tnet.net.decay_names()
+                named = dict(tnet.net.named_parameters())
+                groups = [{"params": [p for n, p in named.items() if n in decay], "weight_decay": 0.1},
+                          {"params": [p for n, p in named.items() if n not in decay], "weight_decay": 0.0}]
+                opt = torch.optim.AdamW(groups, lr=1e-4, betas=(0.9, 0.95), eps=1e-8)
+            else:
+                opt = torch.optim.AdamW(tnet.parameters(), lr=1e-4, betas=(0.95, 0.999), eps=1e-8, weight_decay=1e-6)
             xb, tb, cb = torch.randn(B, 16, act_dim), torch.randint(0, 100, (B,)).float(), torch.rand(B, cond_dim)
 
             def step():
