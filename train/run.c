@@ -4,7 +4,10 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/timer.h"
+#include <dirent.h>
+#include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,6 +130,39 @@ static int same_recipe(const ts_run *r, const char *saved) {
 
 /* ---- open, resume, close ---- */
 
+/* Removes <base><mid>.tmp-<pid> next to out, for mid "", ".csv" or ".<...>.png", when no
+ * process <pid> is alive: what a killed run leaves behind. */
+static void sweep_stale(const ts_run_spec *s) {
+  char dir[1024];
+  const char *slash = strrchr(s->out, '/'), *base = slash ? slash + 1 : s->out;
+  if (slash) snprintf(dir, sizeof dir, "%.*s", (int)(slash - s->out) + 1, s->out);
+  else snprintf(dir, sizeof dir, "./");
+  size_t bl = strlen(base);
+  DIR *d = opendir(dir);
+  if (!d || !bl) {
+    if (d) closedir(d);
+    return;
+  }
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    const char *nm = e->d_name, *t;
+    if (strncmp(nm, base, bl) || !(t = strstr(nm + bl, ".tmp-"))) continue;
+    while (strstr(t + 1, ".tmp-")) t = strstr(t + 1, ".tmp-"); /* the last one */
+    size_t ml = (size_t)(t - (nm + bl));
+    const char *mid = nm + bl;
+    int ok_mid = ml == 0 || (ml == 4 && !strncmp(mid, ".csv", 4)) || (ml >= 4 && !strncmp(mid + ml - 4, ".png", 4) && mid[0] == '.');
+    const char *digits = t + 5;
+    if (!ok_mid || !*digits || strspn(digits, "0123456789") != strlen(digits) || strlen(digits) > 9) continue;
+    long pid = atol(digits);
+    if (pid <= 0 || pid == (long)getpid()) continue;
+    if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive, or not ours to judge */
+    char path[2048];
+    snprintf(path, sizeof path, "%s%s", dir, nm);
+    if (remove(path) == 0 && !s->quiet) fprintf(stderr, "removed %s (left by process %ld, no longer running)\n", path, pid);
+  }
+  closedir(d);
+}
+
 int ts_run_open(ts_run **out, const ts_run_spec *spec) {
   *out = NULL;
   if (!spec->out || !*spec->out || !spec->config) return ts_fail("training run: no output path or config");
@@ -146,6 +182,7 @@ int ts_run_open(ts_run **out, const ts_run_spec *spec) {
     free(r);
     return ts_fail("%s: evaluation needs an eval column", spec->out);
   }
+  sweep_stale(spec);
   /* fail now, not after the first checkpoint interval, if the output folder is not writable */
   char probe[1100];
   snprintf(probe, sizeof probe, "%s.tmp-%ld", spec->out, (long)getpid());

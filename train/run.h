@@ -82,7 +82,9 @@ typedef struct ts_run_spec {
   int quiet;                      /* no progress lines */
 } ts_run_spec;
 
-/* Checks the spec and fails now, not at the first checkpoint, if the folder is not writable. */
+/* Checks the spec, removes stale temporaries next to spec.out left by processes that are no
+ * longer alive (<out>.tmp-PID, <out>.csv.tmp-PID, <out>[.<column>].png.tmp-PID) and fails
+ * now, not at the first checkpoint, if the folder is not writable. */
 int ts_run_open(ts_run **run, const ts_run_spec *spec);
 /* Restores tensors, RNG, AdamW state and history from spec.out after the recipe check.
  * Returns the step to continue from (0 when there is nothing to resume, or spec.fresh), or -1.

@@ -143,8 +143,11 @@ int ts_train(const ts_config *cfg, const ts_train_opts *o, ts_train_result *res)
   memset(&r, 0, sizeof r);
   memset(res, 0, sizeof *res);
   r.o = o;
+  /* Everything is checked before anything is written: an existing checkpoint at out (even
+   * with --fresh) is replaced only when this run writes its first checkpoint. */
+  if (!o->data || !o->out) return ts_fail("train: no --data or --out");
+  if (ts_config_validate(cfg, "config")) return -1;
   ts_set_threads(cfg->train.threads > 0 ? cfg->train.threads : ts_cpu_count());
-  if (o->fresh) remove(o->out);
   if (setup(&r, cfg, o->data)) return fail_free(&r, NULL);
   const int B = cfg->train.batch_size, H = cfg->data.horizon, A = r.d.act_dim, Od = r.d.obs_dim;
   const int No = cfg->data.n_obs_steps, T = r.sched.T;
