@@ -133,12 +133,11 @@ static int same_recipe(const ts_run *r, const char *saved) {
 /* Removes <base><mid>.tmp-<pid> next to out, for mid "", ".csv" or ".<...>.png", when no
  * process <pid> is alive: what a killed run leaves behind. */
 static void sweep_stale(const ts_run_spec *s) {
-  char dir[1024];
+  char dir[1024] = ""; /* with its trailing slash; "" for the current folder */
   const char *slash = strrchr(s->out, '/'), *base = slash ? slash + 1 : s->out;
   if (slash) snprintf(dir, sizeof dir, "%.*s", (int)(slash - s->out) + 1, s->out);
-  else snprintf(dir, sizeof dir, "./");
   size_t bl = strlen(base);
-  DIR *d = opendir(dir);
+  DIR *d = opendir(*dir ? dir : ".");
   if (!d || !bl) {
     if (d) closedir(d);
     return;
