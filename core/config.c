@@ -1,6 +1,8 @@
 #include "config.h"
 #include "error.h"
 #include <ini.h>
+#include <errno.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,115 +23,96 @@ int ts_enum_parse(const char *const *names, const char *name, const char *what) 
   return ts_fail("%s '%s' unknown (%s)", what, name, list);
 }
 
+/* One row per key: where it lives, its type, its default (as the text an INI file would hold,
+ * parsed by the same code as a file), its range and what it means. Numbers outside the range
+ * are refused when parsed (integers as 64-bit, before narrowing) and by ts_config_validate;
+ * cross-field rules are explicit code after the table checks. */
 typedef struct {
   const char *section, *key;
   int type;
-  size_t off, size;  /* size: string capacity or list capacity */
-  size_t count_off;  /* lists: offset of the int count */
+  size_t off, size;         /* size: string capacity or list capacity */
+  size_t count_off;         /* lists: offset of the int count */
   const char *const *names; /* enums: the accepted names, NULL-terminated */
+  const char *def;          /* the default, as INI text */
+  double lo, hi;            /* numbers and integer-list entries: the range */
+  char lo_open, hi_open;    /* doubles: 1 excludes that end */
+  const char *doc;          /* one line: what the key means */
 } field;
 
-#define F(sec, k, ty, member) {sec, k, ty, offsetof(ts_config, member), sizeof(((ts_config *)0)->member), 0, NULL}
-#define L(sec, k, ty, member, cnt, cap) {sec, k, ty, offsetof(ts_config, member), cap, offsetof(ts_config, cnt), NULL}
-#define E(sec, k, member, tab) {sec, k, T_ENUM, offsetof(ts_config, member), sizeof(int), 0, tab}
+#define OFF(m) offsetof(ts_config, m)
+#define SZ(m) sizeof(((ts_config *)0)->m)
+/* int / long in lo..hi; an int with the whole int range (seeds); a double in [lo, hi] or with
+ * an open end ('(' or ')'); a bool; a string; an enum; lists (count member, capacity). */
+#define I(sec, k, m, def, lo, hi, doc) {sec, k, T_INT, OFF(m), SZ(m), 0, NULL, def, lo, hi, 0, 0, doc}
+#define IANY(sec, k, m, def, doc) I(sec, k, m, def, INT_MIN, INT_MAX, doc)
+#define LG(sec, k, m, def, lo, hi, doc) {sec, k, T_LONG, OFF(m), SZ(m), 0, NULL, def, lo, hi, 0, 0, doc}
+#define D(sec, k, m, def, lb, lo, hi, rb, doc) {sec, k, T_DBL, OFF(m), SZ(m), 0, NULL, def, lo, hi, lb == '(', rb == ')', doc}
+#define B(sec, k, m, def, doc) {sec, k, T_BOOL, OFF(m), SZ(m), 0, NULL, def, 0, 1, 0, 0, doc}
+#define S(sec, k, m, def, doc) {sec, k, T_STR, OFF(m), SZ(m), 0, NULL, def, 0, 0, 0, 0, doc}
+#define E(sec, k, m, tab, def, doc) {sec, k, T_ENUM, OFF(m), sizeof(int), 0, tab, def, 0, 0, 0, 0, doc}
+#define IL(sec, k, m, cnt, cap, def, lo, hi, doc) {sec, k, T_INTLIST, OFF(m), cap, OFF(cnt), NULL, def, lo, hi, 0, 0, doc}
+#define SL(sec, k, m, cnt, cap, def, doc) {sec, k, T_STRLIST, OFF(m), cap, OFF(cnt), NULL, def, 0, 0, 0, 0, doc}
+#define G30 1073741824.0    /* 2^30 */
+#define G40 1099511627776.0 /* 2^40 */
 
 static const field fields[] = {
-  L("data", "obs_keys", T_STRLIST, data.obs_keys, data.n_obs_keys, TS_CFG_MAXKEYS),
-  F("data", "horizon", T_INT, data.horizon),
-  F("data", "n_obs_steps", T_INT, data.n_obs_steps),
-  F("data", "n_action_steps", T_INT, data.n_action_steps),
-  F("data", "pad_before", T_INT, data.pad_before),
-  F("data", "pad_after", T_INT, data.pad_after),
-  F("data", "val_ratio", T_DBL, data.val_ratio),
-  F("data", "max_train_episodes", T_INT, data.max_train_episodes),
-  F("data", "seed", T_INT, data.seed),
-  E("model", "type", model.type, ts_model_type_names),
-  L("model", "down_dims", T_INTLIST, model.down_dims, model.n_levels, 6),
-  F("model", "kernel_size", T_INT, model.kernel_size),
-  F("model", "n_groups", T_INT, model.n_groups),
-  F("model", "step_embed_dim", T_INT, model.step_embed_dim),
-  F("model", "n_emb", T_INT, model.n_emb),
-  F("model", "n_head", T_INT, model.n_head),
-  F("model", "n_layer", T_INT, model.n_layer),
-  F("model", "causal_attn", T_BOOL, model.causal_attn),
-  F("model", "p_drop_emb", T_DBL, model.p_drop_emb),
-  F("model", "p_drop_attn", T_DBL, model.p_drop_attn),
-  F("diffusion", "num_train_timesteps", T_INT, diffusion.num_train_timesteps),
-  F("diffusion", "clip_sample", T_BOOL, diffusion.clip_sample),
-  F("diffusion", "beta_schedule", T_STR, diffusion.beta_schedule),
-  F("diffusion", "prediction_type", T_STR, diffusion.prediction_type),
-  F("train", "batch_size", T_INT, train.batch_size),
-  F("train", "lr", T_DBL, train.lr),
-  F("train", "beta1", T_DBL, train.beta1),
-  F("train", "beta2", T_DBL, train.beta2),
-  F("train", "eps", T_DBL, train.eps),
-  F("train", "weight_decay", T_DBL, train.weight_decay),
-  F("train", "warmup_steps", T_INT, train.warmup_steps),
-  F("train", "epochs", T_INT, train.epochs),
-  F("train", "max_steps", T_LONG, train.max_steps),
-  F("train", "ema_power", T_DBL, train.ema_power),
-  F("train", "ema_max_decay", T_DBL, train.ema_max_decay),
-  F("train", "seed", T_INT, train.seed),
-  F("train", "checkpoint_every", T_INT, train.checkpoint_every),
-  F("train", "log_every", T_INT, train.log_every),
-  F("train", "eval_every", T_INT, train.eval_every),
-  F("train", "eval_episodes", T_INT, train.eval_episodes),
-  F("train", "threads", T_INT, train.threads),
-  E("eval", "sampler", eval.sampler, ts_sampler_names),
-  F("eval", "steps", T_INT, eval.steps),
-  F("eval", "episodes", T_INT, eval.episodes),
-  F("eval", "seed_start", T_INT, eval.seed_start),
+  SL("data", "obs_keys", data.obs_keys, data.n_obs_keys, TS_CFG_MAXKEYS, "keypoint, agent_pos",
+     "observation keys concatenated into the low-dim observation"),
+  I("data", "horizon", data.horizon, "16", 1, 1024, "length of the action sequence the model denoises"),
+  I("data", "n_obs_steps", data.n_obs_steps, "2", 1, 1024, "observation steps the policy conditions on"),
+  I("data", "n_action_steps", data.n_action_steps, "8", 1, 1024, "actions executed per policy call"),
+  I("data", "pad_before", data.pad_before, "1", 0, 1024, "window padding before an episode start, at most horizon"),
+  I("data", "pad_after", data.pad_after, "7", 0, 1024, "window padding after an episode end, at most horizon"),
+  D("data", "val_ratio", data.val_ratio, "0.02", '[', 0, 1, ')', "fraction of episodes held out for validation"),
+  I("data", "max_train_episodes", data.max_train_episodes, "90", 0, G30, "training episodes kept after the split"),
+  IANY("data", "seed", data.seed, "42", "seed of the episode split"),
+  E("model", "type", model.type, ts_model_type_names, "unet", "denoiser network"),
+  IL("model", "down_dims", model.down_dims, model.n_levels, 6, "64, 128, 256", 1, 4096,
+     "U-Net channels per level, multiples of n_groups"),
+  I("model", "kernel_size", model.kernel_size, "5", 1, 15, "U-Net convolution kernel, odd"),
+  I("model", "n_groups", model.n_groups, "8", 1, 4096, "U-Net GroupNorm groups"),
+  I("model", "step_embed_dim", model.step_embed_dim, "256", 4, 4096, "diffusion-step embedding width, even"),
+  I("model", "n_emb", model.n_emb, "256", 1, 4096, "Transformer width, even and divisible by n_head"),
+  I("model", "n_head", model.n_head, "4", 1, 256, "Transformer attention heads"),
+  I("model", "n_layer", model.n_layer, "8", 1, 64, "Transformer decoder layers"),
+  B("model", "causal_attn", model.causal_attn, "true", "Transformer causal self-attention and condition mask"),
+  D("model", "p_drop_emb", model.p_drop_emb, "0.0", '[', 0, 1, ')', "Transformer embedding dropout"),
+  D("model", "p_drop_attn", model.p_drop_attn, "0.01", '[', 0, 1, ')', "Transformer attention dropout"),
+  I("diffusion", "num_train_timesteps", diffusion.num_train_timesteps, "100", 2, 1000, "diffusion steps in training"),
+  B("diffusion", "clip_sample", diffusion.clip_sample, "true", "clip the predicted x0 to [-1, 1] when sampling"),
+  S("diffusion", "beta_schedule", diffusion.beta_schedule, "squaredcos_cap_v2", "noise schedule: squaredcos_cap_v2"),
+  S("diffusion", "prediction_type", diffusion.prediction_type, "epsilon", "what the network predicts: epsilon"),
+  I("train", "batch_size", train.batch_size, "256", 1, 65536, "windows per optimiser step"),
+  D("train", "lr", train.lr, "1e-4", '[', 1e-30, 1e3, ']', "peak AdamW learning rate"),
+  D("train", "beta1", train.beta1, "0.95", '[', 0, 1, ')', "AdamW beta1"),
+  D("train", "beta2", train.beta2, "0.999", '[', 0, 1, ')', "AdamW beta2"),
+  D("train", "eps", train.eps, "1e-8", '[', 1e-30, 1, ']', "AdamW epsilon"),
+  D("train", "weight_decay", train.weight_decay, "1e-6", '[', 0, 1e3, ']', "AdamW decoupled weight decay"),
+  I("train", "warmup_steps", train.warmup_steps, "500", 0, G30, "linear learning-rate warm-up steps"),
+  I("train", "epochs", train.epochs, "3000", 0, G30, "epochs to train when max_steps is 0"),
+  LG("train", "max_steps", train.max_steps, "0", 0, G40, "steps to train; 0: epochs decide"),
+  D("train", "ema_power", train.ema_power, "0.75", '[', 1e-6, 1e3, ']', "EMA warm-up power"),
+  D("train", "ema_max_decay", train.ema_max_decay, "0.9999", '[', 0, 1, ']', "EMA decay cap"),
+  IANY("train", "seed", train.seed, "42", "seed of initialisation, noise and shuffles"),
+  I("train", "checkpoint_every", train.checkpoint_every, "500", 1, G30, "steps between checkpoints"),
+  I("train", "log_every", train.log_every, "20", 1, G30, "steps per history row and progress line"),
+  I("train", "eval_every", train.eval_every, "0", 0, G30, "steps between closed-loop evaluations; 0: none"),
+  I("train", "eval_episodes", train.eval_episodes, "10", 1, 1024, "episodes per evaluation in training"),
+  I("train", "threads", train.threads, "0", 0, 256, "compute threads; 0: all CPUs"),
+  E("eval", "sampler", eval.sampler, ts_sampler_names, "ddpm", "sampler for eval"),
+  I("eval", "steps", eval.steps, "100", 1, 1000,
+    "inference steps of ddim, drafted steps per round of spec; at most num_train_timesteps"),
+  I("eval", "episodes", eval.episodes, "50", 1, 1024, "evaluation episodes"),
+  I("eval", "seed_start", eval.seed_start, "100000", 0, G30, "first test seed"),
 };
 #define NFIELDS ((int)(sizeof fields / sizeof fields[0]))
 
+static int set_field(ts_config *c, const field *f, const char *value);
+
 void ts_config_defaults(ts_config *c) {
   memset(c, 0, sizeof *c);
-  strcpy(c->data.obs_keys[0], "keypoint");
-  strcpy(c->data.obs_keys[1], "agent_pos");
-  c->data.n_obs_keys = 2;
-  c->data.horizon = 16;
-  c->data.n_obs_steps = 2;
-  c->data.n_action_steps = 8;
-  c->data.pad_before = 1;
-  c->data.pad_after = 7;
-  c->data.val_ratio = 0.02;
-  c->data.max_train_episodes = 90;
-  c->data.seed = 42;
-  int dd[3] = {64, 128, 256};
-  memcpy(c->model.down_dims, dd, sizeof dd);
-  c->model.n_levels = 3;
-  c->model.kernel_size = 5;
-  c->model.n_groups = 8;
-  c->model.step_embed_dim = 256;
-  c->model.type = TS_MODEL_UNET;
-  c->model.n_emb = 256;
-  c->model.n_head = 4;
-  c->model.n_layer = 8;
-  c->model.causal_attn = 1;
-  c->model.p_drop_emb = 0.0;
-  c->model.p_drop_attn = 0.01;
-  c->diffusion.num_train_timesteps = 100;
-  c->diffusion.clip_sample = 1;
-  strcpy(c->diffusion.beta_schedule, "squaredcos_cap_v2");
-  strcpy(c->diffusion.prediction_type, "epsilon");
-  c->train.batch_size = 256;
-  c->train.lr = 1e-4;
-  c->train.beta1 = 0.95;
-  c->train.beta2 = 0.999;
-  c->train.eps = 1e-8;
-  c->train.weight_decay = 1e-6;
-  c->train.warmup_steps = 500;
-  c->train.epochs = 3000;
-  c->train.ema_power = 0.75;
-  c->train.ema_max_decay = 0.9999;
-  c->train.seed = 42;
-  c->train.checkpoint_every = 500;
-  c->train.log_every = 20;
-  c->train.eval_episodes = 10;
-  c->eval.sampler = TS_SAMPLER_DDPM;
-  c->eval.steps = 100;
-  c->eval.episodes = 50;
-  c->eval.seed_start = 100000;
+  for (int i = 0; i < NFIELDS; i++)
+    if (set_field(c, &fields[i], fields[i].def)) abort(); /* a bad table: tests/test_config.c */
 }
 
 static char *trim(char *s) {
@@ -140,11 +123,39 @@ static char *trim(char *s) {
   return s;
 }
 
-static int parse_long(const char *v, long *out) {
+/* A whole decimal integer as 64 bits; -1 when not one (or beyond 64 bits: *out saturates and
+ * *overflow is set, so the range check names the text). */
+static int parse_i64(const char *v, long long *out, int *overflow) {
   char *e;
-  long x = strtol(v, &e, 10);
+  errno = 0;
+  long long x = strtoll(v, &e, 10);
   if (e == v || *trim(e)) return -1;
+  *overflow = errno == ERANGE;
   *out = x;
+  return 0;
+}
+
+static int in_range(const field *f, double v) {
+  return (f->lo_open ? v > f->lo : v >= f->lo) && (f->hi_open ? v < f->hi : v <= f->hi); /* NaN fails */
+}
+
+/* "[section] key = value must be in RANGE (what it is)"; value as text. */
+static int range_fail(const char *o, const field *f, const char *value) {
+  char prefix[256] = "";
+  if (o) snprintf(prefix, sizeof prefix, "%s: ", o);
+  if (f->type == T_DBL)
+    return ts_fail("%s[%s] %s = %s must be in %c%g, %g%c (%s)", prefix, f->section, f->key, value, f->lo_open ? '(' : '[', f->lo,
+                   f->hi, f->hi_open ? ')' : ']', f->doc);
+  return ts_fail("%s[%s] %s = %s must be in %lld..%lld (%s)", prefix, f->section, f->key, value, (long long)f->lo,
+                 (long long)f->hi, f->doc);
+}
+
+/* An integer (or integer-list entry) parsed as 64-bit and checked against the row's range
+ * before it is narrowed. */
+static int parse_int(const field *f, const char *v, long long *out) {
+  int overflow = 0;
+  if (parse_i64(v, out, &overflow)) return ts_fail("[%s] %s: '%s' is not an integer", f->section, f->key, v);
+  if (overflow || !in_range(f, (double)*out)) return range_fail(NULL, f, v);
   return 0;
 }
 
@@ -152,20 +163,21 @@ static int set_field(ts_config *c, const field *f, const char *value) {
   char buf[512];
   snprintf(buf, sizeof buf, "%s", value);
   char *v = trim(buf), *base = (char *)c + f->off;
-  long l;
+  long long l;
   switch (f->type) {
   case T_INT:
-    if (parse_long(v, &l)) return ts_fail("[%s] %s: '%s' is not an integer", f->section, f->key, v);
+    if (parse_int(f, v, &l)) return -1;
     *(int *)base = (int)l;
     return 0;
   case T_LONG:
-    if (parse_long(v, &l)) return ts_fail("[%s] %s: '%s' is not an integer", f->section, f->key, v);
-    *(long *)base = l;
+    if (parse_int(f, v, &l)) return -1;
+    *(long *)base = (long)l;
     return 0;
   case T_DBL: {
     char *e;
     double d = strtod(v, &e);
     if (e == v || *trim(e)) return ts_fail("[%s] %s: '%s' is not a number", f->section, f->key, v);
+    if (!in_range(f, d)) return range_fail(NULL, f, v);
     *(double *)base = d;
     return 0;
   }
@@ -186,20 +198,24 @@ static int set_field(ts_config *c, const field *f, const char *value) {
     if (strlen(v) >= f->size) return ts_fail("[%s] %s: value too long", f->section, f->key);
     strcpy(base, v);
     return 0;
-  default: { /* lists, comma separated */
-    int n = 0;
-    for (char *tok = strtok(v, ","); tok; tok = strtok(NULL, ",")) {
+  default: { /* lists, comma separated; the struct changes only when every entry is good */
+    int n = 0, ints[64];
+    char strs[TS_CFG_MAXKEYS][32] = {{0}}, *save = NULL;
+    for (char *tok = strtok_r(v, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
       tok = trim(tok);
-      if (n >= (int)f->size) return ts_fail("[%s] %s: more than %zu entries", f->section, f->key, f->size);
+      if (n >= (int)f->size || n >= (int)(sizeof ints / sizeof ints[0]) || n >= TS_CFG_MAXKEYS)
+        return ts_fail("[%s] %s: more than %zu entries", f->section, f->key, f->size);
       if (f->type == T_INTLIST) {
-        if (parse_long(tok, &l)) return ts_fail("[%s] %s: '%s' is not an integer", f->section, f->key, tok);
-        ((int *)base)[n++] = (int)l;
+        if (parse_int(f, tok, &l)) return -1;
+        ints[n++] = (int)l;
       } else {
         if (strlen(tok) >= 32 || !*tok) return ts_fail("[%s] %s: bad entry '%s'", f->section, f->key, tok);
-        strcpy(base + 32 * n++, tok);
+        strcpy(strs[n++], tok);
       }
     }
     if (n == 0) return ts_fail("[%s] %s: empty list", f->section, f->key);
+    if (f->type == T_INTLIST) memcpy(base, ints, (size_t)n * sizeof(int));
+    else memcpy(base, strs, (size_t)n * 32);
     *(int *)((char *)c + f->count_off) = n;
     return 0;
   }
@@ -256,49 +272,68 @@ int ts_config_override(ts_config *c, const char *kv) {
   return ts_config_validate(c, "overrides");
 }
 
-/* Range checks that name the key and its value. */
+/* A cross-field range check that names the key and its value. */
 static int bad_i(const char *o, const char *sec, const char *key, long v, long lo, long hi) {
   if (v >= lo && v <= hi) return 0;
   return ts_fail("%s: [%s] %s = %ld must be in %ld..%ld", o, sec, key, v, lo, hi);
 }
 
-/* lo <= v < hi (hi_open) or lo <= v <= hi; NaN fails. */
-static int bad_d(const char *o, const char *sec, const char *key, double v, double lo, double hi, int hi_open) {
-  if (v >= lo && (hi_open ? v < hi : v <= hi)) return 0;
-  return ts_fail("%s: [%s] %s = %g must be in [%g, %g%s", o, sec, key, v, lo, hi, hi_open ? ")" : "]");
+/* The table's range of every number in the struct (for structs filled in code, not parsed). */
+static int check_field(const ts_config *c, const field *f, const char *o) {
+  const char *base = (const char *)c + f->off;
+  char v[64];
+  switch (f->type) {
+  case T_INT:
+  case T_LONG: {
+    long x = f->type == T_INT ? *(const int *)base : *(const long *)base;
+    snprintf(v, sizeof v, "%ld", x);
+    return in_range(f, (double)x) ? 0 : range_fail(o, f, v);
+  }
+  case T_DBL:
+    snprintf(v, sizeof v, "%g", *(const double *)base);
+    return in_range(f, *(const double *)base) ? 0 : range_fail(o, f, v);
+  case T_BOOL: {
+    int x = *(const int *)base;
+    return x == 0 || x == 1 ? 0 : ts_fail("%s: [%s] %s = %d is not 0 or 1", o, f->section, f->key, x);
+  }
+  case T_ENUM: {
+    int x = *(const int *)base, n = 0;
+    while (f->names[n]) n++;
+    return x >= 0 && x < n ? 0 : ts_fail("%s: [%s] %s = %d is not a known value", o, f->section, f->key, x);
+  }
+  case T_STR:
+    return memchr(base, 0, f->size) ? 0 : ts_fail("%s: [%s] %s is not terminated", o, f->section, f->key);
+  default: {
+    int n = *(const int *)((const char *)c + f->count_off);
+    if (n < 1 || n > (int)f->size) return ts_fail("%s: [%s] %s has %d entries (1..%zu)", o, f->section, f->key, n, f->size);
+    for (int k = 0; k < n; k++) {
+      if (f->type == T_STRLIST) {
+        const char *e = base + 32 * k;
+        if (!memchr(e, 0, 32) || !*e) return ts_fail("%s: [%s] %s: entry %d is empty or too long", o, f->section, f->key, k);
+      } else if (!in_range(f, ((const int *)base)[k])) {
+        snprintf(v, sizeof v, "%d", ((const int *)base)[k]);
+        return range_fail(o, f, v);
+      }
+    }
+    return 0;
+  }
+  }
 }
 
 int ts_config_validate(const ts_config *c, const char *o) {
-  if (bad_i(o, "data", "horizon", c->data.horizon, 1, 1024) || bad_i(o, "data", "n_obs_steps", c->data.n_obs_steps, 1, 1024) ||
-      bad_i(o, "data", "n_action_steps", c->data.n_action_steps, 1, 1024) ||
-      bad_i(o, "data", "pad_before", c->data.pad_before, 0, c->data.horizon) ||
-      bad_i(o, "data", "pad_after", c->data.pad_after, 0, c->data.horizon) ||
-      bad_d(o, "data", "val_ratio", c->data.val_ratio, 0, 1, 1) ||
-      bad_i(o, "data", "max_train_episodes", c->data.max_train_episodes, 0, 1L << 30) ||
-      bad_i(o, "model", "n_groups", c->model.n_groups, 1, 4096) || bad_i(o, "model", "kernel_size", c->model.kernel_size, 1, 15) ||
-      bad_i(o, "model", "step_embed_dim", c->model.step_embed_dim, 4, 4096) ||
-      bad_i(o, "diffusion", "num_train_timesteps", c->diffusion.num_train_timesteps, 2, 1000) ||
-      bad_i(o, "train", "batch_size", c->train.batch_size, 1, 65536) || bad_d(o, "train", "lr", c->train.lr, 1e-30, 1e3, 0) ||
-      bad_d(o, "train", "beta1", c->train.beta1, 0, 1, 1) || bad_d(o, "train", "beta2", c->train.beta2, 0, 1, 1) ||
-      bad_d(o, "train", "eps", c->train.eps, 1e-30, 1, 0) || bad_d(o, "train", "weight_decay", c->train.weight_decay, 0, 1e3, 0) ||
-      bad_i(o, "train", "warmup_steps", c->train.warmup_steps, 0, 1L << 30) ||
-      bad_i(o, "train", "epochs", c->train.epochs, 0, 1L << 30) || bad_i(o, "train", "max_steps", c->train.max_steps, 0, 1L << 40) ||
-      bad_d(o, "train", "ema_power", c->train.ema_power, 1e-6, 1e3, 0) ||
-      bad_d(o, "train", "ema_max_decay", c->train.ema_max_decay, 0, 1, 0) ||
-      bad_i(o, "train", "checkpoint_every", c->train.checkpoint_every, 1, 1L << 30) ||
-      bad_i(o, "train", "log_every", c->train.log_every, 1, 1L << 30) ||
-      bad_i(o, "train", "eval_every", c->train.eval_every, 0, 1L << 30) ||
-      bad_i(o, "train", "eval_episodes", c->train.eval_episodes, 1, 1024) || bad_i(o, "train", "threads", c->train.threads, 0, 256) ||
-      bad_i(o, "eval", "episodes", c->eval.episodes, 1, 1024) || bad_i(o, "eval", "seed_start", c->eval.seed_start, 0, 1L << 30))
+  for (int i = 0; i < NFIELDS; i++)
+    if (check_field(c, &fields[i], o)) return -1;
+  /* Rules between keys. */
+  if (bad_i(o, "data", "pad_before", c->data.pad_before, 0, c->data.horizon) ||
+      bad_i(o, "data", "pad_after", c->data.pad_after, 0, c->data.horizon))
     return -1;
   if (c->data.n_obs_steps - 1 + c->data.n_action_steps > c->data.horizon)
     return ts_fail("%s: need n_obs_steps - 1 + n_action_steps <= horizon", o);
   int L = c->model.n_levels;
-  if (L < 1) return ts_fail("%s: [model] down_dims needs at least one level", o);
   if (c->model.type == TS_MODEL_UNET && c->data.horizon % (1 << (L - 1)))
     return ts_fail("%s: horizon %d must be divisible by 2^(levels-1) = %d", o, c->data.horizon, 1 << (L - 1));
   for (int i = 0; i < L; i++)
-    if (c->model.down_dims[i] <= 0 || c->model.down_dims[i] > 4096 || c->model.down_dims[i] % c->model.n_groups)
+    if (c->model.down_dims[i] % c->model.n_groups)
       return ts_fail("%s: down_dims[%d] = %d must be a multiple of n_groups %d in 1..4096", o, i, c->model.down_dims[i],
                      c->model.n_groups);
   if (c->model.kernel_size % 2 == 0 || c->model.step_embed_dim % 2)
@@ -307,16 +342,33 @@ int ts_config_validate(const ts_config *c, const char *o) {
     return ts_fail("%s: beta_schedule '%s' unsupported (squaredcos_cap_v2)", o, c->diffusion.beta_schedule);
   if (strcmp(c->diffusion.prediction_type, "epsilon"))
     return ts_fail("%s: prediction_type '%s' unsupported (epsilon)", o, c->diffusion.prediction_type);
-  if (c->eval.steps <= 0 || c->eval.steps > c->diffusion.num_train_timesteps)
+  if (c->eval.steps > c->diffusion.num_train_timesteps)
     return ts_fail("%s: eval steps must be in 1..num_train_timesteps", o);
-  if (bad_i(o, "model", "n_emb", c->model.n_emb, 1, 4096) || bad_i(o, "model", "n_head", c->model.n_head, 1, 256) ||
-      bad_i(o, "model", "n_layer", c->model.n_layer, 1, 64) ||
-      bad_d(o, "model", "p_drop_emb", c->model.p_drop_emb, 0, 1, 1) ||
-      bad_d(o, "model", "p_drop_attn", c->model.p_drop_attn, 0, 1, 1))
-    return -1;
   if (c->model.n_emb % c->model.n_head || c->model.n_emb % 2)
     return ts_fail("%s: [model] n_emb = %d must be even and divisible by n_head = %d", o, c->model.n_emb, c->model.n_head);
   return 0;
+}
+
+char *ts_config_help(void) {
+  size_t cap = 16384, o = 0;
+  char *s = malloc(cap);
+  if (!s) abort();
+  s[0] = 0;
+  for (int i = 0; i < NFIELDS && o < cap; i++) {
+    const field *f = &fields[i];
+    char range[96] = "";
+    if (f->type == T_DBL)
+      snprintf(range, sizeof range, ", in %c%g, %g%c", f->lo_open ? '(' : '[', f->lo, f->hi, f->hi_open ? ')' : ']');
+    else if ((f->type == T_INT || f->type == T_LONG || f->type == T_INTLIST) && !(f->lo == INT_MIN && f->hi == INT_MAX))
+      snprintf(range, sizeof range, ", in %lld..%lld", (long long)f->lo, (long long)f->hi);
+    else if (f->type == T_ENUM) {
+      snprintf(range, sizeof range, ", one of");
+      for (int k = 0; f->names[k]; k++) snprintf(range + strlen(range), sizeof range - strlen(range), " %s", f->names[k]);
+    }
+    static const char *tn[] = {"int", "int", "number", "bool", "text", "int list", "text list", "name"};
+    o += (size_t)snprintf(s + o, cap - o, "[%s] %s = %s (%s%s): %s\n", f->section, f->key, f->def, tn[f->type], range, f->doc);
+  }
+  return s;
 }
 
 char *ts_config_to_ini(const ts_config *c) {

@@ -1,6 +1,7 @@
 /* config.h: every run is driven by an INI file (configs/) plus "section.key=value"
- * overrides. One struct holds the stages' settings; all keys are validated in one place and an
- * unknown section or key is refused naming it (and the file and line). */
+ * overrides. One struct holds the stages' settings; each key is one row of a table (type,
+ * default, range, description), all keys are validated in one place and an unknown section or
+ * key is refused naming it (and the file and line). */
 #ifndef TS_CONFIG_H
 #define TS_CONFIG_H
 
@@ -59,8 +60,14 @@ int ts_config_load(ts_config *c, const char *path);
 int ts_config_parse_string(ts_config *c, const char *text, const char *origin);
 /* "section.key=value" */
 int ts_config_override(ts_config *c, const char *kv);
-/* Cross-field checks (divisibility, ranges). */
+/* Every key's range (one table row per key in config.c, which also holds its default and
+ * description), then the rules between keys (divisibility, horizon vs n_obs_steps +
+ * n_action_steps, U-Net-only checks when model.type is unet, n_emb % n_head). Messages name
+ * the key and its value. Parsing refuses out-of-range values already (integers as 64-bit,
+ * before narrowing); this also covers a struct filled in code. */
 int ts_config_validate(const ts_config *c, const char *origin);
+/* One line per key, "[section] key = default (type, range): description" (malloc'd). */
+char *ts_config_help(void);
 /* The resolved configuration as INI text (malloc'd); parses back to the same struct. */
 char *ts_config_to_ini(const ts_config *c);
 

@@ -15,6 +15,8 @@ Suite *suite_unet(void);
 Suite *suite_transformer(void);
 Suite *suite_infer(void);
 Suite *suite_cli(void);
+Suite *suite_run(void);
+Suite *suite_config(void);
 
 /* Path under tests/fixtures, or under $TSDP_DATA_DIR (NULL when that variable is unset). */
 const char *fixture_path(const char *name);

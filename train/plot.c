@@ -1,5 +1,5 @@
 /* plot.c: a minimal line plot to PNG (axes, curve, min/max labels in a 3x5 pixel font). */
-#include "train.h"
+#include "plot.h"
 #include "core/error.h"
 #include "sim/render.h"
 #include <math.h>

@@ -1,4 +1,5 @@
 #include "train.h"
+#include "run.h"
 #include "core/checkpoint.h"
 #include "core/error.h"
 #include "core/h5io.h"
@@ -14,43 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 
-typedef struct {
-  double *step, *loss, *lr, *sps, *score; /* score: eval mean score at that step, or NaN */
-  int n, cap;
-} history;
-
-static void hist_add(history *h, double step, double loss, double lr, double sps) {
-  if (h->n == h->cap) {
-    h->cap = h->cap ? 2 * h->cap : 256;
-    h->step = realloc(h->step, (size_t)h->cap * sizeof(double));
-    h->loss = realloc(h->loss, (size_t)h->cap * sizeof(double));
-    h->lr = realloc(h->lr, (size_t)h->cap * sizeof(double));
-    h->sps = realloc(h->sps, (size_t)h->cap * sizeof(double));
-    h->score = realloc(h->score, (size_t)h->cap * sizeof(double));
-    if (!h->step || !h->loss || !h->lr || !h->sps || !h->score) abort();
-  }
-  h->step[h->n] = step;
-  h->loss[h->n] = loss;
-  h->lr[h->n] = lr;
-  h->score[h->n] = NAN;
-  h->sps[h->n++] = sps;
-}
-
-static void hist_free(history *h) {
-  free(h->step);
-  free(h->loss);
-  free(h->lr);
-  free(h->sps);
-  free(h->score);
-  memset(h, 0, sizeof *h);
-}
-
-/* Everything a run carries. */
+/* Everything base training carries besides the run machinery. */
 typedef struct {
   const ts_config *cfg;
+  const ts_train_opts *o;
   ts_dataset d;
   ts_normalizer nobs, nact;
   ts_windows win;
@@ -59,163 +29,54 @@ typedef struct {
   ts_ema *ema;
   ts_rng rng;
   ts_ddpm sched;
-  history hist;
   char *cfg_text;
   int n_train;
   ts_named *named; /* model/<name> then ema/<name>: what a checkpoint holds (AdamW moments
                       follow the first half) */
-} run;
+} trainer;
 
-static int save(run *r, const char *out, long step) {
-  int n = r->net.params->n, rc;
-  ts_ckpt_state st = {r->cfg_text, step, &r->rng, r->opt};
-  ts_h5 *f = ts_h5_create(out);
-  rc = f ? 0 : -1;
-  if (f) ts_h5_set_deflate(f, 0);
-  /* AdamW moments are matched to the first opt->n tensors: the model group. */
-  if (!rc) rc = ts_ckpt_write(f, r->named, 2 * n, &st);
-  if (!rc) rc = ts_norm_save(f, "normalizer/obs", &r->nobs);
-  if (!rc) rc = ts_norm_save(f, "normalizer/action", &r->nact);
-  if (!rc && r->hist.n) {
-    int64_t d[1] = {r->hist.n};
-    float *tmp = malloc((size_t)r->hist.n * sizeof(float));
-    if (!tmp) abort();
-    double *cols[5] = {r->hist.step, r->hist.loss, r->hist.lr, r->hist.sps, r->hist.score};
-    const char *names[5] = {"log/step", "log/loss", "log/lr", "log/samples_per_s", "log/eval_score"};
-    for (int k = 0; k < 5 && !rc; k++) {
-      for (int i = 0; i < r->hist.n; i++) tmp[i] = (float)cols[k][i];
-      rc = ts_h5_write_f32(f, names[k], tmp, 1, d);
-    }
-    free(tmp);
-  }
-  if (f) {
-    if (rc) ts_h5_close(f);
-    else rc = ts_h5_commit(f);
-  }
-  return rc;
-}
+/* The history base training logs (log/<name> in the checkpoint, columns of <out>.csv). */
+enum { COL_LOSS, COL_LR, COL_SPS, COL_EVAL, NCOLS };
+static const ts_run_col cols[NCOLS] = {
+  {"loss", "%.6g", "loss %.5f", 2, 0, 0},
+  {"lr", "%.6g", "lr %.2e", 0, 0, 0},
+  {"samples_per_s", "%.1f", "| %.0f samples/s", 0, 1, 0},
+  {"eval_score", "%.4f", NULL, 0, 0, 1}, /* older checkpoints have no eval column */
+};
 
 /* Keys a resumed run may change: how long it trains, how often it logs, checkpoints and
- * evaluates, how many threads. Any other difference from the checkpoint's config would make
- * the continuation a different run than the one that was started. */
-static int may_change(const char *line) {
-  static const char *ok[] = {"max_steps =", "epochs =", "checkpoint_every =", "log_every =", "eval_every =",
-                             "eval_episodes =", "threads ="};
-  for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
-    if (strncmp(line, ok[i], strlen(ok[i])) == 0) return 1;
-  return 0;
+ * evaluates, how many threads, and the [eval] section. Any other difference from the
+ * checkpoint's config would make the continuation a different run than the one started. */
+static const char *const may_change[] = {"train.max_steps", "train.epochs", "train.checkpoint_every", "train.log_every",
+                                         "train.eval_every", "train.eval_episodes", "train.threads", "eval.*", NULL};
+
+/* Checkpoint extras: the normalisers the policy needs at inference. */
+static int write_normalizers(ts_h5 *f, void *user) {
+  trainer *r = user;
+  if (ts_norm_save(f, "normalizer/obs", &r->nobs)) return -1;
+  return ts_norm_save(f, "normalizer/action", &r->nact);
 }
 
-/* 0 when the config the checkpoint was trained with (as INI text) equals cur_ini except in
- * may_change keys and the [eval] section. */
-static int same_recipe(const char *out, const char *saved, const char *cur_ini) {
-  ts_config sc;
-  ts_config_defaults(&sc);
-  if (ts_config_parse_string(&sc, saved, out)) return -1;
-  char *a = ts_config_to_ini(&sc);
-  const char *p = a, *q = cur_ini;
-  char sec[64] = "";
-  int rc = 0;
-  while (*p && *q && !rc) {
-    size_t lp = strcspn(p, "\n"), lq = strcspn(q, "\n");
-    if (*p == '[') snprintf(sec, sizeof sec, "%.*s", (int)(lp < 60 ? lp : 60), p);
-    if ((lp != lq || strncmp(p, q, lp)) && strcmp(sec, "[eval]") && !may_change(p))
-      rc = ts_fail("%s %s: '%.*s' in the checkpoint, '%.*s' now", out, sec, (int)lp, p, (int)lq, q);
-    p += lp + (p[lp] == '\n');
-    q += lq + (q[lq] == '\n');
-  }
-  free(a);
-  return rc;
-}
-
-/* Resume: returns the step to continue from (0 when there is no checkpoint), -1 on error. */
-static long try_resume(run *r, const char *out) {
-  if (access(out, F_OK) != 0) return 0;
-  int n = r->net.params->n;
-  ts_ckpt_state st = {NULL, 0, &r->rng, r->opt};
-  ts_h5 *f = ts_h5_open(out);
-  int rc = 0;
-  if (f) {
-    char *saved = ts_h5_get_attr_str(f, "/", "config");
-    rc = saved ? same_recipe(out, saved, r->cfg_text) : ts_fail("%s: no config attribute", out);
-    free(saved);
-  }
-  if (!rc) rc = f ? ts_ckpt_read(f, r->named, 2 * n, &st, NULL) : -1;
-  if (!rc && r->hist.n == 0 && ts_h5_exists(f, "log/step")) {
-    const char *names[5] = {"log/step", "log/loss", "log/lr", "log/samples_per_s", "log/eval_score"};
-    float *cols[5] = {0};
-    int nd;
-    int64_t dims[TS_MAXDIM];
-    int64_t rows = 0;
-    for (int k = 0; k < 5 && !rc; k++) {
-      if (k == 4 && !ts_h5_exists(f, names[k])) break; /* older checkpoints have no eval column */
-      if (!(cols[k] = ts_h5_read_f32(f, names[k], &nd, dims))) rc = -1;
-      else if (k == 0) rows = dims[0];
-      else if (dims[0] != rows) rc = ts_fail("%s: %s has %lld rows, log/step %lld", out, names[k], (long long)dims[0], (long long)rows);
-    }
-    for (int64_t i = 0; !rc && i < rows; i++) {
-      hist_add(&r->hist, cols[0][i], cols[1][i], cols[2][i], cols[3][i]);
-      if (cols[4]) r->hist.score[i] = cols[4][i];
-    }
-    for (int k = 0; k < 5; k++) free(cols[k]);
-  }
-  if (f) ts_h5_close(f);
-  if (rc) {
-    char msg[1024];
-    snprintf(msg, sizeof msg, "%s", ts_error());
-    ts_fail("cannot resume from %s (%s); pass --fresh to start over", out, msg);
-    return -1;
-  }
-  return (long)st.step;
-}
-
-static int write_csv_png(const run *r, const char *out) {
-  char path[1100], tmp[1200];
-  snprintf(path, sizeof path, "%s.csv", out);
-  snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
-  FILE *f = fopen(tmp, "w");
-  if (!f) return ts_fail("%s: cannot write log", path);
-  fprintf(f, "step,loss,lr,samples_per_s,eval_score\n");
-  for (int i = 0; i < r->hist.n; i++) {
-    fprintf(f, "%.0f,%.6g,%.6g,%.1f,", r->hist.step[i], r->hist.loss[i], r->hist.lr[i], r->hist.sps[i]);
-    if (isnan(r->hist.score[i])) fprintf(f, "\n");
-    else fprintf(f, "%.4f\n", r->hist.score[i]);
-  }
-  if (fclose(f) != 0 || rename(tmp, path) != 0) {
-    remove(tmp);
-    return ts_fail("%s: cannot write log", path);
-  }
-  if (r->hist.n < 2) return 0;
-  snprintf(path, sizeof path, "%s.png", out);
-  return ts_plot_png(path, r->hist.step, r->hist.loss, r->hist.n, 1);
-}
-
-/* Closed-loop evaluation of the just-saved EMA weights (DDIM-10 on the first
- * eval_episodes test seeds); the score lands in the latest history row. */
-static int eval_now(run *r, const ts_train_opts *o, long step) {
+/* Closed-loop evaluation of the just-saved EMA weights (DDIM-10 on the first eval_episodes
+ * test seeds). */
+static int eval_ckpt(void *user, const char *path, long step, double *score) {
+  trainer *r = user;
   ts_policy p;
-  if (ts_policy_load(&p, o->out, "ema")) return -1;
+  if (ts_policy_load(&p, path, "ema")) return -1;
   ts_policy_set_threads(&p, ts_cpu_count());
   ts_eval_opts eo = {r->cfg->train.eval_episodes, r->cfg->eval.seed_start, "ddim", 10, 0, NULL, 0, 1};
   ts_eval_result er;
   int rc = ts_eval_pusht(&p, &eo, &er);
   ts_policy_free(&p);
   if (rc) return -1;
-  r->hist.score[r->hist.n - 1] = er.mean_score;
-  if (!o->quiet)
+  *score = er.mean_score;
+  if (!r->o->quiet)
     fprintf(stderr, "eval at step %ld: DDIM-10 mean score %.3f, success %.2f over %d seeds\n", step, er.mean_score,
             er.success_rate, er.episodes);
-  /* Save again so the checkpoint's log carries the score. */
-  return save(r, o->out, step);
+  return 0;
 }
 
-static void fmt_time(double s, char *buf, size_t n) {
-  if (s < 0 || s > 1e8) snprintf(buf, n, "?");
-  else if (s >= 3600) snprintf(buf, n, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
-  else snprintf(buf, n, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
-}
-
-static int setup(run *r, const ts_config *cfg, const char *data) {
+static int setup(trainer *r, const ts_config *cfg, const char *data) {
   r->cfg = cfg;
   const char *keys[TS_CFG_MAXKEYS];
   for (int i = 0; i < cfg->data.n_obs_keys; i++) keys[i] = cfg->data.obs_keys[i];
@@ -261,44 +122,58 @@ static int setup(run *r, const ts_config *cfg, const char *data) {
   return 0;
 }
 
-static void teardown(run *r) {
+static void teardown(trainer *r) {
   ts_dataset_free(&r->d);
   ts_windows_free(&r->win);
   if (r->named) ts_named_free(r->named, 2 * r->net.params->n);
   ts_model_free(&r->net);
   ts_adamw_free(r->opt);
   ts_ema_free(r->ema);
-  hist_free(&r->hist);
   free(r->cfg_text);
 }
 
+static int fail_free(trainer *r, ts_run *run) {
+  ts_run_close(run);
+  teardown(r);
+  return -1;
+}
+
 int ts_train(const ts_config *cfg, const ts_train_opts *o, ts_train_result *res) {
-  run r;
+  trainer r;
   memset(&r, 0, sizeof r);
   memset(res, 0, sizeof *res);
+  r.o = o;
+  /* Everything is checked before anything is written: an existing checkpoint at out (even
+   * with --fresh) is replaced only when this run writes its first checkpoint. */
+  if (!o->data || !o->out) return ts_fail("train: no --data or --out");
+  if (ts_config_validate(cfg, "config")) return -1;
   ts_set_threads(cfg->train.threads > 0 ? cfg->train.threads : ts_cpu_count());
-  if (o->fresh) remove(o->out);
-  { /* fail now, not after the first checkpoint interval, if the output folder is not writable */
-    char probe[1100];
-    snprintf(probe, sizeof probe, "%s.tmp-%ld", o->out, (long)getpid());
-    FILE *pf = fopen(probe, "w");
-    if (!pf) return ts_fail("%s: cannot write here (does the folder exist?)", o->out);
-    fclose(pf);
-    remove(probe);
-  }
-  if (setup(&r, cfg, o->data)) {
-    teardown(&r);
-    return -1;
-  }
+  if (setup(&r, cfg, o->data)) return fail_free(&r, NULL);
   const int B = cfg->train.batch_size, H = cfg->data.horizon, A = r.d.act_dim, Od = r.d.obs_dim;
   const int No = cfg->data.n_obs_steps, T = r.sched.T;
   const long spe = (r.win.n + B - 1) / B;
   const long total = cfg->train.max_steps > 0 ? cfg->train.max_steps : (long)cfg->train.epochs * spe;
-  long step = try_resume(&r, o->out);
-  if (step < 0) {
-    teardown(&r);
-    return -1;
-  }
+  ts_run_spec spec = {.out = o->out,
+                      .config = r.cfg_text,
+                      .may_change = may_change,
+                      .tensors = r.named,
+                      .n_tensors = 2 * r.net.params->n,
+                      .rng = &r.rng,
+                      .opt = r.opt,
+                      .cols = cols,
+                      .n_cols = NCOLS,
+                      .total_steps = total,
+                      .steps_per_epoch = spe,
+                      .eval_every = cfg->train.eval_every,
+                      .eval = eval_ckpt,
+                      .eval_user = &r,
+                      .eval_col = "eval_score",
+                      .fresh = o->fresh,
+                      .quiet = o->quiet};
+  ts_run *run;
+  if (ts_run_open(&run, &spec)) return fail_free(&r, NULL);
+  long step = ts_run_resume(run);
+  if (step < 0) return fail_free(&r, run);
   res->resumed_from = (int)step;
   if (!o->quiet)
     fprintf(stderr, "train: %lld windows from %d training episodes (of %d), %ld steps/epoch, %ld steps, %.2f M parameters%s\n",
@@ -311,7 +186,7 @@ int ts_train(const ts_config *cfg, const ts_train_opts *o, ts_train_result *res)
   float *cond = malloc((size_t)B * No * Od * sizeof(float)), *tt = malloc((size_t)B * sizeof(float));
   if (!perm || !x0 || !ob || !eps || !xt || !cond || !tt) abort();
   long perm_epoch = -1;
-  double t0 = ts_now(), tlog = t0, loss_acc = 0, io = 0; /* io: checkpoint, eval, log writing */
+  double t0 = ts_now(), loss_acc = 0;
   long log_n = 0, log_samples = 0, start_step = step;
   int rc = 0;
   long stop_at = o->stop_after > 0 && step + o->stop_after < total ? step + o->stop_after : total;
@@ -351,35 +226,24 @@ int ts_train(const ts_config *cfg, const ts_train_opts *o, ts_train_result *res)
     loss_acc += loss->data[0];
     log_n++;
     log_samples += bs;
-    int last = step + 1 == stop_at;
-    if ((step + 1) % cfg->train.log_every == 0 || last) {
-      double tn = ts_now(), sps = log_samples / (tn - tlog), eta = (total - step - 1) * (tn - t0) / (step + 1 - start_step);
-      hist_add(&r.hist, (double)(step + 1), loss_acc / log_n, r.opt->lr, sps);
-      if (!o->quiet) {
-        char eb[32];
-        fmt_time(eta, eb, sizeof eb);
-        fprintf(stderr, "step %ld/%ld epoch %ld loss %.5f lr %.2e | %.0f samples/s | ETA %s\n", step + 1, total, epoch,
-                loss_acc / log_n, r.opt->lr, sps, eb);
-      }
+    long done = step + 1;
+    int last = done == stop_at;
+    if (done % cfg->train.log_every == 0 || last) {
+      double row[NCOLS] = {loss_acc / log_n, r.opt->lr, (double)log_samples, NAN};
+      ts_run_log(run, done, row);
       res->final_loss = loss_acc / log_n;
       loss_acc = 0;
       log_n = log_samples = 0;
-      tlog = tn;
     }
-    int do_eval = cfg->train.eval_every > 0 && (step + 1) % cfg->train.eval_every == 0;
-    if ((step + 1) % cfg->train.checkpoint_every == 0 || last || do_eval) {
-      double ts = ts_now();
-      rc = save(&r, o->out, step + 1);
-      if (!rc && do_eval && r.hist.n) rc = eval_now(&r, o, step + 1);
-      if (!rc) rc = write_csv_png(&r, o->out);
-      io += ts_now() - ts;
-    }
+    int do_eval = cfg->train.eval_every > 0 && done % cfg->train.eval_every == 0;
+    if (done % cfg->train.checkpoint_every == 0 || last || do_eval) rc = ts_run_checkpoint(run, done, write_normalizers, &r);
   }
   res->steps = step;
   res->seconds = ts_now() - t0;
   res->samples_per_s = (double)(step - start_step) * B / (res->seconds > 0 ? res->seconds : 1);
-  res->io_seconds = io;
-  res->step_samples_per_s = (double)(step - start_step) * B / (res->seconds - io > 0 ? res->seconds - io : 1);
+  res->io_seconds = ts_run_io_seconds(run);
+  res->step_samples_per_s =
+      (double)(step - start_step) * B / (res->seconds - res->io_seconds > 0 ? res->seconds - res->io_seconds : 1);
   free(perm);
   free(x0);
   free(ob);
@@ -388,6 +252,7 @@ int ts_train(const ts_config *cfg, const ts_train_opts *o, ts_train_result *res)
   free(cond);
   free(tt);
   ts_ctx_free(c);
+  ts_run_close(run);
   teardown(&r);
   return rc ? -1 : 0;
 }
