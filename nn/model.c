@@ -1,5 +1,7 @@
 #include "model.h"
 #include "core/error.h"
+#include "core/h5io.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -99,4 +101,20 @@ static double unet_flops(const ts_unet *u, int H) {
 double ts_model_flops(const ts_model *m) {
   if (m->tf) return ts_transformer_flops(&m->tf->cfg);
   return unet_flops(m->unet, m->horizon);
+}
+
+int ts_model_write_buffers(struct ts_h5 *f, const ts_model *m) {
+  if (!m->tf || !m->tf->mask) return 0;
+  const int T = m->tf->cfg.horizon, Tc = 1 + m->tf->cfg.n_obs_steps;
+  const char *groups[2] = {"model/", "ema/"};
+  char name[64];
+  for (int g = 0; g < 2; g++) {
+    snprintf(name, sizeof name, "%smask", groups[g]);
+    if (ts_h5_write_f32(f, name, m->tf->mask, 2, (int64_t[]){T, T})) return -1;
+    snprintf(name, sizeof name, "%smemory_mask", groups[g]);
+    if (ts_h5_write_f32(f, name, m->tf->memory_mask, 2, (int64_t[]){T, Tc})) return -1;
+    snprintf(name, sizeof name, "%s_dummy_variable", groups[g]);
+    if (ts_h5_write_f32(f, name, NULL, 1, (int64_t[]){0})) return -1;
+  }
+  return 0;
 }

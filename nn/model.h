@@ -31,6 +31,11 @@ ts_tensor *ts_model_forward(ts_ctx *c, const ts_model *m, ts_tensor *x, ts_tenso
 /* The reference optimiser's weight-decay groups, one flag per params->t[i]: the U-Net decays
  * every parameter, the Transformer only Linear and attention weights. */
 void ts_model_decay_mask(const ts_model *m, unsigned char *decay);
+/* Write the state_dict entries that are not parameters under model/ and ema/ (the
+ * Transformer's `mask` and `memory_mask` buffers, 0 or -inf, and its empty `_dummy_variable`),
+ * so a PyTorch user's load_state_dict(strict=True) finds every key; loaders here ignore them. */
+struct ts_h5;
+int ts_model_write_buffers(struct ts_h5 *f, const ts_model *m);
 /* 2 x multiply-adds of one batch-1 forward. */
 double ts_model_flops(const ts_model *m);
 

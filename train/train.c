@@ -50,11 +50,13 @@ static const ts_run_col cols[NCOLS] = {
 static const char *const may_change[] = {"train.max_steps", "train.epochs", "train.checkpoint_every", "train.log_every",
                                          "train.eval_every", "train.eval_episodes", "train.threads", "eval.*", NULL};
 
-/* Checkpoint extras: the normalisers the policy needs at inference. */
+/* Checkpoint extras: the normalisers the policy needs at inference, and the network's
+ * non-parameter state_dict entries (the Transformer's masks) so PyTorch loads it strictly. */
 static int write_normalizers(ts_h5 *f, void *user) {
   trainer *r = user;
   if (ts_norm_save(f, "normalizer/obs", &r->nobs)) return -1;
-  return ts_norm_save(f, "normalizer/action", &r->nact);
+  if (ts_norm_save(f, "normalizer/action", &r->nact)) return -1;
+  return ts_model_write_buffers(f, &r->net);
 }
 
 /* Closed-loop evaluation of the just-saved EMA weights (DDIM-10 on the first eval_episodes
