@@ -3,6 +3,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/h5io.h"
+#include "infer/denoiser_unet.h"
 #include "infer/loop.h"
 #include "infer/spec.h"
 #include "infer/policy.h"
@@ -265,6 +266,77 @@ START_TEST(test_spec_exact_gaussian) {
 }
 END_TEST
 
+/* The U-Net's two denoisers behind the one interface: the same function, their costs, their
+ * counters, and refusals. */
+START_TEST(test_unet_denoisers) {
+  ts_config c;
+  ts_config_defaults(&c);
+  ck_assert_int_eq(ts_config_override(&c, "model.down_dims=8,16"), 0);
+  ck_assert_int_eq(ts_config_override(&c, "model.step_embed_dim=16"), 0);
+  ts_unet_cfg uc = ts_unet_cfg_from(&c, 2, 20);
+  ck_assert_int_eq(uc.global_cond_dim, 40);
+  /* Multiply-adds at horizon 16 (kernel 5, FiLM input 16 + 40), by hand:
+   *   step MLP 16x64 + 64x16                                                        2,048
+   *   down 0 (length 16): 2->8 block 1280 + 5120 + res 256 + FiLM 56x16 = 7552;
+   *     8->8 block 5120 + 5120 + 896 = 11136; downsample 8 x 8x8x3 = 1536         20,224
+   *   down 1 (length 8): 8->16 block 5120 + 10240 + res 1024 + FiLM 56x32 = 18176;
+   *     16->16 block 10240 + 10240 + 1792 = 22272                                   40,448
+   *   mid (length 8): two 16->16 blocks                                             44,544
+   *   up 0 (length 8): 32->8 block 10240 + 2560 + res 2048 + 896 = 15744;
+   *     8->8 block 2560 + 2560 + 896 = 6016; upsample 8 x 8x8x4 = 2048             23,808
+   *   final: 16 x 8x8x5 + 16 x 2x8                                                  5,376
+   * total 136,448; without the step path (MLP and the 16 x 2 cout step half of the 8 FiLM
+   * linears, 32 x 96 = 3,072): 131,328. */
+  ck_assert_double_eq(ts_unet_flops(&uc, 16, 1), 2 * 136448.0);
+  ck_assert_double_eq(ts_unet_flops(&uc, 16, 0), 2 * 131328.0);
+  ts_unet *u = ts_unet_new(&uc);
+  ts_rng r;
+  ts_rng_init(&r, 4);
+  ts_unet_init(u, &r);
+  ts_denoiser eng, plain, tape;
+  ck_assert_int_eq(ts_denoiser_unet_engine(&eng, u, 16, 100, 1), 0);
+  ck_assert_int_eq(ts_denoiser_unet_engine(&plain, u, 16, 0, 2), 0);
+  ck_assert_int_eq(ts_denoiser_unet_tape(&tape, u, 16), 0);
+  ck_assert_str_eq(eng.ops->kind, "unet-engine");
+  ck_assert_str_eq(tape.ops->kind, "unet-tape");
+  ck_assert(eng.horizon == 16 && eng.act_dim == 2 && eng.cond_dim == 40 && ts_denoiser_same_shape(&eng, &tape));
+  ck_assert_double_eq(eng.flops, 2 * 131328.0); /* the step path is looked up */
+  ck_assert_double_eq(plain.flops, 2 * 136448.0);
+  ck_assert_double_eq(tape.flops, 2 * 136448.0);
+  ck_assert_ptr_nonnull(ts_denoiser_unet_plan(&eng));
+  ck_assert_ptr_null(ts_denoiser_unet_plan(&tape));
+  enum { B = 3, NX = B * 16 * 2 };
+  float x[NX], cond[B * 40], e1[NX], e2[NX], e3[NX];
+  int t[B] = {0, 57, 99};
+  ts_rng_fill_normal(&r, x, NX);
+  ts_rng_fill_normal(&r, cond, B * 40);
+  ts_denoiser_set_threads(&tape, 2); /* no threads of its own: ignored */
+  ts_denoiser_reserve(&tape, B);
+  ts_denoiser_eps(&eng, x, t, cond, B, e1);
+  ts_denoiser_eps(&plain, x, t, cond, B, e2);
+  ts_denoiser_eps(&tape, x, t, cond, B, e3);
+  ts_denoiser_eps(&tape, x, t, cond, 1, e3); /* row 0 again, batch 1 */
+  ck_assert_msg(rel_err(e1, e3, NX, 1e-2) < 1e-5, "engine vs tape %g", rel_err(e1, e3, NX, 1e-2));
+  ck_assert_msg(rel_err(e2, e3, NX, 1e-2) < 1e-5, "engine without table vs tape %g", rel_err(e2, e3, NX, 1e-2));
+  ck_assert(eng.calls == 1 && plain.calls == 1 && tape.calls == 2);
+  /* The engine allocates nothing for batches it was reserved for. */
+  long a0 = ts_unet_plan_allocs(ts_denoiser_unet_plan(&eng));
+  ts_denoiser_eps(&eng, x, t, cond, 2, e1);
+  ck_assert_int_eq(ts_unet_plan_allocs(ts_denoiser_unet_plan(&eng)), a0);
+  /* A horizon the U-Net cannot halve is refused with a message. */
+  ts_denoiser bad;
+  ck_assert_int_ne(ts_denoiser_unet_engine(&bad, u, 15, 100, 1), 0);
+  ck_assert_msg(strstr(ts_error(), "horizon 15"), "%s", ts_error());
+  ck_assert_int_ne(ts_denoiser_unet_tape(&bad, u, 0), 0);
+  ts_denoiser_free(&bad); /* zeroed by the failed constructor: a no-op */
+  ts_denoiser_free(&eng);
+  ts_denoiser_free(&eng); /* twice is safe */
+  ts_denoiser_free(&plain);
+  ts_denoiser_free(&tape);
+  ts_unet_free(u);
+}
+END_TEST
+
 START_TEST(test_policy_sampling) {
   ts_config c;
   tiny_cfg(&c);
@@ -411,6 +483,7 @@ Suite *suite_infer(void) {
   tcase_add_test(tc, test_ddpm_vs_reference);
   tcase_add_test(tc, test_config_validation);
   tcase_add_test(tc, test_train_resume_is_exact);
+  tcase_add_test(tc, test_unet_denoisers);
   tcase_add_test(tc, test_policy_sampling);
   tcase_add_test(tc, test_spec_rule);
   tcase_add_test(tc, test_spec_exact_gaussian);
