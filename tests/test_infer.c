@@ -229,40 +229,93 @@ static void lin_eps(void *ctx, const float *x, const int *t, const float *cond, 
     for (int i = 0; i < 4; i++) eps[b * 4 + i] = (float)lin_k(t[b]) * x[b * 4 + i];
 }
 
-START_TEST(test_spec_exact_gaussian) {
-  ts_ddpm s;
-  ts_ddpm_init(&s, 100, 0);
-  double v = 1; /* Var x_T, then the exact recursion */
-  for (int t = 99; t >= 0; t--) {
-    double ab = s.alphas_cumprod[t], abp = t ? s.alphas_cumprod[t - 1] : 1.0, beta = 1 - ab / abp;
+static const ts_denoiser_ops lin_ops = {"linear-test", lin_eps, NULL, NULL, NULL};
+
+/* Var x_{-1} of the linear target's DDPM-100 chain, by the exact recursion. */
+static double lin_exact_var(const ts_ddpm *s) {
+  double v = 1; /* Var x_T */
+  for (int t = s->T - 1; t >= 0; t--) {
+    double ab = s->alphas_cumprod[t], abp = t ? s->alphas_cumprod[t - 1] : 1.0, beta = 1 - ab / abp;
     double c0 = sqrt(abp) * beta / (1 - ab), ct = sqrt(ab / abp) * (1 - abp) / (1 - ab);
     double A = c0 * (1 - sqrt(1 - ab) * lin_k(t)) / sqrt(ab) + ct, var = t ? (1 - abp) / (1 - ab) * beta : 0;
     v = A * A * v + var;
   }
-  ts_spec_target tg = {&s, 4, 1, lin_eps, NULL};
+  return v;
+}
+
+/* N chains of the linear target driven round by round; block 0 picks it per round as a crude
+ * scheduler would (double after a fully accepted round, halve after a rejection). Returns the
+ * sample mean and variance over all coordinates; *st the counters, *r1 the rounds whose draft 1
+ * was rejected. The per-round info must add up to the counters. */
+static void lin_chains(ts_spec *sp, const ts_drafter *d, int block, int N, uint64_t seed, double *mean, double *var,
+                       ts_spec_stats *st, long *r1) {
+  ts_rng r;
+  ts_rng_init(&r, seed);
+  ts_spec_reset_stats(sp);
+  double m = 0, q = 0;
+  long drafted = 0, accepted = 0, calls = 0, dcalls = 0, rounds = 0;
+  float cond[1] = {0};
+  *r1 = 0;
+  int bad = 0; /* per-round checks, asserted once (a Check assertion per round costs a syscall) */
+  for (int c = 0; c < N; c++) {
+    ts_spec_begin(sp, cond, &r);
+    int rc, L = block ? block : 4;
+    ts_spec_round_info in;
+    do {
+      int t0 = ts_spec_t(sp);
+      rc = ts_spec_round(sp, d, L, &r, &in);
+      bad |= rc < 0 || in.t_before != t0 || in.t_after != ts_spec_t(sp) || in.accepted > in.drafted ||
+             in.max_delta < in.mean_delta || in.mean_delta < 0;
+      drafted += in.drafted, accepted += in.accepted, calls += in.target_calls, dcalls += in.drafter_calls;
+      rounds += in.drafted > 0;
+      *r1 += in.drafted > 0 && in.accepted == 0;
+      if (!block) L = in.accepted == in.drafted ? (2 * L > 12 ? 12 : 2 * L) : (L / 2 > 1 ? L / 2 : 1);
+    } while (rc == 1);
+    bad |= ts_spec_t(sp) != -1;
+    const float *x = ts_spec_x(sp);
+    for (int i = 0; i < 4; i++) m += x[i], q += (double)x[i] * x[i];
+  }
+  ck_assert_msg(!bad, "a round's info or return value is inconsistent");
+  *st = *ts_spec_stats_of(sp);
+  ck_assert(st->chunks == N && st->drafted == drafted && st->accepted == accepted && st->target_calls == calls &&
+            st->drafter_calls == dcalls && st->rounds == rounds);
+  double M = 4.0 * N;
+  *mean = m / M;
+  *var = q / M - *mean * *mean;
+}
+
+START_TEST(test_spec_exact_gaussian) {
+  ts_ddpm s;
+  ts_ddpm_init(&s, 100, 0);
+  double v = lin_exact_var(&s);
+  ts_denoiser lin = {&lin_ops, NULL, 1, 4, 1, 0, 0};
+  ts_spec *sp = ts_spec_new(&lin, &s, 12);
+  ck_assert_ptr_nonnull(sp);
   const int blocks[3] = {2, 5, 12};
   enum { N = 15000 };
-  float cond[1] = {0}, *work = malloc(ts_spec_work_floats(4, 1, 12) * sizeof(float));
+  double M = 4.0 * N;
   for (int bi = 0; bi < 3; bi++) {
-    ts_spec_opts o = {blocks[bi], 0};
-    ts_spec_stats st = {0};
-    ts_rng r;
-    ts_rng_init(&r, 100 + bi);
-    double m = 0, q = 0;
-    for (int c = 0; c < N; c++) {
-      float x[4];
-      ts_rng_fill_normal(&r, x, 4);
-      ts_spec_chain(&tg, cond, &o, &r, x, &st, work);
-      for (int i = 0; i < 4; i++) m += x[i], q += (double)x[i] * x[i];
-    }
-    double M = 4.0 * N, mean = m / M, var = q / M - mean * mean, acc = (double)st.accepted / st.drafted;
+    ts_spec_stats st;
+    long r1;
+    double mean, var;
+    lin_chains(sp, NULL, blocks[bi], N, 100 + bi, &mean, &var, &st, &r1);
+    double acc = (double)st.accepted / st.drafted;
     ck_assert_msg(fabs(mean) < 4 * sqrt(v / M), "block %d: mean %g", blocks[bi], mean);
     ck_assert_msg(fabs(var / v - 1) < 4 * sqrt(2.0 / M), "block %d: variance %g, exact %g (acceptance %.3f)", blocks[bi],
                   var, v, acc);
     ck_assert_msg(acc < 0.97 && st.target_calls < 100L * N, "block %d: acceptance %.3f, %ld calls", blocks[bi], acc,
                   st.target_calls);
+    ck_assert_int_eq(r1, 0); /* the frozen drafter's first draft is the target's own step */
+    ck_assert_int_eq(st.drafter_calls, 0);
   }
-  free(work);
+  /* Bad arguments fail with a message, they do not crash. */
+  ck_assert_ptr_null(ts_spec_new(&lin, &s, 0));
+  ts_rng r0;
+  ts_rng_init(&r0, 1);
+  ts_spec_begin(sp, (float[]){0}, &r0);
+  ck_assert_int_eq(ts_spec_round(sp, NULL, 13, &r0, NULL), -1);
+  ck_assert_msg(strstr(ts_error(), "block 13"), "%s", ts_error());
+  ts_spec_free(sp);
 }
 END_TEST
 
@@ -353,12 +406,14 @@ START_TEST(test_policy_sampling) {
   for (int i = 0; i < 120; i++) obs[i] = 100.0f + (float)(i % 40);
   ts_rng r1, r2;
   /* Same seed, same chunks; the inference path allocates nothing after the first call. */
+  const ts_sampler ddpm = {.kind = TS_SAMPLER_DDPM}, ddim10 = {.kind = TS_SAMPLER_DDIM, .steps = 10};
   ts_rng_init(&r1, 5);
-  ck_assert_int_eq(ts_policy_sample(&p, obs, 3, "ddpm", 100, &r1, a1), 0);
-  long m0 = ts_unet_plan_allocs(p.plan);
+  ck_assert_int_eq(ts_policy_sample(&p, obs, 3, &ddpm, &r1, a1), 0);
+  long m0 = ts_unet_plan_allocs(ts_denoiser_unet_plan(&p.target)), c0 = p.target.calls;
   ts_rng_init(&r2, 5);
-  ck_assert_int_eq(ts_policy_sample(&p, obs, 3, "ddpm", 100, &r2, a2), 0);
-  ck_assert_int_eq(ts_unet_plan_allocs(p.plan), m0);
+  ck_assert_int_eq(ts_policy_sample(&p, obs, 3, &ddpm, &r2, a2), 0);
+  ck_assert_int_eq(ts_unet_plan_allocs(ts_denoiser_unet_plan(&p.target)), m0);
+  ck_assert_int_eq(p.target.calls - c0, 100);
   ck_assert_mem_eq(a1, a2, sizeof a1);
   /* Actions come back unnormalised: inside the training range (clip_sample bounds x0). */
   for (int i = 0; i < 96; i += 2) {
@@ -366,15 +421,19 @@ START_TEST(test_policy_sampling) {
   }
   /* The engine and the autograd forward give the same chunks from the same seed (the whole
      100-step chain, clipping included), to float rounding. */
-  p.use_tape = 1;
+  ts_sampler ddpm_ref = {.kind = TS_SAMPLER_DDPM, .target = ts_policy_reference(&p)};
+  ck_assert_ptr_nonnull(ddpm_ref.target);
+  ck_assert_str_eq(ddpm_ref.target->ops->kind, "unet-tape");
   ts_rng_init(&r2, 5);
-  ck_assert_int_eq(ts_policy_sample(&p, obs, 3, "ddpm", 100, &r2, a2), 0);
-  p.use_tape = 0;
+  ck_assert_int_eq(ts_policy_sample(&p, obs, 3, &ddpm_ref, &r2, a2), 0);
+  ck_assert_int_eq(p.reference.calls, 100);
   double worst = 0, range = p.nact.max[0] - p.nact.min[0];
   for (int i = 0; i < 96; i++) worst = fmax(worst, fabs(a1[i] - a2[i]));
   ck_assert_msg(worst <= 1e-4 * range, "engine vs tape DDPM chunk: max difference %g (range %g)", worst, range);
-  ck_assert_int_eq(ts_policy_sample(&p, obs, 3, "ddim", 10, &r1, a1), 0);
-  ck_assert_int_ne(ts_policy_sample(&p, obs, 3, "euler", 10, &r1, a1), 0);
+  ck_assert_int_eq(ts_policy_sample(&p, obs, 3, &ddim10, &r1, a1), 0);
+  ck_assert_int_lt(ts_enum_parse(ts_sampler_names, "euler", "sampler"), 0);
+  ck_assert_int_ne(ts_policy_sample(&p, obs, 3, &(ts_sampler){.kind = TS_SAMPLER_COUNT, .steps = 10}, &r1, a1), 0);
+  ck_assert_int_ne(ts_policy_sample(&p, obs, 3, &(ts_sampler){.kind = TS_SAMPLER_SPEC, .steps = 0}, &r1, a1), 0);
   /* Speculative sampling (frozen-target drafter) draws DDPM's distribution: 300 chunks each,
    * energy-distance permutation test at fixed seeds. The same test rejects the lossy variant
    * that keeps every draft, so it can see a difference of that size. The briefly trained
@@ -387,19 +446,21 @@ START_TEST(test_policy_sampling) {
     ts_rng_init(&ri, 21);
     ts_unet_init(p.net, &ri);
     for (int64_t i = 0; i < p.net->final1.w->n; i++) p.net->final1.w->data[i] *= SPEC_GAIN; /* louder eps */
-    ts_unet_plan_free(p.plan);
-    p.plan = ts_unet_plan_new(p.net, p.horizon, p.sched.T, 1);
+    ts_denoiser_free(&p.target);
+    ck_assert_int_eq(ts_denoiser_unet_engine(&p.target, p.net, p.horizon, p.sched.T, 1), 0);
     float *ob3 = malloc(NS * 40 * sizeof(float)), *ad = malloc(NS * 32 * sizeof(float));
     float *as = malloc(NS * 32 * sizeof(float)), *an = malloc(NS * 32 * sizeof(float));
     for (int i = 0; i < NS * 40; i++) ob3[i] = obs[i % 40];
     ts_rng_init(&r1, 11);
-    ck_assert_int_eq(ts_policy_sample(&p, ob3, NS, "ddpm", 100, &r1, ad), 0);
-    ts_spec_stats st = {0};
-    ts_spec_opts so = {4, 0}, sn = {25, 1};
+    ck_assert_int_eq(ts_policy_sample(&p, ob3, NS, &ddpm, &r1, ad), 0);
+    ts_spec *sp = ts_spec_new(&p.target, &p.sched, 25), *sn = ts_spec_new(&p.target, &p.sched, 25);
+    ts_spec_set_verify(sn, 0);
+    ts_sampler so = {.kind = TS_SAMPLER_SPEC, .steps = 4, .spec = sp}, sv = {.kind = TS_SAMPLER_SPEC, .steps = 25, .spec = sn};
     ts_rng_init(&r1, 12);
-    ck_assert_int_eq(ts_spec_sample(&p, ob3, NS, &so, &r1, as, &st), 0);
+    ck_assert_int_eq(ts_policy_sample(&p, ob3, NS, &so, &r1, as), 0);
+    ts_spec_stats st = *ts_spec_stats_of(sp);
     ts_rng_init(&r1, 13);
-    ck_assert_int_eq(ts_spec_sample(&p, ob3, NS, &sn, &r1, an, NULL), 0);
+    ck_assert_int_eq(ts_policy_sample(&p, ob3, NS, &sv, &r1, an), 0);
     double e1, e2, p1 = energy_pvalue(as, ad, NS, 32, 200, 7, &e1), p2 = energy_pvalue(an, ad, NS, 32, 200, 7, &e2);
     fprintf(stderr, "spec test: acceptance %.3f, %.1f target calls per chunk, p = %.3f; keep-every-draft p = %.3f\n",
             (double)st.accepted / st.drafted, (double)st.target_calls / NS, p1, p2);
@@ -408,22 +469,25 @@ START_TEST(test_policy_sampling) {
     /* Every chunk took fewer sequential target calls than DDPM's 100, and the counters add up. */
     ck_assert_int_eq(st.chunks, NS);
     ck_assert(st.target_calls < 100L * NS && st.accepted <= st.drafted && st.accepted >= st.rounds);
+    ts_spec_free(sp);
+    ts_spec_free(sn);
     free(ob3);
     free(ad);
     free(as);
     free(an);
   }
   /* A two-episode closed-loop evaluation runs and reports sane numbers. */
-  ts_eval_opts eo = {2, 100000, "ddim", 4, 1, NULL, 0, 1};
+  ts_eval_opts eo = {2, 100000, "ddim", 4, 1, NULL, 0, 1}; /* the sampler by name, as training's evaluation */
   ts_eval_result er;
   ck_assert_msg(ts_eval_pusht(&p, &eo, &er) == 0, "%s", ts_error());
   ck_assert(er.mean_score >= 0 && er.mean_score <= 1 && er.chunks > 0);
   /* The single-robot loop (ts_loop) and the lockstep evaluation apply the same rule: one
    * episode of each, same sampler seed, give the same score. */
-  ts_eval_opts e1 = {1, 100003, "ddim", 4, 9, NULL, 0, 1};
-  ck_assert_int_eq(ts_eval_pusht(&p, &e1, &er), 0);
+  const ts_sampler ddim4 = {.kind = TS_SAMPLER_DDIM, .steps = 4};
+  ts_eval_opts e1 = {.episodes = 1, .seed_start = 100003, .seed = 9, .quiet = 1};
+  ck_assert_int_eq(ts_eval_pusht_with(&p, &ddim4, &e1, &er), 0);
   ts_loop lp;
-  ck_assert_int_eq(ts_loop_init(&lp, &p, "ddim", 4, 9), 0);
+  ck_assert_int_eq(ts_loop_init(&lp, &p, &ddim4, 9), 0);
   ts_pusht *env = ts_pusht_new();
   ts_pusht_reset_seed(env, 100003);
   double best = 0;
@@ -442,20 +506,21 @@ START_TEST(test_policy_sampling) {
   /* A freshly loaded policy: after ts_loop_init the loop allocates nothing. */
   ts_policy p2;
   ck_assert_int_eq(ts_policy_load(&p2, ck, "ema"), 0);
-  ck_assert_int_eq(ts_loop_init(&lp, &p2, "ddim", 4, 9), 0);
-  long a0 = ts_unet_plan_allocs(p2.plan);
+  ck_assert_int_eq(ts_loop_init(&lp, &p2, &ddim4, 9), 0);
+  ts_unet_plan *plan2 = ts_denoiser_unet_plan(&p2.target);
+  long a0 = ts_unet_plan_allocs(plan2);
   float ob2[TS_PUSHT_OBS_DIM] = {0}, act2[2];
   for (int step = 0; step < 20; step++) ck_assert_int_eq(ts_loop_act(&lp, ob2, act2), 0);
-  ck_assert_int_eq(ts_unet_plan_allocs(p2.plan), a0);
+  ck_assert_int_eq(ts_unet_plan_allocs(plan2), a0);
   ts_loop_free(&lp);
   /* The same with the speculative sampler. */
-  ck_assert_int_eq(ts_loop_init(&lp, &p2, "spec", 4, 9), 0);
-  a0 = ts_unet_plan_allocs(p2.plan);
-  size_t cap0 = p2.spec_cap;
-  float *buf0 = p2.spec_buf;
+  ck_assert_int_eq(ts_loop_init(&lp, &p2, &(ts_sampler){.kind = TS_SAMPLER_SPEC, .steps = 4}, 9), 0);
+  a0 = ts_unet_plan_allocs(plan2);
+  ts_spec *sp0 = lp.sampler.spec;
+  ck_assert(sp0 && lp.spec == sp0);
   for (int step = 0; step < 20; step++) ck_assert_int_eq(ts_loop_act(&lp, ob2, act2), 0);
-  ck_assert_int_eq(ts_unet_plan_allocs(p2.plan), a0);
-  ck_assert(p2.spec_cap == cap0 && p2.spec_buf == buf0 && p2.spec.chunks > 0);
+  ck_assert_int_eq(ts_unet_plan_allocs(plan2), a0);
+  ck_assert(lp.sampler.spec == sp0 && ts_spec_stats_of(sp0)->chunks == lp.chunks && lp.chunks > 0);
   ts_loop_free(&lp);
   ts_policy_free(&p2);
   ts_policy_free(&p);
