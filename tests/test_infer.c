@@ -231,6 +231,29 @@ static void lin_eps(void *ctx, const float *x, const int *t, const float *cond, 
 
 static const ts_denoiser_ops lin_ops = {"linear-test", lin_eps, NULL, NULL, NULL};
 
+/* A stand-in for a learned drafter: the base denoiser's eps plus c * f(x, t) with the fixed
+ * smooth f = tanh(x) (1 + sin(t / 2) / 2), so its drafts are often rejected, draft 1 included
+ * (an f along x makes Delta grow with |x|, which the closed-form chain's variance sees). It calls the base through its
+ * ops, leaving the base's call counter to the sampler's own calls. */
+typedef struct { ts_denoiser *base; float c; } perturbed;
+
+static void perturbed_eps(void *self, const float *x, const int *t, const float *cond, int B, float *eps) {
+  perturbed *q = self;
+  q->base->ops->eps(q->base->self, x, t, cond, B, eps);
+  int n = q->base->horizon * q->base->act_dim;
+  for (int b = 0; b < B; b++)
+    for (int i = 0; i < n; i++)
+      eps[b * n + i] += q->c * (float)(tanh(x[b * n + i]) * (1 + 0.5 * sin(0.5 * t[b])));
+}
+
+static const ts_denoiser_ops perturbed_ops = {"perturbed-test", perturbed_eps, NULL, NULL, NULL};
+
+static ts_denoiser perturbed_of(ts_denoiser *base, perturbed *q, float c) {
+  q->base = base;
+  q->c = c;
+  return (ts_denoiser){&perturbed_ops, q, base->horizon, base->act_dim, base->cond_dim, 0, 0};
+}
+
 /* Var x_{-1} of the linear target's DDPM-100 chain, by the exact recursion. */
 static double lin_exact_var(const ts_ddpm *s) {
   double v = 1; /* Var x_T */
@@ -319,6 +342,61 @@ START_TEST(test_spec_exact_gaussian) {
 }
 END_TEST
 
+/* The same closed-form chain with a learned-style drafter (the target's eps plus c * f(x, t)):
+ * drafts come from the drafter's own steps, draft 1 is verified and can be rejected, and the
+ * output must still be the target's law, for several block lengths and a per-round scheduled
+ * block. The keep-every-draft ablation samples the drafter's chain instead and must be caught. */
+START_TEST(test_spec_learned_gaussian) {
+  ts_ddpm s;
+  ts_ddpm_init(&s, 100, 0);
+  double v = lin_exact_var(&s);
+  ts_denoiser lin = {&lin_ops, NULL, 1, 4, 1, 0, 0};
+  perturbed q;
+  ts_denoiser dn = perturbed_of(&lin, &q, 0.6f);
+  ts_drafter d = {0, &dn};
+  ts_spec *sp = ts_spec_new(&lin, &s, 12);
+  const int blocks[4] = {1, 3, 6, 0}; /* 0: scheduled per round */
+  enum { N = 15000 };
+  double M = 4.0 * N;
+  for (int bi = 0; bi < 4; bi++) {
+    ts_spec_stats st;
+    long r1;
+    double mean, var;
+    lin_chains(sp, &d, blocks[bi], N, 200 + bi, &mean, &var, &st, &r1);
+    double acc = (double)st.accepted / st.drafted;
+    fprintf(stderr, "learned-drafter Gaussian chain, block %d: acceptance %.3f, draft 1 rejected in %.1f%% of rounds, "
+            "%.1f target + %.1f drafter calls per chain, variance ratio %.4f (4 se = %.4f)\n", blocks[bi], acc,
+            100.0 * r1 / st.rounds, (double)st.target_calls / N, (double)st.drafter_calls / N, var / v,
+            4 * sqrt(2.0 / M));
+    ck_assert_msg(fabs(mean) < 4 * sqrt(v / M), "block %d: mean %g", blocks[bi], mean);
+    ck_assert_msg(fabs(var / v - 1) < 4 * sqrt(2.0 / M), "block %d: variance %g, exact %g (acceptance %.3f)", blocks[bi],
+                  var, v, acc);
+    ck_assert_msg(acc > 0.3 && acc < 0.95, "block %d: acceptance %.3f", blocks[bi], acc);
+    ck_assert_msg(r1 > st.rounds / 50, "block %d: draft 1 rejected in %ld of %ld rounds", blocks[bi], r1, st.rounds);
+    ck_assert_int_eq(st.drafter_calls, st.drafted);
+    ck_assert(st.target_calls <= st.rounds + N); /* one per round, plus the last step's at most */
+  }
+  /* Without verification the chain is the drafter's: its variance is off by many se. */
+  ts_spec_set_verify(sp, 0);
+  ts_spec_stats st;
+  long r1;
+  double mean, var;
+  enum { NA = 2000 };
+  lin_chains(sp, &d, 4, NA, 300, &mean, &var, &st, &r1);
+  fprintf(stderr, "learned-drafter Gaussian chain, keep every draft: variance ratio %.4f\n", var / v);
+  ck_assert_msg(fabs(var / v - 1) > 8 * sqrt(2.0 / (4.0 * NA)), "keep-every-draft variance %g vs %g: the test has no power",
+                var, v);
+  /* A drafter of another shape is refused. */
+  ts_denoiser wrong = {&lin_ops, NULL, 2, 2, 1, 0, 0};
+  ts_drafter dw = {0, &wrong};
+  ts_rng r0;
+  ts_rng_init(&r0, 1);
+  ts_spec_begin(sp, (float[]){0}, &r0);
+  ck_assert_int_eq(ts_spec_round(sp, &dw, 2, &r0, NULL), -1);
+  ts_spec_free(sp);
+}
+END_TEST
+
 /* The U-Net's two denoisers behind the one interface: the same function, their costs, their
  * counters, and refusals. */
 START_TEST(test_unet_denoisers) {
@@ -389,6 +467,9 @@ START_TEST(test_unet_denoisers) {
   ts_unet_free(u);
 }
 END_TEST
+
+/* The perturbed drafter's strength on the policy's U-Net (test_policy_sampling). */
+#define SPEC_DRAFT_C 1.0f
 
 START_TEST(test_policy_sampling) {
   ts_config c;
@@ -469,6 +550,26 @@ START_TEST(test_policy_sampling) {
     /* Every chunk took fewer sequential target calls than DDPM's 100, and the counters add up. */
     ck_assert_int_eq(st.chunks, NS);
     ck_assert(st.target_calls < 100L * NS && st.accepted <= st.drafted && st.accepted >= st.rounds);
+    /* A learned-style drafter (the target's eps plus a smooth perturbation, so that draft 1 is
+     * often rejected): still DDPM's distribution, while keeping its every draft is not. */
+    perturbed q;
+    ts_denoiser dn = perturbed_of(&p.target, &q, SPEC_DRAFT_C);
+    ts_drafter d = {0, &dn};
+    ts_spec_reset_stats(sp);
+    ts_sampler sl = {.kind = TS_SAMPLER_SPEC, .steps = 4, .drafter = &d, .spec = sp};
+    ts_sampler sln = {.kind = TS_SAMPLER_SPEC, .steps = 4, .drafter = &d, .spec = sn};
+    ts_rng_init(&r1, 14);
+    ck_assert_int_eq(ts_policy_sample(&p, ob3, NS, &sl, &r1, as), 0);
+    st = *ts_spec_stats_of(sp);
+    ts_rng_init(&r1, 15);
+    ck_assert_int_eq(ts_policy_sample(&p, ob3, NS, &sln, &r1, an), 0);
+    double e3, e4, p3 = energy_pvalue(as, ad, NS, 32, 200, 7, &e3), p4 = energy_pvalue(an, ad, NS, 32, 200, 7, &e4);
+    fprintf(stderr, "spec test, perturbed drafter: acceptance %.3f, %.1f target + %.1f drafter calls per chunk, "
+            "p = %.3f; keep-every-draft p = %.3f\n", (double)st.accepted / st.drafted, (double)st.target_calls / NS,
+            (double)st.drafter_calls / NS, p3, p4);
+    ck_assert_msg(p3 > 0.01, "speculative (perturbed drafter) vs DDPM: energy %g, p = %g", e3, p3);
+    ck_assert_msg(p4 < 0.01, "keep-every-draft (perturbed drafter) vs DDPM: energy %g, p = %g (no power)", e4, p4);
+    ck_assert(st.chunks == NS && st.drafter_calls == st.drafted && st.accepted < st.drafted);
     ts_spec_free(sp);
     ts_spec_free(sn);
     free(ob3);
@@ -522,6 +623,34 @@ START_TEST(test_policy_sampling) {
   ck_assert_int_eq(ts_unet_plan_allocs(plan2), a0);
   ck_assert(lp.sampler.spec == sp0 && ts_spec_stats_of(sp0)->chunks == lp.chunks && lp.chunks > 0);
   ts_loop_free(&lp);
+  /* And with a learned-style drafter, which the loop reserves too. */
+  perturbed q2;
+  ts_denoiser dn2 = perturbed_of(&p2.target, &q2, SPEC_DRAFT_C);
+  ts_drafter d2 = {0, &dn2};
+  ck_assert_int_eq(ts_loop_init(&lp, &p2, &(ts_sampler){.kind = TS_SAMPLER_SPEC, .steps = 3, .drafter = &d2}, 9), 0);
+  a0 = ts_unet_plan_allocs(plan2);
+  for (int step = 0; step < 20; step++) ck_assert_int_eq(ts_loop_act(&lp, ob2, act2), 0);
+  ck_assert_int_eq(ts_unet_plan_allocs(plan2), a0);
+  ck_assert(ts_spec_stats_of(lp.spec)->drafter_calls > 0);
+  ts_loop_free(&lp);
+  /* A checkpoint whose model type this build cannot run yet: one line, nothing leaked. */
+  {
+    ts_config ct = p2.cfg;
+    ck_assert_int_eq(ts_config_override(&ct, "model.type=transformer"), 0);
+    char tf[600], *ini = ts_config_to_ini(&ct);
+    snprintf(tf, sizeof tf, "%s/transformer.h5", tmp_dir());
+    ts_h5 *f = ts_h5_create(tf);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(ts_h5_attr_str(f, "/", "config", ini), 0);
+    ck_assert_int_eq(ts_norm_save(f, "normalizer/obs", &p2.nobs), 0);
+    ck_assert_int_eq(ts_norm_save(f, "normalizer/action", &p2.nact), 0);
+    ck_assert_int_eq(ts_h5_commit(f), 0);
+    free(ini);
+    ts_policy pt;
+    ck_assert_int_ne(ts_policy_load(&pt, tf, "ema"), 0);
+    ck_assert_msg(strstr(ts_error(), "transformer") && strstr(ts_error(), "not supported") && !strchr(ts_error(), '\n'),
+                  "%s", ts_error());
+  }
   ts_policy_free(&p2);
   ts_policy_free(&p);
   /* A checkpoint from a different architecture is refused naming the tensor. */
@@ -552,6 +681,7 @@ Suite *suite_infer(void) {
   tcase_add_test(tc, test_policy_sampling);
   tcase_add_test(tc, test_spec_rule);
   tcase_add_test(tc, test_spec_exact_gaussian);
+  tcase_add_test(tc, test_spec_learned_gaussian);
   suite_add_tcase(s, tc);
   return s;
 }
