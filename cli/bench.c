@@ -6,6 +6,7 @@
 #include "core/ops.h"
 #include "core/kernels.h"
 #include "core/rng.h"
+#include "infer/denoiser_unet.h"
 #include "infer/policy.h"
 #include <cblas.h>
 #include <stdio.h>
@@ -162,16 +163,11 @@ static int bench_gemm(int argc, char **argv) {
   return 0;
 }
 
-typedef struct { ts_policy *p; ts_unet_plan *plan; float *x, *cond, *eps; int *t; int B; } step_job;
+typedef struct { ts_denoiser *net; float *x, *cond, *eps; int *t; int B; } step_job;
 
-static void run_plan(void *arg) {
+static void run_step(void *arg) {
   step_job *j = arg;
-  ts_unet_plan_forward(j->plan, j->x, j->t, j->cond, j->B, j->eps);
-}
-
-static void run_tape(void *arg) {
-  step_job *j = arg;
-  ts_policy_eps_tape(j->p, j->x, j->t, j->cond, j->B, j->eps);
+  ts_denoiser_eps(j->net, j->x, j->t, j->cond, j->B, j->eps);
 }
 
 static void print_list(const char *key, const double *v, int n) {
@@ -188,7 +184,7 @@ static double ddpm_chunk_ms(ts_policy *p, ts_rng *rng) {
   for (int i = 0; i < p->cond_dim; i++) obs[i] = 0.5f * (p->nobs.min[i % p->obs_dim] + p->nobs.max[i % p->obs_dim]);
   for (int r = 0; r < 5; r++) {
     double t0 = ts_now();
-    ts_policy_sample(p, obs, 1, "ddpm", p->sched.T, rng, acts);
+    ts_policy_sample(p, obs, 1, &(ts_sampler){.kind = TS_SAMPLER_DDPM}, rng, acts);
     chunk[r] = 1e3 * (ts_now() - t0);
   }
   free(obs);
@@ -210,8 +206,13 @@ static int bench_step(int argc, char **argv) {
     if ((bs[nb++] = atoi(t)) <= 0 || bs[nb - 1] > 4096) return ts_fail("--batch: bad batch size '%s'", t);
   ts_policy p;
   if (ts_cli_load_policy(argc, argv, &p)) return -1;
-  int threads = ts_unet_plan_threads(p.plan);
-  ts_unet_plan *plain = ts_unet_plan_new(p.net, p.horizon, 0, threads); /* no timestep table */
+  int threads = p.threads;
+  ts_denoiser plain; /* the engine without its timestep table */
+  if (!p.net || ts_denoiser_unet_engine(&plain, p.net, p.horizon, 0, threads)) {
+    if (!p.net) ts_fail("bench step: the checkpoint's model is not a U-Net");
+    ts_policy_free(&p);
+    return -1;
+  }
   int maxb = 1;
   for (int i = 0; i < nb; i++) maxb = bs[i] > maxb ? bs[i] : maxb;
   size_t nx = (size_t)maxb * p.horizon * p.act_dim;
@@ -229,10 +230,9 @@ static int bench_step(int argc, char **argv) {
   for (int v = 0; v < 3; v++) {
     if (v == 2) chunk_ms = ddpm_chunk_ms(&p, &rng);
     for (int i = 0; i < nb; i++) {
-      step_job j = {&p, v == 1 ? plain : p.plan, x, cond, eps, t, bs[i]};
-      void (*fn)(void *) = v == 2 ? run_tape : run_plan;
-      fn(&j); /* warm-up: buffers grow to this batch size */
-      double r = 1e3 * time_call(fn, &j);
+      step_job j = {v == 0 ? &p.target : v == 1 ? &plain : &p.reference, x, cond, eps, t, bs[i]};
+      run_step(&j); /* warm-up: buffers grow to this batch size */
+      double r = 1e3 * time_call(run_step, &j);
       (v == 0 ? ms : v == 1 ? ms_plain : ms_tape)[i] = r;
     }
   }
@@ -256,7 +256,7 @@ static int bench_step(int argc, char **argv) {
   free(eps);
   free(cond);
   free(t);
-  ts_unet_plan_free(plain);
+  ts_denoiser_free(&plain);
   ts_policy_free(&p);
   return 0;
 }

@@ -24,16 +24,21 @@ int ts_cli_load_policy(int argc, char **argv, ts_policy *p) {
   return 0;
 }
 
-/* --steps (ddim inference steps) or --block (spec: drafted steps per round) for a sampler. */
-static int sampler_steps(int argc, char **argv, const ts_policy *p, const char *sampler, long *steps) {
-  int T = p->cfg.diffusion.num_train_timesteps;
-  if (strcmp(sampler, "spec") == 0) return ts_int_opt(argc, argv, "--block", 4, 1, TS_SPEC_MAX_BLOCK, steps);
-  if (strcmp(sampler, "ddpm") && strcmp(sampler, "ddim")) return ts_fail("--sampler '%s': ddpm, ddim or spec", sampler);
-  return ts_int_opt(argc, argv, "--steps", strcmp(sampler, "ddim") ? T : p->cfg.eval.steps, 1, T, steps);
+/* --sampler NAME (default dflt), parsed once, with --steps (ddim inference steps) or --block
+ * (spec: drafted steps per round) into *s. */
+static int cli_sampler(int argc, char **argv, const ts_policy *p, int dflt, ts_sampler *s) {
+  const char *name = ts_opt(argc, argv, "--sampler");
+  int kind = name ? ts_enum_parse(ts_sampler_names, name, "--sampler") : dflt, T = p->cfg.diffusion.num_train_timesteps;
+  if (kind < 0) return -1;
+  long steps;
+  int rc = kind == TS_SAMPLER_SPEC ? ts_int_opt(argc, argv, "--block", 4, 1, TS_SPEC_MAX_BLOCK, &steps)
+                                   : ts_int_opt(argc, argv, "--steps", kind == TS_SAMPLER_DDIM ? p->cfg.eval.steps : T,
+                                                1, T, &steps);
+  *s = (ts_sampler){.kind = (ts_sampler_kind)kind, .steps = (int)steps};
+  return rc;
 }
 
-static void print_spec(const ts_policy *p, int json) {
-  const ts_spec_stats *s = &p->spec;
+static void print_spec(const ts_spec_stats *s, const ts_policy *p, int json) {
   if (!s->chunks) return;
   double acc = s->drafted ? (double)s->accepted / s->drafted : 0, calls = (double)s->target_calls / s->chunks;
   if (json) printf("\"acceptance\": %.4f, \"target_calls_per_chunk\": %.2f, ", acc, calls);
@@ -44,37 +49,37 @@ static void print_spec(const ts_policy *p, int json) {
 int ts_cmd_eval(int argc, char **argv) {
   ts_policy p;
   if (ts_cli_load_policy(argc, argv, &p)) return 1;
-  long eps, start, steps, seed, ngif;
-  const char *sampler = ts_opt(argc, argv, "--sampler");
-  if (!sampler) sampler = ts_sampler_names[p.cfg.eval.sampler];
+  long eps, start, seed, ngif;
+  ts_sampler smp = {.kind = TS_SAMPLER_DDPM};
   int rc = ts_int_opt(argc, argv, "--episodes", p.cfg.eval.episodes, 1, 1024, &eps) ||
            ts_int_opt(argc, argv, "--seed-start", p.cfg.eval.seed_start, 0, 1L << 30, &start) ||
-           sampler_steps(argc, argv, &p, sampler, &steps) ||
+           cli_sampler(argc, argv, &p, p.cfg.eval.sampler, &smp) ||
            ts_int_opt(argc, argv, "--seed", 0, 0, 1L << 30, &seed) || ts_int_opt(argc, argv, "--gif-count", 4, 0, 1024, &ngif);
   const char *gif = ts_opt(argc, argv, "--gif");
   if (!rc && gif && mkdir(gif, 0755) != 0 && access(gif, W_OK) != 0) rc = ts_fail("%s: cannot create folder", gif);
   int json = ts_has_flag(argc, argv, "--json");
   ts_eval_result r;
   if (!rc) {
-    ts_eval_opts o = {(int)eps, (int)start, sampler, (int)steps, (uint64_t)seed, gif, (int)ngif, json};
-    rc = ts_eval_pusht(&p, &o, &r);
+    ts_eval_opts o = {.episodes = (int)eps, .seed_start = (int)start, .seed = (uint64_t)seed, .gif_dir = gif,
+                      .gif_count = (int)ngif, .quiet = json};
+    rc = ts_eval_pusht_with(&p, &smp, &o, &r);
   }
   if (!rc) {
     if (json) {
       printf("{\"episodes\": %d, \"seed_start\": %ld, \"sampler\": \"%s\", \"steps\": %ld, \"mean_score\": %.6f, "
              "\"success_rate\": %.6f, \"ms_per_chunk\": %.3f, \"chunks_per_s\": %.3f, \"ms_per_call\": %.3f, ",
-             r.episodes, start, sampler, steps, r.mean_score, r.success_rate, r.ms_per_chunk, r.chunks_per_s,
-             r.ms_per_call);
-      print_spec(&p, 1);
+             r.episodes, start, ts_sampler_names[smp.kind], (long)smp.steps, r.mean_score, r.success_rate,
+             r.ms_per_chunk, r.chunks_per_s, r.ms_per_call);
+      print_spec(&r.spec, &p, 1);
       printf("\"chunks\": %ld, \"scores\": [", r.chunks);
       for (int i = 0; i < r.episodes; i++) printf("%s%.4f", i ? ", " : "", r.scores[i]);
       printf("]}\n");
     } else {
-      printf("%s-%ld on %d legacy seeds from %ld: mean score %.4f, success rate %.3f\n", sampler, steps, r.episodes,
-             start, r.mean_score, r.success_rate);
+      printf("%s-%d on %d legacy seeds from %ld: mean score %.4f, success rate %.3f\n", ts_sampler_names[smp.kind],
+             smp.steps, r.episodes, start, r.mean_score, r.success_rate);
       printf("sampling: %ld chunks in %ld batched calls, %.2f ms per chunk (amortised), %.1f chunks/s, %.1f ms per call\n",
              r.chunks, r.calls, r.ms_per_chunk, r.chunks_per_s, r.ms_per_call);
-      print_spec(&p, 0);
+      print_spec(&r.spec, &p, 0);
       if (gif) printf("GIFs of the first %ld episodes in %s/\n", ngif < eps ? ngif : eps, gif);
     }
   }
@@ -97,17 +102,18 @@ void ts_cli_obs_history(const ts_dataset *d, const ts_policy *p, long idx, float
 
 int ts_cmd_sample(int argc, char **argv) {
   const char *data = ts_opt(argc, argv, "--data"), *out = ts_opt(argc, argv, "--out");
-  const char *sampler = ts_opt(argc, argv, "--sampler");
   if (!data || !out)
     return ts_fail("usage: tsdp sample --ckpt C --data D.h5 --index I --n N --sampler ddpm|ddim|spec [--steps K | --block L] "
                    "--seed S --out OUT.h5");
   ts_policy p;
   if (ts_cli_load_policy(argc, argv, &p)) return 1;
-  if (!sampler) sampler = "ddpm";
-  long idx, n, steps, seed;
+  long idx, n, seed;
+  ts_sampler smp = {.kind = TS_SAMPLER_DDPM};
   int rc = ts_int_opt(argc, argv, "--index", 0, 0, 1L << 40, &idx) || ts_int_opt(argc, argv, "--n", 100, 1, 1L << 24, &n) ||
-           sampler_steps(argc, argv, &p, sampler, &steps) ||
+           cli_sampler(argc, argv, &p, TS_SAMPLER_DDPM, &smp) ||
            ts_int_opt(argc, argv, "--seed", 0, 0, 1L << 40, &seed);
+  /* The speculative sampler's work space, kept over all chunks for its counters. */
+  if (!rc && smp.kind == TS_SAMPLER_SPEC && !(smp.spec = ts_spec_new(&p.target, &p.sched, smp.steps))) rc = -1;
   ts_dataset d;
   memset(&d, 0, sizeof d);
   const char *keys[TS_CFG_MAXKEYS];
@@ -131,7 +137,7 @@ int ts_cmd_sample(int argc, char **argv) {
     ts_rng_init(&rng, (uint64_t)seed);
     for (long done = 0; done < n && !rc; done += CH) {
       int B = (int)(n - done < CH ? n - done : CH);
-      rc = ts_policy_sample(&p, hist, B, sampler, (int)steps, &rng, acts + (size_t)done * per);
+      rc = ts_policy_sample(&p, hist, B, &smp, &rng, acts + (size_t)done * per);
     }
     free(hist);
   }
@@ -141,15 +147,16 @@ int ts_cmd_sample(int argc, char **argv) {
     int64_t od[2] = {p.cfg.data.n_obs_steps, p.obs_dim}, cd[1] = {p.cond_dim};
     rc = !f || ts_h5_write_f32(f, "actions", acts, 3, dims) || ts_h5_write_f32(f, "obs", raw, 2, od) ||
          ts_h5_write_f32(f, "cond", cond, 1, cd) || ts_h5_attr_i64(f, "/", "index", idx) ||
-         ts_h5_attr_str(f, "/", "sampler", sampler) || ts_h5_attr_i64(f, "/", "steps", steps) ||
+         ts_h5_attr_str(f, "/", "sampler", ts_sampler_names[smp.kind]) || ts_h5_attr_i64(f, "/", "steps", smp.steps) ||
          ts_h5_attr_i64(f, "/", "seed", seed);
     if (f) {
       if (rc) ts_h5_close(f);
       else rc = ts_h5_commit(f);
     }
     if (!rc) printf("wrote %ld chunks (%d, %d) for index %ld to %s\n", n, p.horizon, p.act_dim, idx, out);
-    if (!rc) print_spec(&p, 0);
+    if (!rc && smp.spec) print_spec(ts_spec_stats_of(smp.spec), &p, 0);
   }
+  ts_spec_free(smp.spec);
   free(acts);
   free(cond);
   free(raw);

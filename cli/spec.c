@@ -21,7 +21,7 @@ int ts_bench_spec(int argc, char **argv) {
     if ((blocks[nb++] = atoi(t)) < 1 || blocks[nb - 1] > TS_SPEC_MAX_BLOCK) return ts_fail("--blocks: bad block '%s'", t);
   ts_policy p;
   if (ts_cli_load_policy(argc, argv, &p)) return -1;
-  int threads = ts_unet_plan_threads(p.plan);
+  int threads = p.threads;
   ts_dataset d;
   memset(&d, 0, sizeof d);
   const char *keys[TS_CFG_MAXKEYS];
@@ -39,22 +39,38 @@ int ts_bench_spec(int argc, char **argv) {
   for (int w = 0; w < W; w++) ts_cli_obs_history(&d, &p, (long)((double)(w + 0.5) / W * d.n_steps), obs + (size_t)w * per);
   ts_rng rng;
   ts_rng_init(&rng, 5);
+  /* One work space per block length, each with its own counters. */
+  ts_spec *spec[16] = {NULL};
+  for (int i = 0; i < nb && !rc; i++)
+    if (!(spec[i] = ts_spec_new(&p.target, &p.sched, blocks[i]))) rc = -1;
   /* Samplers interleaved window by window (DDPM, then each block), so the machine's load
    * drifts over all of them alike; one warm-up chunk each first. */
   double ms[17] = {0};
-  ts_spec_stats st[16];
-  memset(st, 0, sizeof st);
-  for (int rep = -1; rep < W; rep++) {
+  const ts_sampler ddpm = {.kind = TS_SAMPLER_DDPM};
+  for (int rep = -1; rep < W && !rc; rep++) {
     const float *ob = obs + (size_t)(rep < 0 ? 0 : rep) * per;
     double t0 = ts_now();
-    ts_policy_sample(&p, ob, 1, "ddpm", p.sched.T, &rng, act);
+    ts_policy_sample(&p, ob, 1, &ddpm, &rng, act);
     if (rep >= 0) ms[0] += ts_now() - t0;
     for (int i = 0; i < nb; i++) {
-      ts_spec_opts o = {blocks[i], 0};
+      ts_sampler s = {.kind = TS_SAMPLER_SPEC, .steps = blocks[i], .spec = spec[i]};
       t0 = ts_now();
-      ts_spec_sample(&p, ob, 1, &o, &rng, act, rep >= 0 ? &st[i] : NULL);
+      ts_policy_sample(&p, ob, 1, &s, &rng, act);
       if (rep >= 0) ms[i + 1] += ts_now() - t0;
+      else ts_spec_reset_stats(spec[i]); /* the warm-up chunk is not counted */
     }
+  }
+  ts_spec_stats st[16];
+  for (int i = 0; i < nb; i++) {
+    if (spec[i]) st[i] = *ts_spec_stats_of(spec[i]);
+    ts_spec_free(spec[i]);
+  }
+  if (rc) {
+    free(obs);
+    free(act);
+    ts_dataset_free(&d);
+    ts_policy_free(&p);
+    return -1;
   }
   double ddpm_ms = 1e3 * ms[0] / W;
   if (json) printf("{\"ckpt\": \"%s\", \"threads\": %d, \"windows\": %ld, \"ddpm_ms\": %.3f, \"spec\": [", ck, threads, W, ddpm_ms);

@@ -1,33 +1,32 @@
 #include "loop.h"
-#include "infer/spec.h"
 #include "core/error.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-int ts_loop_init(ts_loop *l, ts_policy *p, const char *sampler, int steps, uint64_t seed) {
+int ts_loop_init(ts_loop *l, ts_policy *p, const ts_sampler *s, uint64_t seed) {
   memset(l, 0, sizeof *l);
-  if (strcmp(sampler, "ddpm") && strcmp(sampler, "ddim") && strcmp(sampler, "spec"))
-    return ts_fail("unknown sampler '%s' (ddpm, ddim, spec)", sampler);
+  if (ts_sampler_check(s, p)) return -1;
   l->p = p;
-  snprintf(l->sampler, sizeof l->sampler, "%s", sampler);
-  l->steps = steps;
+  l->sampler = *s;
   ts_rng_init(&l->rng, seed);
+  ts_denoiser *tg = s->target ? s->target : &p->target;
+  if (s->kind == TS_SAMPLER_SPEC) {
+    if (!s->spec && !(l->spec = l->sampler.spec = ts_spec_new(tg, &p->sched, s->steps))) return -1;
+    if (s->drafter && !s->drafter->frozen) ts_denoiser_reserve(s->drafter->net, 1);
+  }
   l->hist = malloc((size_t)p->cfg.data.n_obs_steps * p->obs_dim * sizeof(float));
   l->chunk = malloc((size_t)p->horizon * p->act_dim * sizeof(float));
   if (!l->hist || !l->chunk) abort();
-  if (strcmp(sampler, "spec") == 0) {
-    if (steps < 1 || steps > TS_SPEC_MAX_BLOCK) return ts_fail("speculative block %d: expected 1..%d", steps, TS_SPEC_MAX_BLOCK);
-    ts_spec_reserve(p, 1, steps);
-  } else {
-    ts_policy_reserve(p, 1);
-  }
+  ts_policy_reserve(p, 1);
+  ts_denoiser_reserve(tg, 1);
   return 0;
 }
 
 void ts_loop_free(ts_loop *l) {
   free(l->hist);
   free(l->chunk);
+  ts_spec_free(l->spec);
   memset(l, 0, sizeof *l);
 }
 
@@ -42,7 +41,7 @@ int ts_loop_act(ts_loop *l, const float *obs, float *action) {
   ts_policy_push_obs(p, l->hist, obs, !l->have_obs);
   l->have_obs = 1;
   if (l->next == l->queued) {
-    if (ts_policy_sample(l->p, l->hist, 1, l->sampler, l->steps, &l->rng, l->chunk)) return -1;
+    if (ts_policy_sample(l->p, l->hist, 1, &l->sampler, &l->rng, l->chunk)) return -1;
     l->queued = p->cfg.data.n_action_steps;
     l->next = 0;
     l->chunks++;

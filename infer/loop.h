@@ -5,7 +5,8 @@
  * queue of actions; when the queue is empty it samples a chunk from the observation history
  * and queues actions [n_obs_steps - 1, n_obs_steps - 1 + n_action_steps) of it (REFERENCE §3).
  * ts_eval_pusht runs the same rule for many environments in lockstep. No allocation after
- * ts_loop_init. */
+ * ts_loop_init: it reserves the policy's buffers, and for the speculative sampler holds its own
+ * work space (unless the sampler brings one). */
 #ifndef TS_LOOP_H
 #define TS_LOOP_H
 
@@ -13,8 +14,8 @@
 
 typedef struct ts_loop {
   ts_policy *p;
-  char sampler[8];
-  int steps;
+  ts_sampler sampler; /* a copy; its drafter / target / spec must outlive the loop */
+  ts_spec *spec;      /* spec work space the loop made (NULL when the sampler brought one) */
   ts_rng rng;
   float *hist;  /* (n_obs_steps, obs_dim) raw */
   float *chunk; /* (horizon, act_dim) */
@@ -22,8 +23,8 @@ typedef struct ts_loop {
   long chunks;  /* chunks sampled since init */
 } ts_loop;
 
-/* sampler ddpm, ddim (steps: inference steps) or spec (steps: drafted steps per round). */
-int ts_loop_init(ts_loop *l, ts_policy *p, const char *sampler, int steps, uint64_t seed);
+/* Checks the sampler (ts_sampler_check) and sizes everything the loop will use. */
+int ts_loop_init(ts_loop *l, ts_policy *p, const ts_sampler *s, uint64_t seed);
 void ts_loop_free(ts_loop *l);
 void ts_loop_reset(ts_loop *l); /* new episode: forget the history and the queue */
 /* Push observation obs (obs_dim raw values) and write the action to execute now. */

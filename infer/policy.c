@@ -1,5 +1,5 @@
 #include "policy.h"
-#include "infer/spec.h"
+#include "infer/denoiser_unet.h"
 #include "core/error.h"
 #include "core/h5io.h"
 #include <math.h>
@@ -20,6 +20,22 @@ ts_unet_cfg ts_unet_cfg_from(const ts_config *c, int act_dim, int obs_dim) {
   return u;
 }
 
+/* The U-Net's weights from group/ of the checkpoint; its engine is the target, its autograd
+ * forward the reference. */
+static int load_unet(ts_policy *p, const char *path, const char *group) {
+  ts_unet_cfg uc = ts_unet_cfg_from(&p->cfg, p->act_dim, p->obs_dim);
+  p->net = ts_unet_new(&uc);
+  char prefix[64];
+  snprintf(prefix, sizeof prefix, "%s/", group);
+  ts_named *nm = ts_params_named(&p->net->params, prefix, NULL);
+  int rc = ts_ckpt_load(path, nm, p->net->params.n, NULL, NULL);
+  ts_named_free(nm, p->net->params.n);
+  if (rc) return -1;
+  for (int i = 0; i < p->net->params.n; i++) p->net->params.t[i]->requires_grad = 0;
+  if (ts_denoiser_unet_engine(&p->target, p->net, p->horizon, p->sched.T, 1)) return -1;
+  return ts_denoiser_unet_tape(&p->reference, p->net, p->horizon);
+}
+
 int ts_policy_load(ts_policy *p, const char *path, const char *group) {
   memset(p, 0, sizeof *p);
   ts_h5 *f = ts_h5_open(path);
@@ -38,53 +54,61 @@ int ts_policy_load(ts_policy *p, const char *path, const char *group) {
   p->act_dim = p->nact.dim;
   p->horizon = p->cfg.data.horizon;
   p->cond_dim = p->cfg.data.n_obs_steps * p->obs_dim;
-  ts_unet_cfg uc = ts_unet_cfg_from(&p->cfg, p->act_dim, p->obs_dim);
-  p->net = ts_unet_new(&uc);
-  char prefix[64];
-  snprintf(prefix, sizeof prefix, "%s/", group);
-  ts_named *nm = ts_params_named(&p->net->params, prefix, NULL);
-  rc = ts_ckpt_load(path, nm, p->net->params.n, NULL, NULL);
-  ts_named_free(nm, p->net->params.n);
-  if (rc) {
-    ts_unet_free(p->net);
-    p->net = NULL;
-    return -1;
-  }
-  for (int i = 0; i < p->net->params.n; i++) p->net->params.t[i]->requires_grad = 0;
+  p->threads = 1;
   ts_ddpm_init(&p->sched, p->cfg.diffusion.num_train_timesteps, p->cfg.diffusion.clip_sample);
-  p->plan = ts_unet_plan_new(p->net, p->horizon, p->sched.T, 1);
-  return 0;
+  switch (p->cfg.model.type) { /* the model, and the target / reference denoisers reading it */
+  case TS_MODEL_UNET:
+    rc = load_unet(p, path, group);
+    break;
+  case TS_MODEL_TRANSFORMER:
+    rc = ts_fail("%s: model.type transformer: not supported by this build yet", path);
+    break;
+  default:
+    rc = ts_fail("%s: model.type %d unknown", path, p->cfg.model.type);
+  }
+  if (rc) ts_policy_free(p);
+  return rc;
 }
 
 void ts_policy_free(ts_policy *p) {
   if (!p) return;
-  ts_unet_plan_free(p->plan);
+  ts_denoiser_free(&p->target);
+  ts_denoiser_free(&p->reference);
   ts_unet_free(p->net);
-  ts_ctx_free(p->ctx);
   free(p->buf_x);
   free(p->buf_eps);
   free(p->buf_mean);
   free(p->buf_z);
-  free(p->buf_t);
   free(p->buf_tb);
   free(p->buf_cond);
-  free(p->spec_buf);
   memset(p, 0, sizeof *p);
 }
 
 void ts_policy_reserve(ts_policy *p, int B) {
-  ts_unet_plan_reserve(p->plan, B);
+  ts_denoiser_reserve(&p->target, B);
   if (B <= p->max_batch) return;
   size_t n = (size_t)B * p->horizon * p->act_dim * sizeof(float);
   p->buf_x = realloc(p->buf_x, n);
   p->buf_eps = realloc(p->buf_eps, n);
   p->buf_mean = realloc(p->buf_mean, n);
   p->buf_z = realloc(p->buf_z, n);
-  p->buf_t = realloc(p->buf_t, (size_t)B * sizeof(float));
   p->buf_tb = realloc(p->buf_tb, (size_t)B * sizeof(int));
   p->buf_cond = realloc(p->buf_cond, (size_t)B * p->cond_dim * sizeof(float));
-  if (!p->buf_x || !p->buf_eps || !p->buf_mean || !p->buf_z || !p->buf_t || !p->buf_tb || !p->buf_cond) abort();
+  if (!p->buf_x || !p->buf_eps || !p->buf_mean || !p->buf_z || !p->buf_tb || !p->buf_cond) abort();
   p->max_batch = B;
+}
+
+void ts_policy_set_threads(ts_policy *p, int n) {
+  ts_denoiser_set_threads(&p->target, n);
+  p->threads = n;
+}
+
+ts_denoiser *ts_policy_reference(ts_policy *p) {
+  if (!p->reference.ops) {
+    ts_fail("model.type %s has no autograd reference path", ts_model_type_names[p->cfg.model.type]);
+    return NULL;
+  }
+  return &p->reference;
 }
 
 void ts_policy_push_obs(const ts_policy *p, float *hist, const float *obs, int first) {
@@ -102,59 +126,72 @@ void ts_policy_make_cond(const ts_policy *p, const float *obs_raw, int B, float 
   ts_norm_apply(&p->nobs, cond, (int64_t)B * p->cfg.data.n_obs_steps);
 }
 
-void ts_policy_set_threads(ts_policy *p, int n) { ts_unet_plan_set_threads(p->plan, n); }
-
 void ts_policy_eps(ts_policy *p, const float *x, const int *t, const float *cond, int B, float *eps) {
-  if (p->use_tape) {
-    ts_policy_eps_tape(p, x, t, cond, B, eps);
-    return;
-  }
-  ts_unet_plan_forward(p->plan, x, t, cond, B, eps);
-  p->nfe++;
+  ts_denoiser_eps(&p->target, x, t, cond, B, eps);
 }
 
-void ts_policy_eps_tape(ts_policy *p, const float *x, const int *t, const float *cond, int B, float *eps) {
-  ts_policy_reserve(p, B);
-  if (!p->ctx) { /* the reference path: its arena only exists once someone uses it */
-    p->ctx = ts_ctx_new(8 << 20);
-    ts_set_grad(p->ctx, 0);
-  }
-  ts_ctx_reset(p->ctx);
-  for (int b = 0; b < B; b++) p->buf_t[b] = (float)t[b];
-  ts_tensor *tx = ts_wrap(p->ctx, (float *)x, 3, (int[]){B, p->horizon, p->act_dim});
-  ts_tensor *tt = ts_wrap(p->ctx, p->buf_t, 1, &B);
-  ts_tensor *tc = ts_wrap(p->ctx, (float *)cond, 2, (int[]){B, p->cond_dim});
-  ts_tensor *out = ts_unet_forward(p->ctx, p->net, tx, tt, tc);
-  memcpy(eps, out->data, (size_t)out->n * sizeof(float));
-  p->nfe++;
+int ts_sampler_check(const ts_sampler *s, const ts_policy *p) {
+  if ((int)s->kind < 0 || s->kind >= TS_SAMPLER_COUNT) return ts_fail("sampler kind %d unknown", (int)s->kind);
+  const ts_denoiser *tg = s->target ? s->target : &p->target;
+  if (!tg->ops) return ts_fail("sampler: the target denoiser is empty");
+  if (tg->horizon != p->horizon || tg->act_dim != p->act_dim || tg->cond_dim != p->cond_dim)
+    return ts_fail("sampler: target denoiser (%d, %d | %d) does not fit the policy (%d, %d | %d)", tg->horizon,
+                   tg->act_dim, tg->cond_dim, p->horizon, p->act_dim, p->cond_dim);
+  if (s->kind != TS_SAMPLER_SPEC) return 0;
+  if (s->steps < 1 || s->steps > TS_SPEC_MAX_BLOCK)
+    return ts_fail("speculative block %d: expected 1..%d", s->steps, TS_SPEC_MAX_BLOCK);
+  const ts_drafter *d = s->drafter;
+  if (d && !d->frozen && (!d->net || !d->net->ops || !ts_denoiser_same_shape(d->net, tg)))
+    return ts_fail("speculative sampler: the drafter's x / cond shapes differ from the target's");
+  if (s->spec && ts_spec_target(s->spec) != tg)
+    return ts_fail("speculative sampler: its work space was made for another target");
+  if (s->spec && ts_spec_max_block(s->spec) < s->steps)
+    return ts_fail("speculative block %d: the work space holds up to %d", s->steps, ts_spec_max_block(s->spec));
+  return 0;
 }
 
-int ts_policy_sample(ts_policy *p, const float *obs_raw, int B, const char *sampler, int steps, ts_rng *rng,
-                     float *actions) {
-  if (strcmp(sampler, "spec") == 0) {
-    ts_spec_opts so = {steps, 0};
-    return ts_spec_sample(p, obs_raw, B, &so, rng, actions, &p->spec);
-  }
+/* Each chunk its own speculative chain, in the work space of s (or one made for the call). */
+static int sample_spec(ts_policy *p, ts_denoiser *tg, const float *cond, int B, const ts_sampler *s, ts_rng *rng,
+                       float *x) {
+  ts_spec *sp = s->spec ? s->spec : ts_spec_new(tg, &p->sched, s->steps);
+  if (!sp) return -1;
+  int rc = 0, n = p->horizon * p->act_dim;
+  for (int c = 0; c < B && !rc; c++)
+    rc = ts_spec_sample(sp, cond + (size_t)c * p->cond_dim, s->drafter, s->steps, rng, x + (size_t)c * n);
+  if (sp != s->spec) ts_spec_free(sp);
+  return rc;
+}
+
+int ts_policy_sample(ts_policy *p, const float *obs_raw, int B, const ts_sampler *s, ts_rng *rng, float *actions) {
+  if (ts_sampler_check(s, p)) return -1;
+  ts_denoiser *tg = s->target ? s->target : &p->target;
   ts_policy_reserve(p, B);
-  int n = B * p->horizon * p->act_dim, T = p->sched.T;
-  float *cond = p->buf_cond;
+  ts_denoiser_reserve(tg, B);
+  int n = B * p->horizon * p->act_dim, T = p->sched.T, steps = s->steps;
+  float *cond = p->buf_cond, *x = p->buf_x, *eps = p->buf_eps;
   int *tb = p->buf_tb;
   ts_policy_make_cond(p, obs_raw, B, cond);
-  float *x = p->buf_x, *eps = p->buf_eps;
-  ts_rng_fill_normal(rng, x, n);
-  if (strcmp(sampler, "ddim") == 0) {
+  switch (s->kind) {
+  case TS_SAMPLER_SPEC:
+    if (sample_spec(p, tg, cond, B, s, rng, x)) return -1;
+    break;
+  case TS_SAMPLER_DDIM: {
     int ts[TS_MAX_T];
     if (steps <= 0 || steps > T) steps = T;
     ts_ddim_timesteps(T, steps, ts);
+    ts_rng_fill_normal(rng, x, n);
     for (int i = 0; i < steps; i++) {
       for (int b = 0; b < B; b++) tb[b] = ts[i];
-      ts_policy_eps(p, x, tb, cond, B, eps);
+      ts_denoiser_eps(tg, x, tb, cond, B, eps);
       ts_ddim_step(&p->sched, ts[i], ts[i] - T / steps, x, eps, x, n);
     }
-  } else if (strcmp(sampler, "ddpm") == 0) {
+    break;
+  }
+  default: /* TS_SAMPLER_DDPM */
+    ts_rng_fill_normal(rng, x, n);
     for (int t = T - 1; t >= 0; t--) {
       for (int b = 0; b < B; b++) tb[b] = t;
-      ts_policy_eps(p, x, tb, cond, B, eps);
+      ts_denoiser_eps(tg, x, tb, cond, B, eps);
       float sigma = ts_ddpm_mean(&p->sched, t, x, eps, p->buf_mean, n);
       if (t > 0) {
         ts_rng_fill_normal(rng, p->buf_z, n);
@@ -163,8 +200,6 @@ int ts_policy_sample(ts_policy *p, const float *obs_raw, int B, const char *samp
         memcpy(x, p->buf_mean, (size_t)n * sizeof(float));
       }
     }
-  } else {
-    return ts_fail("unknown sampler '%s' (ddpm, ddim, spec)", sampler);
   }
   memcpy(actions, x, (size_t)n * sizeof(float));
   ts_norm_unapply(&p->nact, actions, (int64_t)B * p->horizon);

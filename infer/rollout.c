@@ -9,11 +9,27 @@
 
 int ts_eval_pusht(ts_policy *p, const ts_eval_opts *o, ts_eval_result *r) {
   memset(r, 0, sizeof *r);
+  int kind = ts_enum_parse(ts_sampler_names, o->sampler_name ? o->sampler_name : "", "sampler");
+  if (kind < 0) return -1;
+  ts_sampler s = {.kind = (ts_sampler_kind)kind, .steps = o->steps};
+  return ts_eval_pusht_with(p, &s, o, r);
+}
+
+int ts_eval_pusht_with(ts_policy *p, const ts_sampler *s, const ts_eval_opts *o, ts_eval_result *r) {
+  memset(r, 0, sizeof *r);
   int n = o->episodes, No = p->cfg.data.n_obs_steps, Na = p->cfg.data.n_action_steps, H = p->horizon;
   int Od = p->obs_dim, A = p->act_dim;
   if (n <= 0 || n > 1024) return ts_fail("episodes must be in 1..1024");
   if (Od != TS_PUSHT_OBS_DIM || A != 2)
     return ts_fail("the checkpoint's policy has obs %d / action %d dims; Push-T needs 20 / 2", Od, A);
+  if (ts_sampler_check(s, p)) return -1;
+  ts_sampler smp = *s;
+  ts_spec *own = NULL;
+  if (smp.kind == TS_SAMPLER_SPEC && !smp.spec &&
+      !(smp.spec = own = ts_spec_new(smp.target ? smp.target : &p->target, &p->sched, smp.steps)))
+    return -1;
+  ts_spec_stats spec0 = {0};
+  if (smp.spec) spec0 = *ts_spec_stats_of(smp.spec);
   ts_pusht_silence_banner();
   ts_pusht_vec *v = ts_pusht_vec_new(n);
   int *seeds = malloc((size_t)n * sizeof(int)), *active = malloc((size_t)n * sizeof(int));
@@ -46,7 +62,7 @@ int ts_eval_pusht(ts_policy *p, const ts_eval_opts *o, ts_eval_result *r) {
       }
     if (B == 0) break;
     double t0 = ts_now();
-    if ((rc = ts_policy_sample(p, obs, B, o->sampler, o->steps, &rng, acts))) break;
+    if ((rc = ts_policy_sample(p, obs, B, &smp, &rng, acts))) break;
     r->sample_seconds += ts_now() - t0;
     r->chunks += B;
     r->calls++;
@@ -88,6 +104,14 @@ int ts_eval_pusht(ts_policy *p, const ts_eval_opts *o, ts_eval_result *r) {
       else if (ts_gif_close(gifs[i])) rc = -1;
     }
   }
+  if (smp.spec) {
+    const ts_spec_stats *s1 = ts_spec_stats_of(smp.spec);
+    r->spec = (ts_spec_stats){.chunks = s1->chunks - spec0.chunks, .target_calls = s1->target_calls - spec0.target_calls,
+                              .drafter_calls = s1->drafter_calls - spec0.drafter_calls,
+                              .drafted = s1->drafted - spec0.drafted, .accepted = s1->accepted - spec0.accepted,
+                              .rounds = s1->rounds - spec0.rounds};
+  }
+  ts_spec_free(own);
   r->episodes = n;
   r->ms_per_chunk = r->chunks ? 1e3 * r->sample_seconds / r->chunks : 0;
   r->chunks_per_s = r->sample_seconds > 0 ? r->chunks / r->sample_seconds : 0;

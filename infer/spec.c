@@ -25,117 +25,198 @@ int ts_spec_accept(const float *mp, const float *mq, float sig, const float *z, 
   return 0;
 }
 
-size_t ts_spec_work_floats(int n, int cond_dim, int block) {
-  size_t K = (size_t)block + 1;
-  return 4 * K * n + K + K * cond_dim + 2 * (size_t)n + K;
+struct ts_spec {
+  ts_denoiser *target;
+  const ts_ddpm *sched;
+  int n, cond_dim, max_block, verify;
+  int t, have_eps; /* have_eps: e0 holds the target's eps at (x, t) */
+  float *x, *cond, *condk, *ys, *mp, *z, *sig, *et, *e0, *eq, *mq;
+  int *tt;
+  float *buf;
+  ts_spec_stats st;
+};
+
+ts_spec *ts_spec_new(ts_denoiser *target, const ts_ddpm *sched, int max_block) {
+  if (!target || !target->ops || !sched) {
+    ts_fail("speculative sampler: no target or schedule");
+    return NULL;
+  }
+  if (max_block < 1 || max_block > TS_SPEC_MAX_BLOCK) {
+    ts_fail("speculative block %d: expected 1..%d", max_block, TS_SPEC_MAX_BLOCK);
+    return NULL;
+  }
+  ts_spec *s = calloc(1, sizeof *s);
+  if (!s) abort();
+  s->target = target;
+  s->sched = sched;
+  s->n = target->horizon * target->act_dim;
+  s->cond_dim = target->cond_dim;
+  s->max_block = max_block;
+  s->verify = 1;
+  s->t = -1;
+  size_t n = (size_t)s->n, L = (size_t)max_block, K1 = L + 1, C = (size_t)s->cond_dim;
+  size_t total = n + C + K1 * C + K1 * n + 2 * L * n + L + K1 * n + 3 * n;
+  s->buf = malloc(total * sizeof(float));
+  s->tt = malloc(K1 * sizeof(int));
+  if (!s->buf || !s->tt) abort();
+  float *q = s->buf;
+  s->x = q, q += n;
+  s->cond = q, q += C;
+  s->condk = q, q += K1 * C; /* cond repeated for the verification rows */
+  s->ys = q, q += K1 * n;    /* y_0 (the round's start) .. y_K */
+  s->mp = q, q += L * n;     /* draft means */
+  s->z = q, q += L * n;
+  s->sig = q, q += L;
+  s->et = q, q += K1 * n; /* target eps at y_0 .. y_K */
+  s->e0 = q, q += n;
+  s->eq = q, q += n;
+  s->mq = q;
+  ts_denoiser_reserve(target, max_block + 1);
+  return s;
 }
 
-void ts_spec_chain(const ts_spec_target *tg, const float *cond, const ts_spec_opts *o, ts_rng *rng, float *x,
-                   ts_spec_stats *st, float *work) {
-  const ts_ddpm *s = tg->sched;
-  int n = tg->n, t = s->T - 1, have_eps = 0, L = o->block;
-  size_t K1 = (size_t)L + 1;
-  float *ys = work, *mp = ys + K1 * n, *z = mp + K1 * n, *eps = z + K1 * n, *sig = eps + K1 * n;
-  float *condk = sig + K1, *e0 = condk + K1 * tg->cond_dim, *mq = e0 + n;
-  int *tt = (int *)(mq + n); /* K1 ints in K1 floats */
-  for (int k = 0; k < L; k++) memcpy(condk + (size_t)k * tg->cond_dim, cond, (size_t)tg->cond_dim * sizeof(float));
-  while (t >= 0) {
-    if (!have_eps) { /* the round's frozen eps: the target at the current state */
-      tg->eps(tg->ctx, x, &t, cond, 1, e0);
-      st->target_calls++;
-    }
-    if (t == 0) { /* sigma_0 = 0: the last step is the target's mean */
-      ts_ddpm_mean(s, 0, x, e0, mq, n);
-      memcpy(x, mq, (size_t)n * sizeof(float));
-      break;
-    }
-    int K = L < t ? L : t; /* drafted steps at times t, t-1, .., t-K+1, all with sigma > 0 */
-    st->rounds++;
-    st->drafted += K;
-    memcpy(ys, x, (size_t)n * sizeof(float));
-    for (int k = 1; k <= K; k++) { /* draft k: from ys[k-1] at time t-k+1 with the frozen eps */
-      float *m = mp + (size_t)(k - 1) * n, *zk = z + (size_t)(k - 1) * n, *y = ys + (size_t)k * n;
-      sig[k - 1] = ts_ddpm_mean(s, t - k + 1, ys + (size_t)(k - 1) * n, e0, m, n);
+void ts_spec_free(ts_spec *s) {
+  if (!s) return;
+  free(s->buf);
+  free(s->tt);
+  free(s);
+}
+
+ts_denoiser *ts_spec_target(const ts_spec *s) { return s->target; }
+int ts_spec_max_block(const ts_spec *s) { return s->max_block; }
+void ts_spec_set_verify(ts_spec *s, int verify) { s->verify = verify != 0; }
+const float *ts_spec_x(const ts_spec *s) { return s->x; }
+int ts_spec_t(const ts_spec *s) { return s->t; }
+const ts_spec_stats *ts_spec_stats_of(const ts_spec *s) { return &s->st; }
+void ts_spec_reset_stats(ts_spec *s) { memset(&s->st, 0, sizeof s->st); }
+
+void ts_spec_begin(ts_spec *s, const float *cond, ts_rng *rng) {
+  size_t C = (size_t)s->cond_dim;
+  memcpy(s->cond, cond, C * sizeof(float));
+  for (int k = 0; k <= s->max_block; k++) memcpy(s->condk + k * C, cond, C * sizeof(float));
+  ts_rng_fill_normal(rng, s->x, s->n);
+  s->t = s->sched->T - 1;
+  s->have_eps = 0;
+}
+
+/* |Delta| = |mp - mq| / sig */
+static double delta_norm(const float *mp, const float *mq, float sig, int n) {
+  double dd = 0;
+  for (int i = 0; i < n; i++) {
+    double d = ((double)mp[i] - mq[i]) / sig;
+    dd += d * d;
+  }
+  return sqrt(dd);
+}
+
+static void target_eps(ts_spec *s, const float *x, const int *t, int rows, float *eps, ts_spec_round_info *in) {
+  ts_denoiser_eps(s->target, x, t, s->condk, rows, eps);
+  in->target_calls++;
+}
+
+int ts_spec_round(ts_spec *s, const ts_drafter *d, int block, ts_rng *rng, ts_spec_round_info *info) {
+  ts_spec_round_info in;
+  memset(&in, 0, sizeof in);
+  in.t_before = in.t_after = s->t;
+  if (s->t < 0) {
+    if (info) *info = in;
+    return 0;
+  }
+  if (block < 1 || block > s->max_block)
+    return ts_fail("speculative block %d: expected 1..%d for this sampler", block, s->max_block);
+  int frozen = !d || d->frozen;
+  if (!frozen && (!d->net || !d->net->ops || !ts_denoiser_same_shape(d->net, s->target)))
+    return ts_fail("speculative sampler: the drafter's x / cond shapes differ from the target's");
+  const ts_ddpm *sc = s->sched;
+  int n = s->n, t = s->t;
+  size_t N = (size_t)n;
+  if (frozen && !s->have_eps) { /* the round's frozen eps: the target at the current state */
+    target_eps(s, s->x, &t, 1, s->e0, &in);
+    s->have_eps = 1;
+  }
+  if (t == 0) { /* sigma_0 = 0: the last step is the target's mean */
+    if (!s->have_eps) target_eps(s, s->x, &t, 1, s->e0, &in);
+    ts_ddpm_mean(sc, 0, s->x, s->e0, s->mq, n);
+    memcpy(s->x, s->mq, N * sizeof(float));
+    s->t = -1;
+    s->have_eps = 0;
+    s->st.chunks++;
+  } else {
+    int K = block < t ? block : t; /* drafted steps at times t, t-1, .., t-K+1, all with sigma > 0 */
+    in.drafted = K;
+    memcpy(s->ys, s->x, N * sizeof(float));
+    for (int k = 1; k <= K; k++) { /* draft k: from y_{k-1} at time t-k+1 */
+      const float *yp = s->ys + (k - 1) * N, *e = s->e0;
+      float *m = s->mp + (k - 1) * N, *zk = s->z + (k - 1) * N, *y = s->ys + k * N;
+      if (!frozen) {
+        int tk = t - k + 1;
+        ts_denoiser_eps(d->net, yp, &tk, s->cond, 1, s->eq);
+        in.drafter_calls++;
+        e = s->eq;
+      }
+      float sg = s->sig[k - 1] = ts_ddpm_mean(sc, t - k + 1, yp, e, m, n);
       ts_rng_fill_normal(rng, zk, n);
-      for (int i = 0; i < n; i++) y[i] = m[i] + sig[k - 1] * zk[i];
+      for (int i = 0; i < n; i++) y[i] = m[i] + sg * zk[i];
     }
-    if (o->no_verify) { /* ablation: keep every draft */
-      memcpy(x, ys + (size_t)K * n, (size_t)n * sizeof(float));
-      st->accepted += K;
+    if (!s->verify) { /* ablation: keep every draft */
+      memcpy(s->x, s->ys + K * N, N * sizeof(float));
+      in.accepted = K;
       t -= K;
-      have_eps = 0;
-      continue;
-    }
-    /* One target call on ys[1..K] at times t-1 .. t-K: row j verifies draft j + 1, and row K
-     * is the next round's frozen eps when every draft is accepted. */
-    for (int j = 1; j <= K; j++) tt[j - 1] = t - j;
-    tg->eps(tg->ctx, ys + n, tt, condk, K, eps);
-    st->target_calls++;
-    st->accepted++; /* draft 1: the frozen drafter's mean is the target's own, Delta = 0 */
-    int k;
-    for (k = 2; k <= K; k++) {
-      ts_ddpm_mean(s, t - k + 1, ys + (size_t)(k - 1) * n, eps + (size_t)(k - 2) * n, mq, n);
-      if (!ts_spec_accept(mp + (size_t)(k - 1) * n, mq, sig[k - 1], z + (size_t)(k - 1) * n, ts_rng_uniform_d(rng), x, n))
-        break;
-      st->accepted++;
-    }
-    if (k <= K) { /* draft k rejected: x holds its reflection, at time t - k */
-      t -= k;
-      have_eps = 0;
+      s->have_eps = 0;
     } else {
-      memcpy(x, ys + (size_t)K * n, (size_t)n * sizeof(float));
-      memcpy(e0, eps + (size_t)(K - 1) * n, (size_t)n * sizeof(float));
-      t -= K;
-      have_eps = 1;
+      /* One target call on the drafted states y_1..y_K at times t-1..t-K, and on y_0 at t when
+       * its eps is not known yet (learned drafter after a rejection). Row j of et is the
+       * target's eps at y_j: it verifies draft j + 1, and row K is the next round's eps when
+       * every draft is accepted. */
+      int r0 = s->have_eps ? 1 : 0;
+      for (int j = r0; j <= K; j++) s->tt[j - r0] = t - j;
+      target_eps(s, s->ys + r0 * N, s->tt, K + 1 - r0, s->et + r0 * N, &in);
+      const float *e_start = r0 ? s->e0 : s->et;
+      double dsum = 0;
+      int k;
+      for (k = 1; k <= K; k++) {
+        const float *m = s->mp + (k - 1) * N;
+        if (frozen && k == 1) { /* the frozen drafter's mean is the target's own: Delta = 0 */
+          in.accepted++;
+          continue;
+        }
+        ts_ddpm_mean(sc, t - k + 1, s->ys + (k - 1) * N, k == 1 ? e_start : s->et + (k - 1) * N, s->mq, n);
+        double dn = delta_norm(m, s->mq, s->sig[k - 1], n);
+        dsum += dn;
+        in.max_delta = dn > in.max_delta ? dn : in.max_delta;
+        if (!ts_spec_accept(m, s->mq, s->sig[k - 1], s->z + (k - 1) * N, ts_rng_uniform_d(rng), s->x, n)) break;
+        in.accepted++;
+      }
+      int checked = k <= K ? k : K;
+      in.mean_delta = dsum / checked;
+      if (k <= K) { /* draft k rejected: x holds its reflection, at time t - k */
+        t -= k;
+        s->have_eps = 0;
+      } else {
+        memcpy(s->x, s->ys + K * N, N * sizeof(float));
+        memcpy(s->e0, s->et + K * N, N * sizeof(float));
+        t -= K;
+        s->have_eps = 1;
+      }
     }
+    s->t = t;
+    s->st.rounds++;
   }
+  in.t_after = s->t;
+  s->st.target_calls += in.target_calls;
+  s->st.drafter_calls += in.drafter_calls;
+  s->st.drafted += in.drafted;
+  s->st.accepted += in.accepted;
+  if (info) *info = in;
+  return s->t >= 0;
 }
 
-static void policy_eps(void *ctx, const float *x, const int *t, const float *cond, int B, float *eps) {
-  ts_policy_eps(ctx, x, t, cond, B, eps);
-}
-
-static size_t spec_need(const ts_policy *p, int block) {
-  int n = p->horizon * p->act_dim;
-  return ts_spec_work_floats(n, p->cond_dim, block) + (size_t)n;
-}
-
-void ts_spec_reserve(ts_policy *p, int B, int block) {
-  size_t need = spec_need(p, block);
-  if (need > p->spec_cap) { /* grown once: nothing allocated per chunk after that */
-    free(p->spec_buf);
-    p->spec_buf = malloc(need * sizeof(float));
-    if (!p->spec_buf) abort();
-    p->spec_cap = need;
+int ts_spec_sample(ts_spec *s, const float *cond, const ts_drafter *d, int block, ts_rng *rng, float *x) {
+  ts_spec_begin(s, cond, rng);
+  int rc;
+  while ((rc = ts_spec_round(s, d, block, rng, NULL)) == 1) {
   }
-  ts_policy_reserve(p, B > block ? B : block);
-}
-
-int ts_spec_sample(ts_policy *p, const float *obs_raw, int B, const ts_spec_opts *o, ts_rng *rng, float *actions,
-                   ts_spec_stats *st) {
-  if (o->block < 1 || o->block > TS_SPEC_MAX_BLOCK)
-    return ts_fail("speculative block %d: expected 1..%d", o->block, TS_SPEC_MAX_BLOCK);
-  int n = p->horizon * p->act_dim;
-  size_t need = spec_need(p, o->block);
-  ts_spec_reserve(p, B, o->block);
-  ts_spec_target tg = {&p->sched, n, p->cond_dim, policy_eps, p};
-  ts_spec_stats local;
-  memset(&local, 0, sizeof local);
-  float *cond = p->buf_cond, *x = p->spec_buf + need - n;
-  ts_policy_make_cond(p, obs_raw, B, cond);
-  for (int c = 0; c < B; c++) {
-    ts_rng_fill_normal(rng, x, n);
-    ts_spec_chain(&tg, cond + (size_t)c * p->cond_dim, o, rng, x, &local, p->spec_buf);
-    memcpy(actions + (size_t)c * n, x, (size_t)n * sizeof(float));
-    local.chunks++;
-  }
-  ts_norm_unapply(&p->nact, actions, (int64_t)B * p->horizon);
-  if (st) {
-    st->chunks += local.chunks;
-    st->target_calls += local.target_calls;
-    st->drafted += local.drafted;
-    st->accepted += local.accepted;
-    st->rounds += local.rounds;
-  }
+  if (rc < 0) return -1;
+  memcpy(x, s->x, (size_t)s->n * sizeof(float));
   return 0;
 }

@@ -1,21 +1,33 @@
-/* spec.h: exact speculative sampling of the DDPM reverse chain (REFERENCE.md §4), with the
- * training-free "frozen target" drafter: the drafted steps of a round reuse the target's eps
- * from the start of the round. One round drafts up to `block` steps, evaluates the target once
- * on all drafted states (one batched call through the engine), accepts drafts in order with
- * probability min(1, q/p) and replaces the first rejected one by its reflection, which is
- * exactly a draw from the target step. The output chunk is distributed exactly as DDPM-T's.
+/* spec.h: exact speculative sampling of the DDPM reverse chain (REFERENCE.md §4), one round at
+ * a time. The caller drives a chain as Chipmunk's cpSpaceStep is driven: ts_spec_begin draws
+ * x_T, then each ts_spec_round drafts up to `block` steps (the caller may pick a different block
+ * before every round, e.g. from the last round's ts_spec_round_info), verifies them against the
+ * target with one batched call, accepts drafts in order with probability min(1, q/p) and
+ * replaces the first rejected one by its reflection, an exact draw from the target step. The
+ * finished chain is distributed exactly as DDPM-T's with the target, whatever the drafter and
+ * the block lengths (they only change the cost).
  *
- * Cost is counted in sequential target calls: DDPM-T makes T; a round makes one, plus one more
- * when the previous round ended in a rejection (the reflected state has no target eps yet). */
+ * Drafters (ts_drafter):
+ *  - frozen (training-free): the drafted steps of a round reuse the target's eps at the round's
+ *    start, which costs a target call when the last round did not leave it (a rejection);
+ *    draft 1 is always accepted since its mean is the target's.
+ *  - learned (frozen = 0, net): each drafted step k calls net at (y_{k-1}, t-k+1), batch 1,
+ *    one sequential drafter call per step; the verification is one batched target call over
+ *    y_0 (only when its target eps is not known from the last round), y_1, ..., y_K (row y_K is
+ *    the next round's target eps when every draft is accepted); draft 1 can be rejected.
+ * Each drafted step draws a fresh z; each checked step a fresh uniform (drawn only when it is
+ * checked: a rejected step ends the round and the drafts after it are discarded). At t = 0
+ * (sigma 0) the last step is the target's mean.
+ *
+ * Cost is counted in sequential calls: DDPM-T makes T target calls; a round makes one target
+ * call (two with the frozen drafter after a rejection) plus K drafter calls (learned).
+ * All work space is sized by ts_spec_new; begin and round allocate nothing. */
 #ifndef TS_SPEC_H
 #define TS_SPEC_H
 
-#include "infer/policy.h"
-
-typedef struct ts_spec_opts {
-  int block;     /* drafted steps per round, >= 1 */
-  int no_verify; /* ablation: take every draft (lossy; shows what the verifier corrects) */
-} ts_spec_opts;
+#include "core/rng.h"
+#include "infer/denoiser.h"
+#include "infer/scheduler.h"
 
 /* The rule for one drafted step (REFERENCE.md §4): the draft is mp + sig z; with u uniform in
  * (0, 1) it is accepted when u < q/p = exp(-z.Delta - |Delta|^2 / 2), Delta = (mp - mq) / sig,
@@ -25,27 +37,55 @@ int ts_spec_accept(const float *mp, const float *mq, float sig, const float *z, 
 
 #define TS_SPEC_MAX_BLOCK 128
 
-/* The target: DDPM schedule, chunk size n (normalised values), and a batched eps call. */
-typedef void (*ts_eps_fn)(void *ctx, const float *x, const int *t, const float *cond, int B, float *eps);
-typedef struct ts_spec_target {
-  const ts_ddpm *sched;
-  int n, cond_dim;
-  ts_eps_fn eps;
-  void *ctx;
-} ts_spec_target;
+typedef struct ts_drafter {
+  int frozen;       /* 1: reuse the target's eps from the round's start (net unused) */
+  ts_denoiser *net; /* frozen = 0: proposes eps, same x / t / cond shapes as the target */
+} ts_drafter;
 
-/* Work space ts_spec_chain needs, in floats. */
-size_t ts_spec_work_floats(int n, int cond_dim, int block);
-/* One chain: x holds x_T ~ N(0, I) on entry and the sample on exit. Counters add to *st. */
-void ts_spec_chain(const ts_spec_target *tg, const float *cond, const ts_spec_opts *o, ts_rng *rng, float *x,
-                   ts_spec_stats *st, float *work);
+/* Counters, accumulated over a ts_spec's life (ts_spec_stats_of, ts_spec_reset_stats). */
+typedef struct ts_spec_stats {
+  long chunks;        /* finished chains */
+  long target_calls;  /* sequential (batched) target calls */
+  long drafter_calls; /* sequential batch-1 drafter calls */
+  long drafted, accepted, rounds;
+} ts_spec_stats;
 
-/* Size the policy's work space for B chains and this block (ts_spec_sample does it itself). */
-void ts_spec_reserve(ts_policy *p, int B, int block);
+/* What one round did, for a block-length scheduler. Delta = (m_p - m_q) / sigma of each
+ * checked step (the accepted ones and the rejected one; the frozen drafter's draft 1 counts
+ * with Delta = 0); both statistics are 0 when nothing was checked. */
+typedef struct ts_spec_round_info {
+  int t_before, t_after; /* the chain's step before and after the round (-1: finished) */
+  int drafted, accepted, target_calls, drafter_calls;
+  double max_delta, mean_delta; /* of |Delta| over the checked steps */
+} ts_spec_round_info;
 
-/* B chunks, each sampled as its own chain, for raw obs histories (B, n_obs_steps, obs_dim);
- * actions (B, horizon, act_dim) unnormalised. Adds to *st when st is given. */
-int ts_spec_sample(ts_policy *p, const float *obs_raw, int B, const ts_spec_opts *o, ts_rng *rng, float *actions,
-                   ts_spec_stats *st);
+typedef struct ts_spec ts_spec;
+
+/* Work space for chains of target (x (horizon, act_dim), cond (cond_dim)) under schedule sched,
+ * rounds of up to max_block drafts (1..TS_SPEC_MAX_BLOCK); reserves the target for max_block + 1
+ * rows. target and sched must outlive the ts_spec. NULL with a message on bad arguments. */
+ts_spec *ts_spec_new(ts_denoiser *target, const ts_ddpm *sched, int max_block);
+void ts_spec_free(ts_spec *s);
+ts_denoiser *ts_spec_target(const ts_spec *s);
+int ts_spec_max_block(const ts_spec *s);
+/* verify 0: the lossy ablation that keeps every draft (shows what the verifier corrects). */
+void ts_spec_set_verify(ts_spec *s, int verify);
+
+/* Start a chain for one normalised cond (cond_dim values, copied): x_T ~ N(0, I) from rng. */
+void ts_spec_begin(ts_spec *s, const float *cond, ts_rng *rng);
+/* One round with drafter d (NULL: frozen) and up to `block` drafts (1..max_block). Returns 1
+ * while the chain is not finished, 0 once it is (the round that takes the last step, or any
+ * call after it), -1 with a message on bad arguments. info (may be NULL) gets what it did. */
+int ts_spec_round(ts_spec *s, const ts_drafter *d, int block, ts_rng *rng, ts_spec_round_info *info);
+/* The chain's current state (horizon, act_dim), normalised; the sample once finished. */
+const float *ts_spec_x(const ts_spec *s);
+/* The step the current state is at (T-1 after begin, -1 once finished). */
+int ts_spec_t(const ts_spec *s);
+
+/* One chunk: begin, rounds of the same block until finished, the sample copied to x. */
+int ts_spec_sample(ts_spec *s, const float *cond, const ts_drafter *d, int block, ts_rng *rng, float *x);
+
+const ts_spec_stats *ts_spec_stats_of(const ts_spec *s);
+void ts_spec_reset_stats(ts_spec *s);
 
 #endif

@@ -176,3 +176,31 @@ ts_tensor *ts_unet_forward(ts_ctx *c, const ts_unet *u, ts_tensor *x, ts_tensor 
   h = ts_conv1d(c, h, u->final1.w, u->final1.b, 1, 0);
   return ts_transpose(c, h, 1, 2);
 }
+
+/* Multiply-adds of one residual block at length len: two kernel-k convolutions, the 1x1
+ * residual convolution when the widths differ, and the obs (and optionally step) inputs of the
+ * FiLM linear. */
+static double crb_macs(const ts_unet_cfg *c, int cin, int cout, int len, int step_path) {
+  int k = c->kernel_size, film_in = c->global_cond_dim + (step_path ? c->step_embed_dim : 0);
+  double m = (double)len * cout * cin * k + (double)len * cout * cout * k + (double)film_in * 2 * cout;
+  if (cin != cout) m += (double)len * cout * cin;
+  return m;
+}
+
+double ts_unet_flops(const ts_unet_cfg *c, int horizon, int step_path) {
+  const int *D = c->down_dims, L = c->n_levels, d = c->step_embed_dim;
+  double m = step_path ? 8.0 * d * d : 0; /* step MLP: d -> 4d -> d */
+  for (int l = 0; l < L; l++) {
+    int len = horizon >> l, cin = l ? D[l - 1] : c->input_dim;
+    m += crb_macs(c, cin, D[l], len, step_path) + crb_macs(c, D[l], D[l], len, step_path);
+    if (l < L - 1) m += (double)(len / 2) * D[l] * D[l] * 3; /* stride-2 kernel-3 downsampling */
+  }
+  m += 2 * crb_macs(c, D[L - 1], D[L - 1], horizon >> (L - 1), step_path);
+  for (int j = 0; j < L - 1; j++) {
+    int din = D[L - 2 - j], dout = D[L - 1 - j], len = horizon >> (L - 1 - j);
+    m += crb_macs(c, 2 * dout, din, len, step_path) + crb_macs(c, din, din, len, step_path);
+    m += (double)len * din * din * 4; /* kernel-4 stride-2 transposed convolution: 4 taps per input step */
+  }
+  m += (double)horizon * D[0] * D[0] * c->kernel_size + (double)horizon * c->input_dim * D[0];
+  return 2 * m;
+}

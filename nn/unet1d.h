@@ -45,5 +45,10 @@ void ts_unet_init(ts_unet *u, ts_rng *rng);
 /* x (B, horizon, input_dim), t (B) timesteps as floats, cond (B, global_cond_dim) ->
  * eps prediction (B, horizon, input_dim). */
 ts_tensor *ts_unet_forward(ts_ctx *c, const ts_unet *u, ts_tensor *x, ts_tensor *t, ts_tensor *cond);
+/* Multiply-adds * 2 of one forward at batch 1 over `horizon` steps: every convolution, transposed
+ * convolution and linear (biases, GroupNorm and Mish not counted). step_path 0 leaves out what
+ * depends on t alone (step MLP and the step half of every FiLM linear), which the inference
+ * engine looks up from its timestep table. */
+double ts_unet_flops(const ts_unet_cfg *cfg, int horizon, int step_path);
 
 #endif

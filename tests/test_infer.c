@@ -3,6 +3,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/h5io.h"
+#include "infer/denoiser_unet.h"
 #include "infer/loop.h"
 #include "infer/spec.h"
 #include "infer/policy.h"
@@ -263,42 +264,247 @@ static void lin_eps(void *ctx, const float *x, const int *t, const float *cond, 
     for (int i = 0; i < 4; i++) eps[b * 4 + i] = (float)lin_k(t[b]) * x[b * 4 + i];
 }
 
-START_TEST(test_spec_exact_gaussian) {
-  ts_ddpm s;
-  ts_ddpm_init(&s, 100, 0);
-  double v = 1; /* Var x_T, then the exact recursion */
-  for (int t = 99; t >= 0; t--) {
-    double ab = s.alphas_cumprod[t], abp = t ? s.alphas_cumprod[t - 1] : 1.0, beta = 1 - ab / abp;
+static const ts_denoiser_ops lin_ops = {"linear-test", lin_eps, NULL, NULL, NULL};
+
+/* A stand-in for a learned drafter: the base denoiser's eps plus c * f(x, t) with the fixed
+ * smooth f = tanh(x) (1 + sin(t / 2) / 2), so its drafts are often rejected, draft 1 included
+ * (an f along x makes Delta grow with |x|, which the closed-form chain's variance sees). It calls the base through its
+ * ops, leaving the base's call counter to the sampler's own calls. */
+typedef struct { ts_denoiser *base; float c; } perturbed;
+
+static void perturbed_eps(void *self, const float *x, const int *t, const float *cond, int B, float *eps) {
+  perturbed *q = self;
+  q->base->ops->eps(q->base->self, x, t, cond, B, eps);
+  int n = q->base->horizon * q->base->act_dim;
+  for (int b = 0; b < B; b++)
+    for (int i = 0; i < n; i++)
+      eps[b * n + i] += q->c * (float)(tanh(x[b * n + i]) * (1 + 0.5 * sin(0.5 * t[b])));
+}
+
+static const ts_denoiser_ops perturbed_ops = {"perturbed-test", perturbed_eps, NULL, NULL, NULL};
+
+static ts_denoiser perturbed_of(ts_denoiser *base, perturbed *q, float c) {
+  q->base = base;
+  q->c = c;
+  return (ts_denoiser){&perturbed_ops, q, base->horizon, base->act_dim, base->cond_dim, 0, 0};
+}
+
+/* Var x_{-1} of the linear target's DDPM-100 chain, by the exact recursion. */
+static double lin_exact_var(const ts_ddpm *s) {
+  double v = 1; /* Var x_T */
+  for (int t = s->T - 1; t >= 0; t--) {
+    double ab = s->alphas_cumprod[t], abp = t ? s->alphas_cumprod[t - 1] : 1.0, beta = 1 - ab / abp;
     double c0 = sqrt(abp) * beta / (1 - ab), ct = sqrt(ab / abp) * (1 - abp) / (1 - ab);
     double A = c0 * (1 - sqrt(1 - ab) * lin_k(t)) / sqrt(ab) + ct, var = t ? (1 - abp) / (1 - ab) * beta : 0;
     v = A * A * v + var;
   }
-  ts_spec_target tg = {&s, 4, 1, lin_eps, NULL};
+  return v;
+}
+
+/* N chains of the linear target driven round by round; block 0 picks it per round as a crude
+ * scheduler would (double after a fully accepted round, halve after a rejection). Returns the
+ * sample mean and variance over all coordinates; *st the counters, *r1 the rounds whose draft 1
+ * was rejected. The per-round info must add up to the counters. */
+static void lin_chains(ts_spec *sp, const ts_drafter *d, int block, int N, uint64_t seed, double *mean, double *var,
+                       ts_spec_stats *st, long *r1) {
+  ts_rng r;
+  ts_rng_init(&r, seed);
+  ts_spec_reset_stats(sp);
+  double m = 0, q = 0;
+  long drafted = 0, accepted = 0, calls = 0, dcalls = 0, rounds = 0;
+  float cond[1] = {0};
+  *r1 = 0;
+  int bad = 0; /* per-round checks, asserted once (a Check assertion per round costs a syscall) */
+  for (int c = 0; c < N; c++) {
+    ts_spec_begin(sp, cond, &r);
+    int rc, L = block ? block : 4;
+    ts_spec_round_info in;
+    do {
+      int t0 = ts_spec_t(sp);
+      rc = ts_spec_round(sp, d, L, &r, &in);
+      bad |= rc < 0 || in.t_before != t0 || in.t_after != ts_spec_t(sp) || in.accepted > in.drafted ||
+             in.max_delta < in.mean_delta || in.mean_delta < 0;
+      drafted += in.drafted, accepted += in.accepted, calls += in.target_calls, dcalls += in.drafter_calls;
+      rounds += in.drafted > 0;
+      *r1 += in.drafted > 0 && in.accepted == 0;
+      if (!block) L = in.accepted == in.drafted ? (2 * L > 12 ? 12 : 2 * L) : (L / 2 > 1 ? L / 2 : 1);
+    } while (rc == 1);
+    bad |= ts_spec_t(sp) != -1;
+    const float *x = ts_spec_x(sp);
+    for (int i = 0; i < 4; i++) m += x[i], q += (double)x[i] * x[i];
+  }
+  ck_assert_msg(!bad, "a round's info or return value is inconsistent");
+  *st = *ts_spec_stats_of(sp);
+  ck_assert(st->chunks == N && st->drafted == drafted && st->accepted == accepted && st->target_calls == calls &&
+            st->drafter_calls == dcalls && st->rounds == rounds);
+  double M = 4.0 * N;
+  *mean = m / M;
+  *var = q / M - *mean * *mean;
+}
+
+START_TEST(test_spec_exact_gaussian) {
+  ts_ddpm s;
+  ts_ddpm_init(&s, 100, 0);
+  double v = lin_exact_var(&s);
+  ts_denoiser lin = {&lin_ops, NULL, 1, 4, 1, 0, 0};
+  ts_spec *sp = ts_spec_new(&lin, &s, 12);
+  ck_assert_ptr_nonnull(sp);
   const int blocks[3] = {2, 5, 12};
   enum { N = 15000 };
-  float cond[1] = {0}, *work = malloc(ts_spec_work_floats(4, 1, 12) * sizeof(float));
+  double M = 4.0 * N;
   for (int bi = 0; bi < 3; bi++) {
-    ts_spec_opts o = {blocks[bi], 0};
-    ts_spec_stats st = {0};
-    ts_rng r;
-    ts_rng_init(&r, 100 + bi);
-    double m = 0, q = 0;
-    for (int c = 0; c < N; c++) {
-      float x[4];
-      ts_rng_fill_normal(&r, x, 4);
-      ts_spec_chain(&tg, cond, &o, &r, x, &st, work);
-      for (int i = 0; i < 4; i++) m += x[i], q += (double)x[i] * x[i];
-    }
-    double M = 4.0 * N, mean = m / M, var = q / M - mean * mean, acc = (double)st.accepted / st.drafted;
+    ts_spec_stats st;
+    long r1;
+    double mean, var;
+    lin_chains(sp, NULL, blocks[bi], N, 100 + bi, &mean, &var, &st, &r1);
+    double acc = (double)st.accepted / st.drafted;
     ck_assert_msg(fabs(mean) < 4 * sqrt(v / M), "block %d: mean %g", blocks[bi], mean);
     ck_assert_msg(fabs(var / v - 1) < 4 * sqrt(2.0 / M), "block %d: variance %g, exact %g (acceptance %.3f)", blocks[bi],
                   var, v, acc);
     ck_assert_msg(acc < 0.97 && st.target_calls < 100L * N, "block %d: acceptance %.3f, %ld calls", blocks[bi], acc,
                   st.target_calls);
+    ck_assert_int_eq(r1, 0); /* the frozen drafter's first draft is the target's own step */
+    ck_assert_int_eq(st.drafter_calls, 0);
   }
-  free(work);
+  /* Bad arguments fail with a message, they do not crash. */
+  ck_assert_ptr_null(ts_spec_new(&lin, &s, 0));
+  ts_rng r0;
+  ts_rng_init(&r0, 1);
+  ts_spec_begin(sp, (float[]){0}, &r0);
+  ck_assert_int_eq(ts_spec_round(sp, NULL, 13, &r0, NULL), -1);
+  ck_assert_msg(strstr(ts_error(), "block 13"), "%s", ts_error());
+  ts_spec_free(sp);
 }
 END_TEST
+
+/* The same closed-form chain with a learned-style drafter (the target's eps plus c * f(x, t)):
+ * drafts come from the drafter's own steps, draft 1 is verified and can be rejected, and the
+ * output must still be the target's law, for several block lengths and a per-round scheduled
+ * block. The keep-every-draft ablation samples the drafter's chain instead and must be caught. */
+START_TEST(test_spec_learned_gaussian) {
+  ts_ddpm s;
+  ts_ddpm_init(&s, 100, 0);
+  double v = lin_exact_var(&s);
+  ts_denoiser lin = {&lin_ops, NULL, 1, 4, 1, 0, 0};
+  perturbed q;
+  ts_denoiser dn = perturbed_of(&lin, &q, 0.6f);
+  ts_drafter d = {0, &dn};
+  ts_spec *sp = ts_spec_new(&lin, &s, 12);
+  const int blocks[4] = {1, 3, 6, 0}; /* 0: scheduled per round */
+  enum { N = 15000 };
+  double M = 4.0 * N;
+  for (int bi = 0; bi < 4; bi++) {
+    ts_spec_stats st;
+    long r1;
+    double mean, var;
+    lin_chains(sp, &d, blocks[bi], N, 200 + bi, &mean, &var, &st, &r1);
+    double acc = (double)st.accepted / st.drafted;
+    fprintf(stderr, "learned-drafter Gaussian chain, block %d: acceptance %.3f, draft 1 rejected in %.1f%% of rounds, "
+            "%.1f target + %.1f drafter calls per chain, variance ratio %.4f (4 se = %.4f)\n", blocks[bi], acc,
+            100.0 * r1 / st.rounds, (double)st.target_calls / N, (double)st.drafter_calls / N, var / v,
+            4 * sqrt(2.0 / M));
+    ck_assert_msg(fabs(mean) < 4 * sqrt(v / M), "block %d: mean %g", blocks[bi], mean);
+    ck_assert_msg(fabs(var / v - 1) < 4 * sqrt(2.0 / M), "block %d: variance %g, exact %g (acceptance %.3f)", blocks[bi],
+                  var, v, acc);
+    ck_assert_msg(acc > 0.3 && acc < 0.95, "block %d: acceptance %.3f", blocks[bi], acc);
+    ck_assert_msg(r1 > st.rounds / 50, "block %d: draft 1 rejected in %ld of %ld rounds", blocks[bi], r1, st.rounds);
+    ck_assert_int_eq(st.drafter_calls, st.drafted);
+    ck_assert(st.target_calls <= st.rounds + N); /* one per round, plus the last step's at most */
+  }
+  /* Without verification the chain is the drafter's: its variance is off by many se. */
+  ts_spec_set_verify(sp, 0);
+  ts_spec_stats st;
+  long r1;
+  double mean, var;
+  enum { NA = 2000 };
+  lin_chains(sp, &d, 4, NA, 300, &mean, &var, &st, &r1);
+  fprintf(stderr, "learned-drafter Gaussian chain, keep every draft: variance ratio %.4f\n", var / v);
+  ck_assert_msg(fabs(var / v - 1) > 8 * sqrt(2.0 / (4.0 * NA)), "keep-every-draft variance %g vs %g: the test has no power",
+                var, v);
+  /* A drafter of another shape is refused. */
+  ts_denoiser wrong = {&lin_ops, NULL, 2, 2, 1, 0, 0};
+  ts_drafter dw = {0, &wrong};
+  ts_rng r0;
+  ts_rng_init(&r0, 1);
+  ts_spec_begin(sp, (float[]){0}, &r0);
+  ck_assert_int_eq(ts_spec_round(sp, &dw, 2, &r0, NULL), -1);
+  ts_spec_free(sp);
+}
+END_TEST
+
+/* The U-Net's two denoisers behind the one interface: the same function, their costs, their
+ * counters, and refusals. */
+START_TEST(test_unet_denoisers) {
+  ts_config c;
+  ts_config_defaults(&c);
+  ck_assert_int_eq(ts_config_override(&c, "model.down_dims=8,16"), 0);
+  ck_assert_int_eq(ts_config_override(&c, "model.step_embed_dim=16"), 0);
+  ts_unet_cfg uc = ts_unet_cfg_from(&c, 2, 20);
+  ck_assert_int_eq(uc.global_cond_dim, 40);
+  /* Multiply-adds at horizon 16 (kernel 5, FiLM input 16 + 40), by hand:
+   *   step MLP 16x64 + 64x16                                                        2,048
+   *   down 0 (length 16): 2->8 block 1280 + 5120 + res 256 + FiLM 56x16 = 7552;
+   *     8->8 block 5120 + 5120 + 896 = 11136; downsample 8 x 8x8x3 = 1536         20,224
+   *   down 1 (length 8): 8->16 block 5120 + 10240 + res 1024 + FiLM 56x32 = 18176;
+   *     16->16 block 10240 + 10240 + 1792 = 22272                                   40,448
+   *   mid (length 8): two 16->16 blocks                                             44,544
+   *   up 0 (length 8): 32->8 block 10240 + 2560 + res 2048 + 896 = 15744;
+   *     8->8 block 2560 + 2560 + 896 = 6016; upsample 8 x 8x8x4 = 2048             23,808
+   *   final: 16 x 8x8x5 + 16 x 2x8                                                  5,376
+   * total 136,448; without the step path (MLP and the 16 x 2 cout step half of the 8 FiLM
+   * linears, 32 x 96 = 3,072): 131,328. */
+  ck_assert_double_eq(ts_unet_flops(&uc, 16, 1), 2 * 136448.0);
+  ck_assert_double_eq(ts_unet_flops(&uc, 16, 0), 2 * 131328.0);
+  ts_unet *u = ts_unet_new(&uc);
+  ts_rng r;
+  ts_rng_init(&r, 4);
+  ts_unet_init(u, &r);
+  ts_denoiser eng, plain, tape;
+  ck_assert_int_eq(ts_denoiser_unet_engine(&eng, u, 16, 100, 1), 0);
+  ck_assert_int_eq(ts_denoiser_unet_engine(&plain, u, 16, 0, 2), 0);
+  ck_assert_int_eq(ts_denoiser_unet_tape(&tape, u, 16), 0);
+  ck_assert_str_eq(eng.ops->kind, "unet-engine");
+  ck_assert_str_eq(tape.ops->kind, "unet-tape");
+  ck_assert(eng.horizon == 16 && eng.act_dim == 2 && eng.cond_dim == 40 && ts_denoiser_same_shape(&eng, &tape));
+  ck_assert_double_eq(eng.flops, 2 * 131328.0); /* the step path is looked up */
+  ck_assert_double_eq(plain.flops, 2 * 136448.0);
+  ck_assert_double_eq(tape.flops, 2 * 136448.0);
+  ck_assert_ptr_nonnull(ts_denoiser_unet_plan(&eng));
+  ck_assert_ptr_null(ts_denoiser_unet_plan(&tape));
+  enum { B = 3, NX = B * 16 * 2 };
+  float x[NX], cond[B * 40], e1[NX], e2[NX], e3[NX];
+  int t[B] = {0, 57, 99};
+  ts_rng_fill_normal(&r, x, NX);
+  ts_rng_fill_normal(&r, cond, B * 40);
+  ts_denoiser_set_threads(&tape, 2); /* no threads of its own: ignored */
+  ts_denoiser_reserve(&tape, B);
+  ts_denoiser_eps(&eng, x, t, cond, B, e1);
+  ts_denoiser_eps(&plain, x, t, cond, B, e2);
+  ts_denoiser_eps(&tape, x, t, cond, B, e3);
+  ts_denoiser_eps(&tape, x, t, cond, 1, e3); /* row 0 again, batch 1 */
+  ck_assert_msg(rel_err(e1, e3, NX, 1e-2) < 1e-5, "engine vs tape %g", rel_err(e1, e3, NX, 1e-2));
+  ck_assert_msg(rel_err(e2, e3, NX, 1e-2) < 1e-5, "engine without table vs tape %g", rel_err(e2, e3, NX, 1e-2));
+  ck_assert(eng.calls == 1 && plain.calls == 1 && tape.calls == 2);
+  /* The engine allocates nothing for batches it was reserved for. */
+  long a0 = ts_unet_plan_allocs(ts_denoiser_unet_plan(&eng));
+  ts_denoiser_eps(&eng, x, t, cond, 2, e1);
+  ck_assert_int_eq(ts_unet_plan_allocs(ts_denoiser_unet_plan(&eng)), a0);
+  /* A horizon the U-Net cannot halve is refused with a message. */
+  ts_denoiser bad;
+  ck_assert_int_ne(ts_denoiser_unet_engine(&bad, u, 15, 100, 1), 0);
+  ck_assert_msg(strstr(ts_error(), "horizon 15"), "%s", ts_error());
+  ck_assert_int_ne(ts_denoiser_unet_tape(&bad, u, 0), 0);
+  ts_denoiser_free(&bad); /* zeroed by the failed constructor: a no-op */
+  ts_denoiser_free(&eng);
+  ts_denoiser_free(&eng); /* twice is safe */
+  ts_denoiser_free(&plain);
+  ts_denoiser_free(&tape);
+  ts_unet_free(u);
+}
+END_TEST
+
+/* The perturbed drafter's strength on the policy's U-Net (test_policy_sampling). */
+#define SPEC_DRAFT_C 1.0f
 
 START_TEST(test_policy_sampling) {
   ts_config c;
@@ -316,12 +522,14 @@ START_TEST(test_policy_sampling) {
   for (int i = 0; i < 120; i++) obs[i] = 100.0f + (float)(i % 40);
   ts_rng r1, r2;
   /* Same seed, same chunks; the inference path allocates nothing after the first call. */
+  const ts_sampler ddpm = {.kind = TS_SAMPLER_DDPM}, ddim10 = {.kind = TS_SAMPLER_DDIM, .steps = 10};
   ts_rng_init(&r1, 5);
-  ck_assert_int_eq(ts_policy_sample(&p, obs, 3, "ddpm", 100, &r1, a1), 0);
-  long m0 = ts_unet_plan_allocs(p.plan);
+  ck_assert_int_eq(ts_policy_sample(&p, obs, 3, &ddpm, &r1, a1), 0);
+  long m0 = ts_unet_plan_allocs(ts_denoiser_unet_plan(&p.target)), c0 = p.target.calls;
   ts_rng_init(&r2, 5);
-  ck_assert_int_eq(ts_policy_sample(&p, obs, 3, "ddpm", 100, &r2, a2), 0);
-  ck_assert_int_eq(ts_unet_plan_allocs(p.plan), m0);
+  ck_assert_int_eq(ts_policy_sample(&p, obs, 3, &ddpm, &r2, a2), 0);
+  ck_assert_int_eq(ts_unet_plan_allocs(ts_denoiser_unet_plan(&p.target)), m0);
+  ck_assert_int_eq(p.target.calls - c0, 100);
   ck_assert_mem_eq(a1, a2, sizeof a1);
   /* Actions come back unnormalised: inside the training range (clip_sample bounds x0). */
   for (int i = 0; i < 96; i += 2) {
@@ -329,15 +537,19 @@ START_TEST(test_policy_sampling) {
   }
   /* The engine and the autograd forward give the same chunks from the same seed (the whole
      100-step chain, clipping included), to float rounding. */
-  p.use_tape = 1;
+  ts_sampler ddpm_ref = {.kind = TS_SAMPLER_DDPM, .target = ts_policy_reference(&p)};
+  ck_assert_ptr_nonnull(ddpm_ref.target);
+  ck_assert_str_eq(ddpm_ref.target->ops->kind, "unet-tape");
   ts_rng_init(&r2, 5);
-  ck_assert_int_eq(ts_policy_sample(&p, obs, 3, "ddpm", 100, &r2, a2), 0);
-  p.use_tape = 0;
+  ck_assert_int_eq(ts_policy_sample(&p, obs, 3, &ddpm_ref, &r2, a2), 0);
+  ck_assert_int_eq(p.reference.calls, 100);
   double worst = 0, range = p.nact.max[0] - p.nact.min[0];
   for (int i = 0; i < 96; i++) worst = fmax(worst, fabs(a1[i] - a2[i]));
   ck_assert_msg(worst <= 1e-4 * range, "engine vs tape DDPM chunk: max difference %g (range %g)", worst, range);
-  ck_assert_int_eq(ts_policy_sample(&p, obs, 3, "ddim", 10, &r1, a1), 0);
-  ck_assert_int_ne(ts_policy_sample(&p, obs, 3, "euler", 10, &r1, a1), 0);
+  ck_assert_int_eq(ts_policy_sample(&p, obs, 3, &ddim10, &r1, a1), 0);
+  ck_assert_int_lt(ts_enum_parse(ts_sampler_names, "euler", "sampler"), 0);
+  ck_assert_int_ne(ts_policy_sample(&p, obs, 3, &(ts_sampler){.kind = TS_SAMPLER_COUNT, .steps = 10}, &r1, a1), 0);
+  ck_assert_int_ne(ts_policy_sample(&p, obs, 3, &(ts_sampler){.kind = TS_SAMPLER_SPEC, .steps = 0}, &r1, a1), 0);
   /* Speculative sampling (frozen-target drafter) draws DDPM's distribution: 300 chunks each,
    * energy-distance permutation test at fixed seeds. The same test rejects the lossy variant
    * that keeps every draft, so it can see a difference of that size. The briefly trained
@@ -350,19 +562,21 @@ START_TEST(test_policy_sampling) {
     ts_rng_init(&ri, 21);
     ts_unet_init(p.net, &ri);
     for (int64_t i = 0; i < p.net->final1.w->n; i++) p.net->final1.w->data[i] *= SPEC_GAIN; /* louder eps */
-    ts_unet_plan_free(p.plan);
-    p.plan = ts_unet_plan_new(p.net, p.horizon, p.sched.T, 1);
+    ts_denoiser_free(&p.target);
+    ck_assert_int_eq(ts_denoiser_unet_engine(&p.target, p.net, p.horizon, p.sched.T, 1), 0);
     float *ob3 = malloc(NS * 40 * sizeof(float)), *ad = malloc(NS * 32 * sizeof(float));
     float *as = malloc(NS * 32 * sizeof(float)), *an = malloc(NS * 32 * sizeof(float));
     for (int i = 0; i < NS * 40; i++) ob3[i] = obs[i % 40];
     ts_rng_init(&r1, 11);
-    ck_assert_int_eq(ts_policy_sample(&p, ob3, NS, "ddpm", 100, &r1, ad), 0);
-    ts_spec_stats st = {0};
-    ts_spec_opts so = {4, 0}, sn = {25, 1};
+    ck_assert_int_eq(ts_policy_sample(&p, ob3, NS, &ddpm, &r1, ad), 0);
+    ts_spec *sp = ts_spec_new(&p.target, &p.sched, 25), *sn = ts_spec_new(&p.target, &p.sched, 25);
+    ts_spec_set_verify(sn, 0);
+    ts_sampler so = {.kind = TS_SAMPLER_SPEC, .steps = 4, .spec = sp}, sv = {.kind = TS_SAMPLER_SPEC, .steps = 25, .spec = sn};
     ts_rng_init(&r1, 12);
-    ck_assert_int_eq(ts_spec_sample(&p, ob3, NS, &so, &r1, as, &st), 0);
+    ck_assert_int_eq(ts_policy_sample(&p, ob3, NS, &so, &r1, as), 0);
+    ts_spec_stats st = *ts_spec_stats_of(sp);
     ts_rng_init(&r1, 13);
-    ck_assert_int_eq(ts_spec_sample(&p, ob3, NS, &sn, &r1, an, NULL), 0);
+    ck_assert_int_eq(ts_policy_sample(&p, ob3, NS, &sv, &r1, an), 0);
     double e1, e2, p1 = energy_pvalue(as, ad, NS, 32, 200, 7, &e1), p2 = energy_pvalue(an, ad, NS, 32, 200, 7, &e2);
     fprintf(stderr, "spec test: acceptance %.3f, %.1f target calls per chunk, p = %.3f; keep-every-draft p = %.3f\n",
             (double)st.accepted / st.drafted, (double)st.target_calls / NS, p1, p2);
@@ -371,22 +585,45 @@ START_TEST(test_policy_sampling) {
     /* Every chunk took fewer sequential target calls than DDPM's 100, and the counters add up. */
     ck_assert_int_eq(st.chunks, NS);
     ck_assert(st.target_calls < 100L * NS && st.accepted <= st.drafted && st.accepted >= st.rounds);
+    /* A learned-style drafter (the target's eps plus a smooth perturbation, so that draft 1 is
+     * often rejected): still DDPM's distribution, while keeping its every draft is not. */
+    perturbed q;
+    ts_denoiser dn = perturbed_of(&p.target, &q, SPEC_DRAFT_C);
+    ts_drafter d = {0, &dn};
+    ts_spec_reset_stats(sp);
+    ts_sampler sl = {.kind = TS_SAMPLER_SPEC, .steps = 4, .drafter = &d, .spec = sp};
+    ts_sampler sln = {.kind = TS_SAMPLER_SPEC, .steps = 4, .drafter = &d, .spec = sn};
+    ts_rng_init(&r1, 14);
+    ck_assert_int_eq(ts_policy_sample(&p, ob3, NS, &sl, &r1, as), 0);
+    st = *ts_spec_stats_of(sp);
+    ts_rng_init(&r1, 15);
+    ck_assert_int_eq(ts_policy_sample(&p, ob3, NS, &sln, &r1, an), 0);
+    double e3, e4, p3 = energy_pvalue(as, ad, NS, 32, 200, 7, &e3), p4 = energy_pvalue(an, ad, NS, 32, 200, 7, &e4);
+    fprintf(stderr, "spec test, perturbed drafter: acceptance %.3f, %.1f target + %.1f drafter calls per chunk, "
+            "p = %.3f; keep-every-draft p = %.3f\n", (double)st.accepted / st.drafted, (double)st.target_calls / NS,
+            (double)st.drafter_calls / NS, p3, p4);
+    ck_assert_msg(p3 > 0.01, "speculative (perturbed drafter) vs DDPM: energy %g, p = %g", e3, p3);
+    ck_assert_msg(p4 < 0.01, "keep-every-draft (perturbed drafter) vs DDPM: energy %g, p = %g (no power)", e4, p4);
+    ck_assert(st.chunks == NS && st.drafter_calls == st.drafted && st.accepted < st.drafted);
+    ts_spec_free(sp);
+    ts_spec_free(sn);
     free(ob3);
     free(ad);
     free(as);
     free(an);
   }
   /* A two-episode closed-loop evaluation runs and reports sane numbers. */
-  ts_eval_opts eo = {2, 100000, "ddim", 4, 1, NULL, 0, 1};
+  ts_eval_opts eo = {2, 100000, "ddim", 4, 1, NULL, 0, 1}; /* the sampler by name, as training's evaluation */
   ts_eval_result er;
   ck_assert_msg(ts_eval_pusht(&p, &eo, &er) == 0, "%s", ts_error());
   ck_assert(er.mean_score >= 0 && er.mean_score <= 1 && er.chunks > 0);
   /* The single-robot loop (ts_loop) and the lockstep evaluation apply the same rule: one
    * episode of each, same sampler seed, give the same score. */
-  ts_eval_opts e1 = {1, 100003, "ddim", 4, 9, NULL, 0, 1};
-  ck_assert_int_eq(ts_eval_pusht(&p, &e1, &er), 0);
+  const ts_sampler ddim4 = {.kind = TS_SAMPLER_DDIM, .steps = 4};
+  ts_eval_opts e1 = {.episodes = 1, .seed_start = 100003, .seed = 9, .quiet = 1};
+  ck_assert_int_eq(ts_eval_pusht_with(&p, &ddim4, &e1, &er), 0);
   ts_loop lp;
-  ck_assert_int_eq(ts_loop_init(&lp, &p, "ddim", 4, 9), 0);
+  ck_assert_int_eq(ts_loop_init(&lp, &p, &ddim4, 9), 0);
   ts_pusht *env = ts_pusht_new();
   ts_pusht_reset_seed(env, 100003);
   double best = 0;
@@ -405,21 +642,50 @@ START_TEST(test_policy_sampling) {
   /* A freshly loaded policy: after ts_loop_init the loop allocates nothing. */
   ts_policy p2;
   ck_assert_int_eq(ts_policy_load(&p2, ck, "ema"), 0);
-  ck_assert_int_eq(ts_loop_init(&lp, &p2, "ddim", 4, 9), 0);
-  long a0 = ts_unet_plan_allocs(p2.plan);
+  ck_assert_int_eq(ts_loop_init(&lp, &p2, &ddim4, 9), 0);
+  ts_unet_plan *plan2 = ts_denoiser_unet_plan(&p2.target);
+  long a0 = ts_unet_plan_allocs(plan2);
   float ob2[TS_PUSHT_OBS_DIM] = {0}, act2[2];
   for (int step = 0; step < 20; step++) ck_assert_int_eq(ts_loop_act(&lp, ob2, act2), 0);
-  ck_assert_int_eq(ts_unet_plan_allocs(p2.plan), a0);
+  ck_assert_int_eq(ts_unet_plan_allocs(plan2), a0);
   ts_loop_free(&lp);
   /* The same with the speculative sampler. */
-  ck_assert_int_eq(ts_loop_init(&lp, &p2, "spec", 4, 9), 0);
-  a0 = ts_unet_plan_allocs(p2.plan);
-  size_t cap0 = p2.spec_cap;
-  float *buf0 = p2.spec_buf;
+  ck_assert_int_eq(ts_loop_init(&lp, &p2, &(ts_sampler){.kind = TS_SAMPLER_SPEC, .steps = 4}, 9), 0);
+  a0 = ts_unet_plan_allocs(plan2);
+  ts_spec *sp0 = lp.sampler.spec;
+  ck_assert(sp0 && lp.spec == sp0);
   for (int step = 0; step < 20; step++) ck_assert_int_eq(ts_loop_act(&lp, ob2, act2), 0);
-  ck_assert_int_eq(ts_unet_plan_allocs(p2.plan), a0);
-  ck_assert(p2.spec_cap == cap0 && p2.spec_buf == buf0 && p2.spec.chunks > 0);
+  ck_assert_int_eq(ts_unet_plan_allocs(plan2), a0);
+  ck_assert(lp.sampler.spec == sp0 && ts_spec_stats_of(sp0)->chunks == lp.chunks && lp.chunks > 0);
   ts_loop_free(&lp);
+  /* And with a learned-style drafter, which the loop reserves too. */
+  perturbed q2;
+  ts_denoiser dn2 = perturbed_of(&p2.target, &q2, SPEC_DRAFT_C);
+  ts_drafter d2 = {0, &dn2};
+  ck_assert_int_eq(ts_loop_init(&lp, &p2, &(ts_sampler){.kind = TS_SAMPLER_SPEC, .steps = 3, .drafter = &d2}, 9), 0);
+  a0 = ts_unet_plan_allocs(plan2);
+  for (int step = 0; step < 20; step++) ck_assert_int_eq(ts_loop_act(&lp, ob2, act2), 0);
+  ck_assert_int_eq(ts_unet_plan_allocs(plan2), a0);
+  ck_assert(ts_spec_stats_of(lp.spec)->drafter_calls > 0);
+  ts_loop_free(&lp);
+  /* A checkpoint whose model type this build cannot run yet: one line, nothing leaked. */
+  {
+    ts_config ct = p2.cfg;
+    ck_assert_int_eq(ts_config_override(&ct, "model.type=transformer"), 0);
+    char tf[600], *ini = ts_config_to_ini(&ct);
+    snprintf(tf, sizeof tf, "%s/transformer.h5", tmp_dir());
+    ts_h5 *f = ts_h5_create(tf);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(ts_h5_attr_str(f, "/", "config", ini), 0);
+    ck_assert_int_eq(ts_norm_save(f, "normalizer/obs", &p2.nobs), 0);
+    ck_assert_int_eq(ts_norm_save(f, "normalizer/action", &p2.nact), 0);
+    ck_assert_int_eq(ts_h5_commit(f), 0);
+    free(ini);
+    ts_policy pt;
+    ck_assert_int_ne(ts_policy_load(&pt, tf, "ema"), 0);
+    ck_assert_msg(strstr(ts_error(), "transformer") && strstr(ts_error(), "not supported") && !strchr(ts_error(), '\n'),
+                  "%s", ts_error());
+  }
   ts_policy_free(&p2);
   ts_policy_free(&p);
   /* A checkpoint from a different architecture is refused naming the tensor. */
@@ -447,9 +713,11 @@ Suite *suite_infer(void) {
   tcase_add_test(tc, test_config_validation);
   tcase_add_test(tc, test_train_resume_is_exact);
   tcase_add_test(tc, test_train_transformer_resume_is_exact);
+  tcase_add_test(tc, test_unet_denoisers);
   tcase_add_test(tc, test_policy_sampling);
   tcase_add_test(tc, test_spec_rule);
   tcase_add_test(tc, test_spec_exact_gaussian);
+  tcase_add_test(tc, test_spec_learned_gaussian);
   suite_add_tcase(s, tc);
   return s;
 }
