@@ -36,7 +36,9 @@ void ts_packed_free(ts_packed *w) {
 
 /* One tile: rows r[0..nr) (nr <= 4) times one 16-channel panel a (K x 16). */
 static void tile_c(int K, const float *a, const float *const *r, float *const *o, int nr, int mr,
-                   const float *bias) {
+                   const float *bias, const char *pf, int every) {
+  (void)pf;
+  (void)every;
   float acc[4][TS_MR] = {{0}};
   for (int j = 0; j < nr; j++) {
     const float *x = r[j];
@@ -124,22 +126,38 @@ static void attend_c(const float *q, const float *k, const float *v, int ks, int
 #if TS_X86
 #define AVX2 __attribute__((target("avx2,fma")))
 
+/* pf: when not NULL, one cache line of weights to prefetch every `every` values of k, from pf on
+ * (ts_gemm_rows spreads the next panel over the tiles of the current one). */
 AVX2 static void tile_avx2(int K, const float *a, const float *const *r, float *const *o, int nr, int mr,
-                           const float *bias) {
+                           const float *bias, const char *pf, int every) {
   const float *r0 = r[0], *r1 = r[nr > 1], *r2 = r[nr > 2 ? 2 : 0], *r3 = r[nr > 3 ? 3 : 0];
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
-  for (int k = 0; k < K; k++, a += TS_MR) {
-    __m256 a0 = _mm256_load_ps(a), a1 = _mm256_load_ps(a + 8), b;
 #define ROW_FMA(rp, lo, hi)             \
   b = _mm256_broadcast_ss(rp + k);      \
   lo = _mm256_fmadd_ps(a0, b, lo);      \
   hi = _mm256_fmadd_ps(a1, b, hi)
-    ROW_FMA(r0, c00, c01);
-    ROW_FMA(r1, c10, c11);
-    ROW_FMA(r2, c20, c21);
-    ROW_FMA(r3, c30, c31);
-#undef ROW_FMA
+#define STEP                                                          \
+  {                                                                   \
+    __m256 a0 = _mm256_load_ps(a), a1 = _mm256_load_ps(a + 8), b;     \
+    ROW_FMA(r0, c00, c01);                                            \
+    ROW_FMA(r1, c10, c11);                                            \
+    ROW_FMA(r2, c20, c21);                                            \
+    ROW_FMA(r3, c30, c31);                                            \
   }
+  if (pf) {
+    for (int k = 0, cnt = every; k < K; k++, a += TS_MR) {
+      STEP
+      if (--cnt == 0) {
+        _mm_prefetch(pf, _MM_HINT_T0);
+        pf += 64;
+        cnt = every;
+      }
+    }
+  } else {
+    for (int k = 0; k < K; k++, a += TS_MR) STEP
+  }
+#undef STEP
+#undef ROW_FMA
   float tb[TS_MR] = {0};
   if (bias) memcpy(tb, bias, (size_t)mr * sizeof(float));
   __m256 b0 = _mm256_loadu_ps(tb), b1 = _mm256_loadu_ps(tb + 8);
@@ -339,7 +357,8 @@ AVX2 static void attend_avx2(const float *q, const float *k, const float *v, int
 
 /* ---------- dispatch ---------- */
 
-typedef void (*tile_fn)(int, const float *, const float *const *, float *const *, int, int, const float *);
+typedef void (*tile_fn)(int, const float *, const float *const *, float *const *, int, int, const float *, const char *,
+                        int);
 static tile_fn tile = tile_c;
 static void (*mish_fn)(float *, int) = mish_c;
 typedef void (*norm_fn)(float *, const float *, const float *, const float *, const float *, const float *,
@@ -398,14 +417,20 @@ int ts_kernels_set_avx2(int on) {
 void ts_gemm_rows(const ts_packed *w, const float *const *in, float *const *out, int N, const float *bias,
                   int p0, int p1) {
   pthread_once(&once, pick);
+  /* While the row tiles run over panel p, the first (up to 4) of them prefetch panel p + 1 (K
+   * cache lines), a line every `ev` values of k each, so that the weights stream from memory
+   * at the pace of the arithmetic instead of in bursts between panels. */
+  int tiles = (N + 3) / 4, ev = tiles < 4 ? tiles : 4;
+  size_t seg = (size_t)(w->K / ev) * 64, panel = (size_t)w->K * TS_MR;
   for (int p = p0; p < p1; p++) {
-    const float *a = w->data + (size_t)p * w->K * TS_MR;
+    const float *a = w->data + (size_t)p * panel;
     int m0 = p * TS_MR, mr = w->M - m0 < TS_MR ? w->M - m0 : TS_MR;
-    for (int n = 0; n < N; n += 4) {
+    for (int n = 0, j = 0; n < N; n += 4, j++) {
       int nr = N - n < 4 ? N - n : 4;
       float *o[4];
-      for (int j = 0; j < nr; j++) o[j] = out[n + j] + m0;
-      tile(w->K, a, in + n, o, nr, mr, bias ? bias + m0 : NULL);
+      for (int i = 0; i < nr; i++) o[i] = out[n + i] + m0;
+      const char *pf = j < ev && p + 1 < p1 ? (const char *)(a + panel) + j * seg : NULL;
+      tile(w->K, a, in + n, o, nr, mr, bias ? bias + m0 : NULL, pf, ev);
     }
   }
 }
