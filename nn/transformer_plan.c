@@ -95,7 +95,14 @@ static double lin_bytes(const plin *l) { return (double)l->w.panels * l->w.K * T
 
 enum { EPI_NONE, EPI_MISH, EPI_GELU };
 
-typedef struct { const ts_packed *w; const float *const *in; float *const *out; int N; const float *bias; int epi; } gjob;
+typedef struct {
+  const ts_packed *w;
+  const float *const *in;
+  float *const *out;
+  int N, per; /* rows; panels per chunk */
+  const float *bias;
+  int epi;
+} gjob;
 
 /* Panels [p0, p1) for every row, then the activation over the columns those panels wrote. */
 static void gjob_panels(const gjob *j, int p0, int p1) {
@@ -108,73 +115,91 @@ static void gjob_panels(const gjob *j, int p0, int p1) {
   }
 }
 
-static void gjob_run(void *v, int i, int n) {
-  gjob *j = v;
-  int P = j->w->panels, p0 = (int)((int64_t)P * i / n), p1 = (int)((int64_t)P * (i + 1) / n);
-  if (p0 < p1) gjob_panels(j, p0, p1);
+static void gjob_chunk(void *v, int c, int tid) {
+  const gjob *j = v;
+  (void)tid;
+  int p0 = c * j->per, p1 = p0 + j->per < j->w->panels ? p0 + j->per : j->w->panels;
+  gjob_panels(j, p0, p1);
+}
+
+/* Chunks of work handed to whichever pool thread is free (ts_pool_for): about `per_thread`
+ * chunks per thread, so a thread the OS has descheduled holds up little. */
+static int chunk_size(const ts_transformer_plan *p, int units, int per_thread) {
+  int want = ts_pool_size(p->pool) * per_thread, per = (units + want - 1) / want;
+  return per > 0 ? per : 1;
 }
 
 /* out rows rout[n] = act(W rin[n] + b) for n < N. */
 static void gemm(ts_transformer_plan *p, const plin *l, int N, int epi) {
   if (N <= 0) return;
-  gjob j = {&l->w, p->a.rin, p->a.rout, N, l->b, epi};
+  gjob j = {&l->w, p->a.rin, p->a.rout, N, l->w.panels, l->b, epi};
   /* Below ~16k multiply-adds a second thread costs more than it saves (as the U-Net engine). */
-  if (ts_pool_size(p->pool) > 1 && l->w.panels > 1 && (int64_t)N * l->w.K * l->w.panels * TS_MR > 16384)
-    ts_pool_run(p->pool, gjob_run, &j);
-  else
+  if (ts_pool_size(p->pool) > 1 && l->w.panels > 1 && (int64_t)N * l->w.K * l->w.panels * TS_MR > 16384) {
+    j.per = chunk_size(p, l->w.panels, 4);
+    ts_pool_for(p->pool, (l->w.panels + j.per - 1) / j.per, gjob_chunk, &j);
+  } else {
     gjob_panels(&j, 0, l->w.panels);
+  }
 }
 
-/* h += add (row n of add is add + (n % period) E; none when add is NULL), y = LayerNorm(h). */
-typedef struct { float *h; const float *add; int period; const float *const *g; float *y; int N, E; } lnjob;
+/* h += add (row n of add is add + (n % period) E; none when add is NULL), y = LayerNorm(h);
+ * rows [c per, (c + 1) per) of N. */
+typedef struct { float *h; const float *add; int period; const float *const *g; float *y; int N, E, per; } lnjob;
 
-static void ln_run(void *v, int i, int n) {
+static void ln_chunk(void *v, int c, int tid) {
   const lnjob *j = v;
-  for (int r = j->N * i / n; r < j->N * (i + 1) / n; r++)
+  (void)tid;
+  int r1 = (c + 1) * j->per < j->N ? (c + 1) * j->per : j->N;
+  for (int r = c * j->per; r < r1; r++)
     ts_add_layer_norm_row(j->h + (size_t)r * j->E, j->add ? j->add + (size_t)(r % j->period) * j->E : NULL, j->g[0],
                           j->g[1], LN_EPS, j->y + (size_t)r * j->E, j->E);
 }
 
 static void add_ln(ts_transformer_plan *p, int N, const float *add, int period, float *const *g) {
-  lnjob j = {p->a.h, add, period, (const float *const *)g, p->a.ln, N, p->E};
-  if (ts_pool_size(p->pool) > 1 && (int64_t)N * p->E >= 16384) ts_pool_run(p->pool, ln_run, &j);
-  else ln_run(&j, 0, 1);
+  lnjob j = {p->a.h, add, period, (const float *const *)g, p->a.ln, N, p->E, N};
+  if (ts_pool_size(p->pool) > 1 && (int64_t)N * p->E >= 16384) {
+    j.per = chunk_size(p, N, 2);
+    ts_pool_for(p->pool, (N + j.per - 1) / j.per, ln_chunk, &j);
+  } else {
+    ln_chunk(&j, 0, 0);
+  }
 }
 
-/* Attention of every (item, head): self (queries, keys and values in qkv, causal mask as
- * key counts) or cross (queries in qkv's first E columns, keys and values in kv for layer l). */
-typedef struct { ts_transformer_plan *p; int B, cross, l; } ajob;
+/* Attention of one (item, head) pair: self (queries, keys and values in qkv, the causal mask
+ * as key counts) or cross (queries in qkv's first E columns, keys and values in kv for layer
+ * l); thread tid's score row as scratch. */
+typedef struct { ts_transformer_plan *p; int cross, l; } ajob;
 
-static void attn_run(void *v, int i, int n) {
+static void attn_pair(void *v, int bh, int tid) {
   const ajob *j = v;
   const ts_transformer_plan *p = j->p;
   const acts *a = &p->a;
-  int E = p->E, Dh = p->Dh, T = p->T, Tc = p->Tc, causal = p->cfg.causal_attn, pairs = j->B * p->H;
-  float *s = a->score + (size_t)i * (T > Tc ? T : Tc);
-  for (int bh = pairs * i / n; bh < pairs * (i + 1) / n; bh++) {
-    int b = bh / p->H, hd = (bh % p->H) * Dh;
-    const float *k;
-    int ks;
-    if (j->cross) {
-      k = a->kv + ((size_t)b * p->L + j->l) * Tc * 2 * E + hd;
-      ks = 2 * E;
-    } else {
-      k = a->qkv + (size_t)b * T * 3 * E + E + hd;
-      ks = 3 * E;
-    }
-    for (int r = 0; r < T; r++) {
-      int nk = j->cross ? (causal && r + 2 < Tc ? r + 2 : Tc) : (causal ? r + 1 : T);
-      size_t row = (size_t)b * T + r;
-      ts_attend_row(a->qkv + row * 3 * E + hd, k, k + E, ks, nk, Dh, p->scale, s, a->att + row * E + hd);
-    }
+  int E = p->E, Dh = p->Dh, T = p->T, Tc = p->Tc, causal = p->cfg.causal_attn;
+  int b = bh / p->H, hd = (bh % p->H) * Dh;
+  float *s = a->score + (size_t)tid * (T > Tc ? T : Tc);
+  const float *k;
+  int ks;
+  if (j->cross) {
+    k = a->kv + ((size_t)b * p->L + j->l) * Tc * 2 * E + hd;
+    ks = 2 * E;
+  } else {
+    k = a->qkv + (size_t)b * T * 3 * E + E + hd;
+    ks = 3 * E;
+  }
+  for (int r = 0; r < T; r++) {
+    int nk = j->cross ? (causal && r + 2 < Tc ? r + 2 : Tc) : (causal ? r + 1 : T);
+    size_t row = (size_t)b * T + r;
+    ts_attend_row(a->qkv + row * 3 * E + hd, k, k + E, ks, nk, Dh, p->scale, s, a->att + row * E + hd);
   }
 }
 
 static void attention(ts_transformer_plan *p, int B, int cross, int l) {
-  ajob j = {p, B, cross, l};
+  ajob j = {p, cross, l};
+  int pairs = B * p->H;
   int64_t work = (int64_t)B * p->T * (cross ? p->Tc : p->T) * p->E;
-  if (ts_pool_size(p->pool) > 1 && B * p->H > 1 && work >= 32768) ts_pool_run(p->pool, attn_run, &j);
-  else attn_run(&j, 0, 1);
+  if (ts_pool_size(p->pool) > 1 && pairs > 1 && work >= 32768) ts_pool_for(p->pool, pairs, attn_pair, &j);
+  else
+    for (int bh = 0; bh < pairs; bh++) attn_pair(&j, bh, 0);
 }
 
 /* ---------- condition memory ---------- */
