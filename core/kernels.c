@@ -341,7 +341,26 @@ AVX2 static void attend_avx2(const float *q, const float *k, const float *v, int
     for (int d = D8; d < D; d++) dot += q[d] * kj[d];
     s[j] = dot * scale;
   }
-  float inv = softmax_inplace(s, nk);
+  float mx = s[0], sum;
+  for (int j = 1; j < nk; j++) mx = s[j] > mx ? s[j] : mx;
+  __m256 mv = _mm256_set1_ps(mx), acc = _mm256_setzero_ps();
+  int j = 0;
+  for (; j + 8 <= nk; j += 8) {
+    __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(s + j), mv));
+    _mm256_storeu_ps(s + j, e);
+    acc = _mm256_add_ps(acc, e);
+  }
+  sum = hsum8(acc);
+  if (j < nk) { /* the last nk - j < 8 scores through a padded copy */
+    float t[8];
+    for (int i = 0; i < 8; i++) t[i] = j + i < nk ? s[j + i] - mx : -100.0f;
+    _mm256_storeu_ps(t, exp_avx2(_mm256_loadu_ps(t)));
+    for (int i = 0; j + i < nk; i++) {
+      s[j + i] = t[i];
+      sum += t[i];
+    }
+  }
+  float inv = 1.0f / sum;
   for (int d = 0; d < D8; d += 8) {
     __m256 acc = _mm256_setzero_ps();
     for (int j = 0; j < nk; j++) acc = _mm256_fmadd_ps(_mm256_set1_ps(s[j]), _mm256_loadu_ps(v + (size_t)j * ks + d), acc);
