@@ -351,10 +351,13 @@ AVX2 static void attend_avx2(const float *q, const float *k, const float *v, int
     acc = _mm256_add_ps(acc, e);
   }
   sum = hsum8(acc);
-  if (j < nk) { /* the last nk - j < 8 scores through a padded copy */
+  if (j < nk) { /* the last nk - j < 8 scores by a masked load (a padded copy made of scalar stores
+                 * stalled the vector load that read it back) */
+    __m256i lane = _mm256_cmpgt_epi32(_mm256_set1_epi32(nk - j), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    __m256 e = exp_avx2(_mm256_blendv_ps(_mm256_set1_ps(-100.0f), _mm256_sub_ps(_mm256_maskload_ps(s + j, lane), mv),
+                                         _mm256_castsi256_ps(lane)));
     float t[8];
-    for (int i = 0; i < 8; i++) t[i] = j + i < nk ? s[j + i] - mx : -100.0f;
-    _mm256_storeu_ps(t, exp_avx2(_mm256_loadu_ps(t)));
+    _mm256_storeu_ps(t, e);
     for (int i = 0; j + i < nk; i++) {
       s[j + i] = t[i];
       sum += t[i];

@@ -345,13 +345,15 @@ START_TEST(test_transformer_kernels) {
                       n, i, out[i], ref);
       }
     }
-    for (int D = 3; D <= 21; D += 9) /* one attention query over 1 .. 5 keys, keys 24 floats apart */
-      for (int nk = 1; nk <= 5; nk += 2) {
-        float q[21], kv[5 * 24], s[5], o[21];
+    const int nks[6] = {1, 3, 5, 8, 13, 16}; /* blocks of 8 keys and the rest */
+    for (int D = 3; D <= 21; D += 9) /* one attention query, keys 24 floats apart */
+      for (int ki = 0; ki < 6; ki++) {
+        int nk = nks[ki];
+        float q[21], kv[16 * 24], s[16], o[21];
         ts_rng_fill_normal(&rng, q, D);
-        ts_rng_fill_normal(&rng, kv, 5 * 24);
+        ts_rng_fill_normal(&rng, kv, 16 * 24);
         ts_attend_row(q, kv, kv + 2, 24, nk, D, 0.7f, s, o);
-        double w[5], mx = -1e300, sum = 0;
+        double w[16], mx = -1e300, sum = 0;
         for (int j = 0; j < nk; j++) {
           w[j] = 0;
           for (int d = 0; d < D; d++) w[j] += (double)q[d] * kv[j * 24 + d];
