@@ -24,10 +24,10 @@ typedef struct {
   float *ln[3][2]; /* norm1, norm2, norm3: weight, bias (E) */
 } player;
 
-/* Every buffer a forward touches, sized together by size_acts for batches up to B, with
- * N = B T trunk rows and R = max(B Tc, TOK_CHUNK) memory-token rows (Tc = 1 + n_obs_steps).
- * Shapes are row-major: (B, T, E) is N rows of E floats, row b T + i for action token i of
- * item b. */
+/* tf_activations: every buffer a forward touches (the engine's ActivationTensors), sized
+ * together by size_acts for batches up to B, with N = B T trunk rows and R = max(B Tc,
+ * TOK_CHUNK) memory-token rows (Tc = 1 + n_obs_steps). Shapes are row-major: (B, T, E) is N
+ * rows of E floats, row b T + i for action token i of item b. */
 typedef struct {
   float *h;     /* (B, T, E) the residual stream */
   float *ln;    /* (B, T, E) LayerNorm of h: the next GEMM's input */
@@ -48,7 +48,7 @@ typedef struct {
   float **rout;      /* (max(N, R)) GEMM output rows */
   float **mdst;      /* (R) memory-token destinations: the memory row */
   float **kdst;      /* (R) memory-token destinations: the layer-0 K | V row */
-} acts;
+} tf_activations;
 
 struct ts_transformer_plan {
   ts_transformer_cfg cfg;
@@ -63,7 +63,7 @@ struct ts_transformer_plan {
   float *freq;          /* (E/2) sinusoid frequencies, as ts_sinusoidal computes them */
   float *table;         /* (n_steps, (1 + 2L) E): per t the time token's memory row, then K | V per layer */
   ts_pool *pool;
-  acts a;
+  tf_activations a;
 };
 
 static float *dup(const float *x, size_t n) {
@@ -173,7 +173,7 @@ typedef struct { ts_transformer_plan *p; int cross, l; } ajob;
 static void attn_pair(void *v, int bh, int tid) {
   const ajob *j = v;
   const ts_transformer_plan *p = j->p;
-  const acts *a = &p->a;
+  const tf_activations *a = &p->a;
   int E = p->E, Dh = p->Dh, T = p->T, Tc = p->Tc, causal = p->cfg.causal_attn;
   int b = bh / p->H, hd = (bh % p->H) * Dh;
   float *s = a->score + (size_t)tid * (T > Tc ? T : Tc);
@@ -217,7 +217,7 @@ static void time_token(const ts_transformer_plan *p, int t, float *out) {
 /* Memory tokens tok rows 0 .. n-1 -> memory rows mdst[i] (encoder MLP) -> K | V rows of layer
  * l at kdst[i] + l kvstride. */
 static void encode(ts_transformer_plan *p, int n, size_t kvstride) {
-  acts *a = &p->a;
+  tf_activations *a = &p->a;
   int E = p->E;
   for (int i = 0; i < n; i++) {
     a->rin[i] = a->tok + (size_t)i * E;
@@ -241,7 +241,7 @@ static void encode(ts_transformer_plan *p, int n, size_t kvstride) {
 /* Fill kv for this call: observation tokens of items whose cond changed, time tokens from the
  * table or computed. */
 static void memory(ts_transformer_plan *p, const int *t, const float *cond, int B) {
-  acts *a = &p->a;
+  tf_activations *a = &p->a;
   int E = p->E, L = p->L, Tc = p->Tc, No = p->No, Dc = p->Dc, n = 0;
   size_t item = (size_t)L * Tc * 2 * E, od = (size_t)No * Dc; /* kv floats per item, cond floats per item */
   for (int b = 0; b < B && od > 0; b++) {
@@ -279,7 +279,7 @@ static void memory(ts_transformer_plan *p, const int *t, const float *cond, int 
 
 /* ---------- buffers ---------- */
 
-static void free_acts(acts *a) {
+static void free_acts(tf_activations *a) {
   float *f[] = {a->h, a->ln, a->qkv, a->att, a->proj, a->ff, a->tok, a->tokh, a->mem, a->kv, a->cond, a->score};
   for (size_t i = 0; i < sizeof f / sizeof *f; i++) free(f[i]);
   free(a->valid);
@@ -296,9 +296,9 @@ static float *fbuf(size_t n) {
   return x;
 }
 
-/* The one place that sizes acts (see its comment for the shapes). */
+/* The one place that sizes tf_activations (see its comment for the shapes). */
 static void size_acts(ts_transformer_plan *p, int B) {
-  acts *a = &p->a;
+  tf_activations *a = &p->a;
   free_acts(a);
   size_t E = (size_t)p->E, N = (size_t)B * p->T, R = (size_t)B * p->Tc > TOK_CHUNK ? (size_t)B * p->Tc : TOK_CHUNK;
   size_t rows = N > R ? N : R, maxk = (size_t)(p->T > p->Tc ? p->T : p->Tc);
@@ -456,7 +456,7 @@ void ts_transformer_plan_forward(ts_transformer_plan *p, const float *x, const i
                                  float *eps) {
   if (B < 1) return;
   ts_transformer_plan_reserve(p, B);
-  acts *a = &p->a;
+  tf_activations *a = &p->a;
   const int E = p->E, N = B * p->T, L = p->L;
   memory(p, t, cond, B);
   for (int n = 0; n < N; n++) {
