@@ -172,9 +172,11 @@ void ts_pool_for(ts_pool *p, int chunks, void (*fn)(void *, int, int), void *arg
   }
   unsigned g = publish(p, NULL, fn, arg, chunks);
   claim_chunks(p, g, chunks, fn, arg, 0);
-  long spins = 0; /* only chunks a worker has claimed are waited for */
+  /* Only chunks a worker has claimed are waited for; yield soon, in case that worker shares
+   * this core (a loaded machine). */
+  long spins = 0;
   while (atomic_load_explicit(&p->done, memory_order_acquire) < chunks)
-    if (++spins % 4096 == 0) sched_yield();
+    if (++spins % 256 == 0) sched_yield();
     else cpu_relax();
 }
 

@@ -10,6 +10,9 @@
 #define TOK_CHUNK 32   /* memory tokens encoded per GEMM while the timestep table is built */
 #define MAX_THREADS 16 /* ts_pool's limit: one attention score row per pool thread */
 #define LN_EPS 1e-5f
+#define SPIN_US 50     /* pool workers spin this long between jobs, then sleep: a forward's jobs
+                        * come microseconds apart, and a longer spin takes CPU from the caller when
+                        * the machine is loaded */
 
 /* A Linear packed for ts_gemm_rows: W (M x K) and bias (M). */
 typedef struct { ts_packed w; float *b; } plin;
@@ -379,7 +382,7 @@ ts_transformer_plan *ts_transformer_plan_new(const ts_transformer *m, int n_step
   int half = E / 2;
   p->freq = fbuf((size_t)(half ? half : 1));
   for (int k = 0; k < half; k++) p->freq[k] = expf(-(float)k * logf(10000.0f) / (float)(half - 1));
-  p->pool = ts_pool_new(threads < MAX_THREADS ? threads : MAX_THREADS, 200); /* workers spin 200 us between jobs */
+  p->pool = ts_pool_new(threads < MAX_THREADS ? threads : MAX_THREADS, SPIN_US);
   ts_transformer_plan_reserve(p, 1);
   /* The timestep table, TOK_CHUNK timesteps per GEMM (each row is computed as it would be alone). */
   p->n_steps = n_steps > 0 ? n_steps : 0;
@@ -429,7 +432,7 @@ void ts_transformer_plan_set_threads(ts_transformer_plan *p, int n) {
   if (n > MAX_THREADS) n = MAX_THREADS;
   if (n == ts_pool_size(p->pool)) return;
   ts_pool_free(p->pool);
-  p->pool = ts_pool_new(n, 200);
+  p->pool = ts_pool_new(n, SPIN_US);
 }
 
 long ts_transformer_plan_allocs(const ts_transformer_plan *p) { return p->allocs; }
