@@ -15,14 +15,27 @@
 
 typedef struct worker_arg { ts_pool *p; int i; } worker_arg;
 
+/* A published job. Static (ts_pool_run): every thread runs fn(arg, i, n) once and the caller
+ * waits for all. Claimed (ts_pool_for): cfn(arg, chunk, thread) for chunks claimed from the
+ * pool's claim word; the caller waits only for claimed chunks. Fields are atomics (relaxed):
+ * a worker that wakes late for a claimed job may read them while the caller already writes
+ * the slot's next job, and then discards what it read (see worker). */
+typedef struct {
+  _Atomic(void (*)(void *, int, int)) fn;
+  _Atomic(void (*)(void *, int, int)) cfn;
+  _Atomic(void *) arg;
+  atomic_int chunks; /* 0 for a static job */
+} job;
+
 struct ts_pool {
   int n, spin_us;
   pthread_t th[POOL_MAX];
   worker_arg wa[POOL_MAX];
-  void (*fn)(void *, int, int);
-  void *arg;
-  atomic_uint gen;
+  job slot[2];           /* job g in slot[g & 1] */
+  atomic_uint gen;       /* jobs published so far */
   atomic_int pending, quit;
+  _Atomic uint64_t claim; /* claimed job: (gen << 32) | chunks handed out */
+  atomic_int done;        /* claimed job: chunks finished */
   pthread_mutex_t mu;
   pthread_cond_t cv;
 };
@@ -31,6 +44,18 @@ static double now_us(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return 1e6 * (double)ts.tv_sec + 1e-3 * (double)ts.tv_nsec;
+}
+
+/* Run chunks of claimed job g (chunks of them) until none is left or the job is over. */
+static void claim_chunks(ts_pool *p, unsigned g, int chunks, void (*fn)(void *, int, int), void *arg, int tid) {
+  for (;;) {
+    uint64_t c = atomic_load_explicit(&p->claim, memory_order_acquire);
+    if ((unsigned)(c >> 32) != g || (int)(uint32_t)c >= chunks) return;
+    if (!atomic_compare_exchange_weak_explicit(&p->claim, &c, c + 1, memory_order_acq_rel, memory_order_relaxed))
+      continue;
+    fn(arg, (int)(uint32_t)c, tid);
+    atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+  }
 }
 
 static void *worker(void *v) {
@@ -48,10 +73,24 @@ static void *worker(void *v) {
       while (atomic_load_explicit(&p->gen, memory_order_acquire) == seen) pthread_cond_wait(&p->cv, &p->mu);
       pthread_mutex_unlock(&p->mu);
     }
-    seen = atomic_load_explicit(&p->gen, memory_order_acquire);
+    unsigned g = atomic_load_explicit(&p->gen, memory_order_acquire);
     if (atomic_load_explicit(&p->quit, memory_order_relaxed)) return NULL;
-    p->fn(p->arg, wa->i, p->n);
-    atomic_fetch_sub_explicit(&p->pending, 1, memory_order_release);
+    job *j = &p->slot[g & 1];
+    void (*fn)(void *, int, int) = atomic_load_explicit(&j->fn, memory_order_relaxed);
+    void (*cfn)(void *, int, int) = atomic_load_explicit(&j->cfn, memory_order_relaxed);
+    void *arg = atomic_load_explicit(&j->arg, memory_order_relaxed);
+    int chunks = atomic_load_explicit(&j->chunks, memory_order_relaxed);
+    /* A static job waits for this worker, so its slot cannot change under us; a claimed one may
+     * be over, and its slot rewritten, by now: then a newer job is published and we take that. */
+    atomic_thread_fence(memory_order_acquire);
+    if (atomic_load_explicit(&p->gen, memory_order_relaxed) != g) continue;
+    seen = g;
+    if (chunks > 0) {
+      claim_chunks(p, g, chunks, cfn, arg, wa->i);
+    } else {
+      fn(arg, wa->i, p->n);
+      atomic_fetch_sub_explicit(&p->pending, 1, memory_order_release);
+    }
   }
 }
 
@@ -74,18 +113,34 @@ ts_pool *ts_pool_new(int n, int spin_us) {
   return p;
 }
 
-static void wake(ts_pool *p) {
+/* Publish job gen + 1 (the caller is the only writer) and wake the sleepers. */
+static unsigned publish(ts_pool *p, void (*fn)(void *, int, int), void (*cfn)(void *, int, int), void *arg,
+                        int chunks) {
+  unsigned g = atomic_load_explicit(&p->gen, memory_order_relaxed) + 1;
+  job *j = &p->slot[g & 1];
+  /* Orders the previous publication before these writes: a worker that reads one of them
+   * then sees gen moved on (the seqlock pattern), and drops the slot. */
+  atomic_thread_fence(memory_order_release);
+  atomic_store_explicit(&j->fn, fn, memory_order_relaxed);
+  atomic_store_explicit(&j->cfn, cfn, memory_order_relaxed);
+  atomic_store_explicit(&j->arg, arg, memory_order_relaxed);
+  atomic_store_explicit(&j->chunks, chunks, memory_order_relaxed);
+  if (chunks > 0) {
+    atomic_store_explicit(&p->done, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->claim, (uint64_t)g << 32, memory_order_relaxed);
+  }
   pthread_mutex_lock(&p->mu);
-  atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
+  atomic_store_explicit(&p->gen, g, memory_order_release);
   pthread_cond_broadcast(&p->cv);
   pthread_mutex_unlock(&p->mu);
+  return g;
 }
 
 void ts_pool_free(ts_pool *p) {
   if (!p) return;
   if (p->n > 1) {
     atomic_store(&p->quit, 1);
-    wake(p);
+    publish(p, NULL, NULL, NULL, 0);
     for (int i = 1; i < p->n; i++) pthread_join(p->th[i], NULL);
   }
   pthread_mutex_destroy(&p->mu);
@@ -100,14 +155,28 @@ void ts_pool_run(ts_pool *p, void (*fn)(void *, int, int), void *arg) {
     fn(arg, 0, 1);
     return;
   }
-  p->fn = fn;
-  p->arg = arg;
   atomic_store_explicit(&p->pending, p->n - 1, memory_order_relaxed);
-  wake(p);
+  publish(p, fn, NULL, arg, 0);
   fn(arg, 0, p->n);
   long spins = 0;
   while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0)
     if (++spins % 4096 == 0) sched_yield();
+    else cpu_relax();
+}
+
+void ts_pool_for(ts_pool *p, int chunks, void (*fn)(void *, int, int), void *arg) {
+  if (chunks <= 0) return;
+  if (!p || p->n == 1 || chunks == 1) {
+    for (int i = 0; i < chunks; i++) fn(arg, i, 0);
+    return;
+  }
+  unsigned g = publish(p, NULL, fn, arg, chunks);
+  claim_chunks(p, g, chunks, fn, arg, 0);
+  /* Only chunks a worker has claimed are waited for; yield soon, in case that worker shares
+   * this core (a loaded machine). */
+  long spins = 0;
+  while (atomic_load_explicit(&p->done, memory_order_acquire) < chunks)
+    if (++spins % 256 == 0) sched_yield();
     else cpu_relax();
 }
 

@@ -6,10 +6,12 @@
 #include "core/ops.h"
 #include "core/ops_internal.h"
 #include "core/optim.h"
+#include "core/pool.h"
 #include "core/rng.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -360,6 +362,43 @@ START_TEST(test_gemm_paths) {
 }
 END_TEST
 
+/* The pool's two kinds of job interleaved: ts_pool_run calls every index once per job;
+ * ts_pool_for runs every chunk exactly once, never two chunks on one thread at a time, with the
+ * thread index in range; chunks that stall (as a descheduled thread would) only delay the job. */
+typedef struct { atomic_int hits[64], busy[4], bad; int n; } pool_probe;
+
+static void probe_run(void *v, int i, int n) {
+  pool_probe *p = v;
+  if (n != p->n || i < 0 || i >= n) atomic_fetch_add(&p->bad, 1);
+  else atomic_fetch_add(&p->hits[i], 1);
+}
+
+static void probe_chunk(void *v, int c, int tid) {
+  pool_probe *p = v;
+  if (tid < 0 || tid >= p->n || atomic_fetch_add(&p->busy[tid], 1) != 0) atomic_fetch_add(&p->bad, 1);
+  if (c % 13 == 5) usleep(200);
+  atomic_fetch_add(&p->hits[c], 1);
+  atomic_fetch_sub(&p->busy[tid], 1);
+}
+
+START_TEST(test_pool_jobs) {
+  ts_pool *pool = ts_pool_new(3, 50);
+  ck_assert_int_eq(ts_pool_size(pool), 3);
+  for (int it = 0; it < 3000; it++) {
+    pool_probe pr;
+    memset(&pr, 0, sizeof pr);
+    pr.n = 3;
+    int chunks = it % 3 == 2 ? 0 : 1 + it % 64;
+    if (chunks) ts_pool_for(pool, chunks, probe_chunk, &pr);
+    else ts_pool_run(pool, probe_run, &pr);
+    ck_assert_int_eq(atomic_load(&pr.bad), 0);
+    for (int c = 0; c < 64; c++)
+      ck_assert_int_eq(atomic_load(&pr.hits[c]), chunks ? c < chunks : c < 3);
+  }
+  ts_pool_free(pool);
+}
+END_TEST
+
 Suite *suite_core(void) {
   Suite *s = suite_create("core");
   TCase *tc = tcase_create("core");
@@ -375,6 +414,7 @@ Suite *suite_core(void) {
   tcase_add_test(tc, test_checkpoint_refuses_bad_files);
   tcase_add_test(tc, test_writer_is_atomic);
   tcase_add_test(tc, test_gemm_paths);
+  tcase_add_test(tc, test_pool_jobs);
   suite_add_tcase(s, tc);
   return s;
 }
