@@ -6,7 +6,7 @@
 #include "core/ops.h"
 #include "core/kernels.h"
 #include "core/rng.h"
-#include "infer/denoiser_unet.h"
+#include "infer/denoisers.h"
 #include "infer/policy.h"
 #include <cblas.h>
 #include <stdio.h>
@@ -208,8 +208,7 @@ static int bench_step(int argc, char **argv) {
   if (ts_cli_load_policy(argc, argv, &p)) return -1;
   int threads = p.threads;
   ts_denoiser plain; /* the engine without its timestep table */
-  if (!p.net || ts_denoiser_unet_engine(&plain, p.net, p.horizon, 0, threads)) {
-    if (!p.net) ts_fail("bench step: the checkpoint's model is not a U-Net");
+  if (ts_denoiser_engine(&plain, &p.model, 0, threads)) {
     ts_policy_free(&p);
     return -1;
   }
@@ -245,8 +244,9 @@ static int bench_step(int argc, char **argv) {
     print_list("ms_tape", ms_tape, nb);
     printf("\"ddpm_chunk_ms\": %.3f}\n", chunk_ms);
   } else {
-    printf("U-Net forward (EMA weights, no grad), %d thread%s, median of 5 timed runs, ms per call:\n", threads,
-           threads > 1 ? "s" : "");
+    printf("%s forward (%.2f M parameters, %.1f MFLOP at batch 1; EMA weights, no grad), %d thread%s, median of 5 "
+           "timed runs, ms per call:\n", p.model.unet ? "U-Net" : "Transformer",
+           (double)ts_params_count(p.model.params) / 1e6, ts_model_flops(&p.model) / 1e6, threads, threads > 1 ? "s" : "");
     printf("%8s %12s %16s %12s %14s\n", "batch", "engine", "no step table", "tape", "engine/sample");
     for (int i = 0; i < nb; i++)
       printf("%8d %12.3f %16.3f %12.3f %14.4f\n", bs[i], ms[i], ms_plain[i], ms_tape[i], ms[i] / bs[i]);

@@ -3,7 +3,7 @@
  * (B, horizon, act_dim), integer diffusion steps t (B) and normalised observation conditions
  * cond (B, cond_dim) to the predicted noise eps (B, horizon, act_dim). Samplers (infer/policy.h,
  * infer/spec.h) only ever see this interface, so a new model type is one constructor that
- * fills a ts_denoiser (infer/denoiser_unet.h holds the U-Net's two) plus one branch in
+ * fills a ts_denoiser (infer/denoisers.h holds the U-Net's two) plus one branch in
  * ts_policy_load.
  *
  * Contract for implementations: eps must be deterministic for given inputs (no hidden RNG);

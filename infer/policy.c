@@ -1,5 +1,5 @@
 #include "policy.h"
-#include "infer/denoiser_unet.h"
+#include "infer/denoisers.h"
 #include "core/error.h"
 #include "core/h5io.h"
 #include <math.h>
@@ -7,33 +7,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-ts_unet_cfg ts_unet_cfg_from(const ts_config *c, int act_dim, int obs_dim) {
-  ts_unet_cfg u;
-  memset(&u, 0, sizeof u);
-  u.input_dim = act_dim;
-  u.global_cond_dim = c->data.n_obs_steps * obs_dim;
-  u.step_embed_dim = c->model.step_embed_dim;
-  u.n_levels = c->model.n_levels;
-  memcpy(u.down_dims, c->model.down_dims, sizeof u.down_dims);
-  u.kernel_size = c->model.kernel_size;
-  u.n_groups = c->model.n_groups;
-  return u;
-}
-
-/* The U-Net's weights from group/ of the checkpoint; its engine is the target, its autograd
- * forward the reference. */
-static int load_unet(ts_policy *p, const char *path, const char *group) {
-  ts_unet_cfg uc = ts_unet_cfg_from(&p->cfg, p->act_dim, p->obs_dim);
-  p->net = ts_unet_new(&uc);
+/* The model's weights from group/ of the checkpoint; its inference engine is the target, its
+ * autograd forward the reference. */
+static int load_model(ts_policy *p, const char *path, const char *group) {
+  if (ts_model_new(&p->model, &p->cfg, p->act_dim, p->obs_dim)) return -1;
+  ts_params *P = p->model.params;
   char prefix[64];
   snprintf(prefix, sizeof prefix, "%s/", group);
-  ts_named *nm = ts_params_named(&p->net->params, prefix, NULL);
-  int rc = ts_ckpt_load(path, nm, p->net->params.n, NULL, NULL);
-  ts_named_free(nm, p->net->params.n);
+  ts_named *nm = ts_params_named(P, prefix, NULL);
+  int rc = ts_ckpt_load(path, nm, P->n, NULL, NULL);
+  ts_named_free(nm, P->n);
   if (rc) return -1;
-  for (int i = 0; i < p->net->params.n; i++) p->net->params.t[i]->requires_grad = 0;
-  if (ts_denoiser_unet_engine(&p->target, p->net, p->horizon, p->sched.T, 1)) return -1;
-  return ts_denoiser_unet_tape(&p->reference, p->net, p->horizon);
+  for (int i = 0; i < P->n; i++) P->t[i]->requires_grad = 0;
+  if (ts_denoiser_engine(&p->target, &p->model, p->sched.T, 1)) return -1;
+  return ts_denoiser_tape(&p->reference, &p->model);
 }
 
 int ts_policy_load(ts_policy *p, const char *path, const char *group) {
@@ -56,16 +43,7 @@ int ts_policy_load(ts_policy *p, const char *path, const char *group) {
   p->cond_dim = p->cfg.data.n_obs_steps * p->obs_dim;
   p->threads = 1;
   ts_ddpm_init(&p->sched, p->cfg.diffusion.num_train_timesteps, p->cfg.diffusion.clip_sample);
-  switch (p->cfg.model.type) { /* the model, and the target / reference denoisers reading it */
-  case TS_MODEL_UNET:
-    rc = load_unet(p, path, group);
-    break;
-  case TS_MODEL_TRANSFORMER:
-    rc = ts_fail("%s: model.type transformer: not supported by this build yet", path);
-    break;
-  default:
-    rc = ts_fail("%s: model.type %d unknown", path, p->cfg.model.type);
-  }
+  rc = load_model(p, path, group);
   if (rc) ts_policy_free(p);
   return rc;
 }
@@ -74,7 +52,7 @@ void ts_policy_free(ts_policy *p) {
   if (!p) return;
   ts_denoiser_free(&p->target);
   ts_denoiser_free(&p->reference);
-  ts_unet_free(p->net);
+  ts_model_free(&p->model);
   free(p->buf_x);
   free(p->buf_eps);
   free(p->buf_mean);

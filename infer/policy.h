@@ -2,8 +2,8 @@
  * normalisers, config), its denoisers (infer/denoiser.h), DDPM / DDIM / speculative chunk
  * sampling, and the observation / action queues of the policy loop (REFERENCE.md §3).
  *
- * The policy owns the model it loaded (cfg.model.type picks it; today the ConditionalUnet1D)
- * and two denoisers reading it: `target`, the fast inference path every sampler calls by
+ * The policy owns the model it loaded (cfg.model.type picks the ConditionalUnet1D or the
+ * TransformerForDiffusion, nn/model.h) and two denoisers reading it: `target`, the fast inference path every sampler calls by
  * default, and `reference`, the same function through the autograd forward (tests and
  * benchmarks; its arena is made on first use). A new model type is one denoiser constructor and
  * one branch in ts_policy_load. After ts_policy_reserve(B) (or the first call of batch B),
@@ -17,13 +17,13 @@
 #include "infer/denoiser.h"
 #include "infer/scheduler.h"
 #include "infer/spec.h"
-#include "nn/unet1d.h"
+#include "nn/model.h"
 
 typedef struct ts_policy {
   ts_config cfg;
   ts_denoiser target;    /* what the samplers call: the model's inference engine */
   ts_denoiser reference; /* the autograd forward of the same model (its arena made on first use) */
-  ts_unet *net;          /* the model (cfg.model.type TS_MODEL_UNET), owned */
+  ts_model model;        /* the network cfg.model.type names, owned */
   ts_normalizer nobs, nact;
   ts_ddpm sched;
   int obs_dim, act_dim, cond_dim, horizon;
@@ -44,8 +44,6 @@ typedef struct ts_sampler {
   ts_spec *spec;             /* spec: work space and counters (ts_spec_new for the same target, max block
                                 >= steps); NULL = one made and freed inside each ts_policy_sample call */
 } ts_sampler;
-
-ts_unet_cfg ts_unet_cfg_from(const ts_config *c, int act_dim, int obs_dim);
 
 /* Load a tsdp checkpoint; group "ema" (default for inference) or "model". */
 int ts_policy_load(ts_policy *p, const char *path, const char *group);

@@ -71,36 +71,9 @@ void ts_model_decay_mask(const ts_model *m, unsigned char *decay) {
   else memset(decay, 1, (size_t)m->params->n);
 }
 
-/* The U-Net's convolutions and linears, counted from its parameter shapes: a convolution
- * weight with n entries costs 2 n per output position, a Linear 2 n. Positions per level
- * (horizon H, n levels): down level l runs at H >> l and its strided conv outputs half that;
- * the mid blocks run at H >> (n - 1); up level j runs at H >> (n - 1 - j), and its transposed
- * conv costs 2 n per input position; the final blocks run at H. */
-static double unet_flops(const ts_unet *u, int H) {
-  const int nL = u->cfg.n_levels;
-  double f = 0;
-  for (int i = 0; i < u->params.n; i++) {
-    const ts_tensor *w = u->params.t[i];
-    const char *nm = u->params.name[i];
-    if (w->ndim == 2) f += 2.0 * w->n;
-    if (w->ndim != 3) continue;
-    int len = H;
-    if (!strncmp(nm, "down_modules.", 13)) {
-      len = H >> atoi(nm + 13);
-      if (strstr(nm, ".2.conv.")) len /= 2;
-    } else if (!strncmp(nm, "mid_modules.", 12)) {
-      len = H >> (nL - 1);
-    } else if (!strncmp(nm, "up_modules.", 11)) {
-      len = H >> (nL - 1 - atoi(nm + 11));
-    }
-    f += 2.0 * w->n * len;
-  }
-  return f;
-}
-
 double ts_model_flops(const ts_model *m) {
   if (m->tf) return ts_transformer_flops(&m->tf->cfg);
-  return unet_flops(m->unet, m->horizon);
+  return ts_unet_flops(&m->unet->cfg, m->horizon, 1);
 }
 
 int ts_model_write_buffers(struct ts_h5 *f, const ts_model *m) {

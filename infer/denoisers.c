@@ -1,4 +1,4 @@
-#include "denoiser_unet.h"
+#include "denoisers.h"
 #include "core/error.h"
 #include <stdlib.h>
 #include <string.h>
@@ -42,13 +42,42 @@ int ts_denoiser_unet_engine(ts_denoiser *d, const ts_unet *u, int horizon, int n
 
 ts_unet_plan *ts_denoiser_unet_plan(const ts_denoiser *d) { return d->ops == &engine_ops ? d->self : NULL; }
 
-/* ---- the autograd forward ---- */
+/* ---- the Transformer's engine: self is the ts_transformer_plan ---- */
+
+static void tf_eps(void *self, const float *x, const int *t, const float *cond, int B, float *eps) {
+  ts_transformer_plan_forward(self, x, t, cond, B, eps);
+}
+static void tf_reserve(void *self, int B) { ts_transformer_plan_reserve(self, B); }
+static void tf_threads(void *self, int n) { ts_transformer_plan_set_threads(self, n); }
+static void tf_free(void *self) { ts_transformer_plan_free(self); }
+
+static const ts_denoiser_ops tf_ops = {"transformer-engine", tf_eps, tf_reserve, tf_threads, tf_free};
+
+int ts_denoiser_transformer_engine(ts_denoiser *d, const ts_transformer *m, int n_steps, int threads) {
+  memset(d, 0, sizeof *d);
+  if (threads < 1) return ts_fail("Transformer engine: threads %d, expected >= 1", threads);
+  const ts_transformer_cfg *c = &m->cfg;
+  d->ops = &tf_ops;
+  d->self = ts_transformer_plan_new(m, n_steps, threads);
+  d->horizon = c->horizon;
+  d->act_dim = c->input_dim;
+  d->cond_dim = c->n_obs_steps * c->cond_dim;
+  d->flops = ts_transformer_flops(c);
+  return 0;
+}
+
+int ts_denoiser_engine(ts_denoiser *d, const ts_model *m, int n_steps, int threads) {
+  if (m->unet) return ts_denoiser_unet_engine(d, m->unet, m->horizon, n_steps, threads);
+  return ts_denoiser_transformer_engine(d, m->tf, n_steps, threads);
+}
+
+/* ---- the autograd forward of any model ---- */
 
 typedef struct {
-  const ts_unet *u;
-  int horizon, cap;
+  const ts_model *m;
+  int cap;
   ts_ctx *ctx; /* no-grad arena, made on first use */
-  float *tf;   /* (cap) timesteps as floats, as ts_unet_forward takes them */
+  float *tf;   /* (cap) timesteps as floats, as the autograd models take them */
 } tape;
 
 static void tape_reserve(void *self, int B) {
@@ -65,14 +94,14 @@ static void tape_reserve(void *self, int B) {
 
 static void tape_eps(void *self, const float *x, const int *t, const float *cond, int B, float *eps) {
   tape *s = self;
+  const ts_model *m = s->m;
   tape_reserve(s, B);
   ts_ctx_reset(s->ctx);
   for (int b = 0; b < B; b++) s->tf[b] = (float)t[b];
-  const ts_unet_cfg *c = &s->u->cfg;
-  ts_tensor *tx = ts_wrap(s->ctx, (float *)x, 3, (int[]){B, s->horizon, c->input_dim});
+  ts_tensor *tx = ts_wrap(s->ctx, (float *)x, 3, (int[]){B, m->horizon, m->act_dim});
   ts_tensor *tt = ts_wrap(s->ctx, s->tf, 1, &B);
-  ts_tensor *tc = ts_wrap(s->ctx, (float *)cond, 2, (int[]){B, c->global_cond_dim});
-  ts_tensor *out = ts_unet_forward(s->ctx, s->u, tx, tt, tc);
+  ts_tensor *tc = ts_wrap(s->ctx, (float *)cond, 2, (int[]){B, m->cond_dim});
+  ts_tensor *out = ts_model_forward(s->ctx, m, tx, tt, tc, NULL);
   memcpy(eps, out->data, (size_t)out->n * sizeof(float));
 }
 
@@ -83,15 +112,19 @@ static void tape_free(void *self) {
   free(s);
 }
 
-static const ts_denoiser_ops tape_ops = {"unet-tape", tape_eps, tape_reserve, NULL, tape_free};
+static const ts_denoiser_ops tape_ops = {"tape", tape_eps, tape_reserve, NULL, tape_free};
 
-int ts_denoiser_unet_tape(ts_denoiser *d, const ts_unet *u, int horizon) {
+int ts_denoiser_tape(ts_denoiser *d, const ts_model *m) {
   memset(d, 0, sizeof *d);
-  if (check_horizon(u, horizon)) return -1;
+  if (m->unet && check_horizon(m->unet, m->horizon)) return -1;
   tape *s = calloc(1, sizeof *s);
   if (!s) abort();
-  s->u = u;
-  s->horizon = horizon;
-  fill(d, &tape_ops, s, u, horizon, ts_unet_flops(&u->cfg, horizon, 1));
+  s->m = m;
+  d->ops = &tape_ops;
+  d->self = s;
+  d->horizon = m->horizon;
+  d->act_dim = m->act_dim;
+  d->cond_dim = m->cond_dim;
+  d->flops = ts_model_flops(m);
   return 0;
 }
