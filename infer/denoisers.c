@@ -66,6 +66,8 @@ int ts_denoiser_transformer_engine(ts_denoiser *d, const ts_transformer *m, int 
   return 0;
 }
 
+ts_transformer_plan *ts_denoiser_transformer_plan(const ts_denoiser *d) { return d->ops == &tf_ops ? d->self : NULL; }
+
 int ts_denoiser_engine(ts_denoiser *d, const ts_model *m, int n_steps, int threads) {
   if (m->unet) return ts_denoiser_unet_engine(d, m->unet, m->horizon, n_steps, threads);
   return ts_denoiser_transformer_engine(d, m->tf, n_steps, threads);

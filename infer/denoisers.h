@@ -29,5 +29,7 @@ int ts_denoiser_unet_engine(ts_denoiser *d, const ts_unet *u, int horizon, int n
 int ts_denoiser_tape(ts_denoiser *d, const ts_model *m);
 /* The engine behind a "unet-engine" denoiser (for its allocation counter), else NULL. */
 ts_unet_plan *ts_denoiser_unet_plan(const ts_denoiser *d);
+/* The engine behind a "transformer-engine" denoiser, else NULL. */
+ts_transformer_plan *ts_denoiser_transformer_plan(const ts_denoiser *d);
 
 #endif

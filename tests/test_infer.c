@@ -712,6 +712,94 @@ START_TEST(test_policy_sampling) {
 }
 END_TEST
 
+/* The Transformer base through the policy: trained briefly on the fixture, its engine and its
+ * autograd forward give the same DDPM chunks from one seed; exact speculative sampling (the
+ * frozen-target drafter, and a perturbed learned-style drafter) draws DDPM's distribution
+ * while the variants that keep every draft are rejected by the same test; the control loop
+ * allocates nothing after init. */
+START_TEST(test_transformer_policy) {
+  ts_config c;
+  tiny_cfg(&c);
+  const char *ov[] = {"model.type=transformer", "model.n_emb=32", "model.n_head=4", "model.n_layer=2",
+                      "train.eval_every=0", "train.max_steps=30"};
+  for (size_t i = 0; i < sizeof ov / sizeof ov[0]; i++) ck_assert_msg(ts_config_override(&c, ov[i]) == 0, "%s", ts_error());
+  char ck[512];
+  snprintf(ck, sizeof ck, "%s/tf_policy.h5", tmp_dir());
+  ts_train_result r;
+  ts_train_opts o = {tiny_data(), ck, 1, 1, 0};
+  ck_assert_msg(ts_train(&c, &o, &r) == 0, "%s", ts_error());
+  ts_policy p;
+  ck_assert_msg(ts_policy_load(&p, ck, "ema") == 0, "%s", ts_error());
+  ck_assert_ptr_nonnull(p.model.tf);
+  ck_assert_str_eq(p.target.ops->kind, "transformer-engine");
+  enum { NS = 300 };
+  float obs[NS * 40];
+  for (int i = 0; i < NS * 40; i++) obs[i] = 100.0f + (float)(i % 40);
+  /* Larger weights than 30 steps give, so eps moves with x and t and drafts get rejected. */
+  ts_rng ri;
+  ts_rng_init(&ri, 21);
+  ts_model_init(&p.model, &ri);
+  ts_params *P = p.model.params;
+  for (int i = 0; i < P->n; i++)
+    for (int64_t k = 0; k < P->t[i]->n; k++) P->t[i]->data[k] += 0.3f * ts_rng_normal(&ri);
+  ts_denoiser_free(&p.target);
+  ck_assert_int_eq(ts_denoiser_engine(&p.target, &p.model, p.sched.T, 1), 0);
+  float a1[3 * 32], a2[3 * 32];
+  ts_rng r1;
+  const ts_sampler ddpm = {.kind = TS_SAMPLER_DDPM};
+  ts_rng_init(&r1, 5);
+  ck_assert_int_eq(ts_policy_sample(&p, obs, 3, &ddpm, &r1, a1), 0);
+  ts_sampler ddpm_ref = {.kind = TS_SAMPLER_DDPM, .target = ts_policy_reference(&p)};
+  ts_rng_init(&r1, 5);
+  ck_assert_int_eq(ts_policy_sample(&p, obs, 3, &ddpm_ref, &r1, a2), 0);
+  double worst = 0, range = p.nact.max[0] - p.nact.min[0];
+  for (int i = 0; i < 96; i++) worst = fmax(worst, fabs(a1[i] - a2[i]));
+  ck_assert_msg(worst <= 1e-4 * range, "engine vs tape DDPM chunk: max difference %g (range %g)", worst, range);
+  float *ad = malloc(NS * 32 * sizeof(float)), *as = malloc(NS * 32 * sizeof(float)), *an = malloc(NS * 32 * sizeof(float));
+  ts_rng_init(&r1, 11);
+  ck_assert_int_eq(ts_policy_sample(&p, obs, NS, &ddpm, &r1, ad), 0);
+  ts_spec *sp = ts_spec_new(&p.target, &p.sched, 25), *sn = ts_spec_new(&p.target, &p.sched, 25);
+  ts_spec_set_verify(sn, 0);
+  perturbed q;
+  ts_denoiser dn = perturbed_of(&p.target, &q, SPEC_DRAFT_C);
+  ts_drafter learned = {0, &dn};
+  for (int k = 0; k < 2; k++) {
+    const ts_drafter *d = k ? &learned : NULL;
+    ts_spec_reset_stats(sp);
+    ts_sampler so = {.kind = TS_SAMPLER_SPEC, .steps = 4, .drafter = d, .spec = sp};
+    ts_sampler sv = {.kind = TS_SAMPLER_SPEC, .steps = k ? 4 : 25, .drafter = d, .spec = sn};
+    ts_rng_init(&r1, 12 + 2 * k);
+    ck_assert_int_eq(ts_policy_sample(&p, obs, NS, &so, &r1, as), 0);
+    ts_spec_stats st = *ts_spec_stats_of(sp);
+    ts_rng_init(&r1, 13 + 2 * k);
+    ck_assert_int_eq(ts_policy_sample(&p, obs, NS, &sv, &r1, an), 0);
+    double e1, e2, p1 = energy_pvalue(as, ad, NS, 32, 200, 7, &e1), p2 = energy_pvalue(an, ad, NS, 32, 200, 7, &e2);
+    fprintf(stderr, "transformer spec test, %s drafter: acceptance %.3f, %.1f target calls per chunk, p = %.3f; "
+            "keep-every-draft p = %.3f\n", k ? "perturbed" : "frozen", (double)st.accepted / st.drafted,
+            (double)st.target_calls / NS, p1, p2);
+    ck_assert_msg(p1 > 0.01, "transformer speculative vs DDPM: energy %g, p = %g", e1, p1);
+    ck_assert_msg(p2 < 0.01, "transformer keep-every-draft vs DDPM: energy %g, p = %g (no power)", e2, p2);
+    ck_assert(st.chunks == NS && st.accepted < st.drafted);
+  }
+  ts_spec_free(sp);
+  ts_spec_free(sn);
+  free(ad);
+  free(as);
+  free(an);
+  /* The control loop with the Transformer: nothing allocated after init. */
+  ts_loop lp;
+  ck_assert_int_eq(ts_loop_init(&lp, &p, &(ts_sampler){.kind = TS_SAMPLER_SPEC, .steps = 3}, 9), 0);
+  ts_transformer_plan *plan = ts_denoiser_transformer_plan(&p.target);
+  ck_assert_ptr_nonnull(plan);
+  long a0 = ts_transformer_plan_allocs(plan);
+  float act[2];
+  for (int step = 0; step < 20; step++) ck_assert_int_eq(ts_loop_act(&lp, obs + (step % 5) * 20, act), 0);
+  ck_assert_int_eq(ts_transformer_plan_allocs(plan), a0);
+  ts_loop_free(&lp);
+  ts_policy_free(&p);
+}
+END_TEST
+
 Suite *suite_infer(void) {
   Suite *s = suite_create("infer_train");
   TCase *tc = tcase_create("infer");
@@ -722,6 +810,7 @@ Suite *suite_infer(void) {
   tcase_add_test(tc, test_train_transformer_resume_is_exact);
   tcase_add_test(tc, test_unet_denoisers);
   tcase_add_test(tc, test_policy_sampling);
+  tcase_add_test(tc, test_transformer_policy);
   tcase_add_test(tc, test_spec_rule);
   tcase_add_test(tc, test_spec_exact_gaussian);
   tcase_add_test(tc, test_spec_learned_gaussian);
