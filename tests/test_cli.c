@@ -81,12 +81,39 @@ START_TEST(test_cli_errors_one_line) {
 }
 END_TEST
 
+/* scripts/convert_dp_ckpt.py round trip: a Diffusion Policy-style PyTorch state_dict of each
+ * architecture -> tsdp checkpoint -> `tsdp forward` gives PyTorch's eps (relative 1e-4).
+ * Needs Debian's python3-torch and python3-h5py (scripts/deps.sh --dev); without them it says
+ * so and is skipped. */
+START_TEST(test_cli_convert_round_trip) {
+  const char *bin = getenv("TSDP_BIN");
+  ck_assert_msg(bin, "TSDP_BIN is not set");
+  if (system("/usr/bin/python3 -c 'import torch, h5py' >/dev/null 2>&1") != 0) {
+    fprintf(stderr, "skipped: converter round trip (no python3-torch / python3-h5py; scripts/deps.sh --dev)\n");
+    return;
+  }
+  char cmd[1200], log[600];
+  snprintf(log, sizeof log, "%s/convert.log", tmp_dir());
+  snprintf(cmd, sizeof cmd, "/usr/bin/python3 scripts/check_convert.py --tsdp %s >%s 2>&1", bin, log);
+  int st = system(cmd);
+  char text[4096] = "";
+  FILE *f = fopen(log, "r");
+  if (f) {
+    text[fread(text, 1, sizeof text - 1, f)] = 0;
+    fclose(f);
+  }
+  ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "check_convert.py failed:\n%s", text);
+  ck_assert_msg(strstr(text, "transformer:") && strstr(text, "unet:") && strstr(text, "passed"), "%s", text);
+}
+END_TEST
+
 Suite *suite_cli(void) {
   Suite *s = suite_create("cli");
   TCase *tc = tcase_create("cli");
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, test_cli_json);
   tcase_add_test(tc, test_cli_errors_one_line);
+  tcase_add_test(tc, test_cli_convert_round_trip);
   suite_add_tcase(s, tc);
   return s;
 }
