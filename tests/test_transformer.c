@@ -83,6 +83,7 @@ START_TEST(test_transformer_vs_torch) {
       ts_transformer_plan_forward(p, x->data, tb, cond->data, 3, eng);
       e = rel_err(eng, ref->data, ref->n, 1e-2);
       ck_assert_msg(e <= 1e-4, "engine (avx2 %d, table %d): relative error %.3g", avx, table, e);
+      if (getenv("TSDP_TEST_VERBOSE")) printf("transformer plan vs PyTorch (avx2 %d, table %d): relative error %.3g\n", avx, table, e);
       ts_transformer_plan_free(p);
     }
   }
