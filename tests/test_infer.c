@@ -121,6 +121,18 @@ static float *read_all(const char *path, const char *name, int64_t *n) {
   return x;
 }
 
+/* The datasets `names` of checkpoints a and b are bit-identical. */
+static void same_datasets(const char *a, const char *b, const char *const *names, int n) {
+  for (int k = 0; k < n; k++) {
+    int64_t na, nb;
+    float *x = read_all(a, names[k], &na), *y = read_all(b, names[k], &nb);
+    ck_assert_int_eq(na, nb);
+    ck_assert_msg(memcmp(x, y, (size_t)na * sizeof(float)) == 0, "%s differs after resume", names[k]);
+    free(x);
+    free(y);
+  }
+}
+
 START_TEST(test_train_resume_is_exact) {
   ts_config c;
   tiny_cfg(&c);
@@ -152,14 +164,7 @@ START_TEST(test_train_resume_is_exact) {
   ck_assert_int_eq(r.steps, 60);
   const char *names[] = {"model/final_conv.1.weight", "ema/down_modules.0.0.blocks.0.block.0.weight",
                          "optim/m/model/mid_modules.1.cond_encoder.1.weight", "log/loss"};
-  for (int k = 0; k < 4; k++) {
-    int64_t na, nb;
-    float *x = read_all(a, names[k], &na), *y = read_all(b, names[k], &nb);
-    ck_assert_int_eq(na, nb);
-    ck_assert_msg(memcmp(x, y, (size_t)na * sizeof(float)) == 0, "%s differs after resume", names[k]);
-    free(x);
-    free(y);
-  }
+  same_datasets(a, b, names, 4);
   /* The run also wrote its CSV log and loss curve. */
   char p[600];
   snprintf(p, sizeof p, "%s.csv", a);
@@ -209,14 +214,7 @@ START_TEST(test_train_transformer_resume_is_exact) {
   ck_assert_int_eq(r.resumed_from, 30);
   const char *names[] = {"model/decoder.layers.1.self_attn.in_proj_weight", "ema/head.weight",
                          "optim/v/model/decoder.layers.0.linear1.weight", "model/pos_emb", "log/loss"};
-  for (int k = 0; k < 5; k++) {
-    int64_t na, nb;
-    float *x = read_all(a, names[k], &na), *y = read_all(b, names[k], &nb);
-    ck_assert_int_eq(na, nb);
-    ck_assert_msg(memcmp(x, y, (size_t)na * sizeof(float)) == 0, "%s differs after resume", names[k]);
-    free(x);
-    free(y);
-  }
+  same_datasets(a, b, names, 5);
 }
 
 

@@ -1,4 +1,5 @@
 #include "tests.h"
+#include "core/params.h"
 #include "core/error.h"
 #include "core/h5io.h"
 #include "core/rng.h"
@@ -55,6 +56,34 @@ ts_tensor *fix_tensor(ts_ctx *c, ts_h5 *f, const char *name) {
   ts_tensor *t = ts_from(c, x, nd, s);
   free(x);
   return t;
+}
+
+void fix_load_params(ts_h5 *f, const ts_params *p) {
+  int nfix = 0;
+  char **names = ts_h5_list(f, "params", &nfix);
+  ck_assert_int_eq(nfix, p->n); /* the same set of state_dict keys */
+  ts_h5_free_names(names, nfix);
+  char name[300];
+  for (int i = 0; i < p->n; i++) {
+    snprintf(name, sizeof name, "params/%s", p->name[i]);
+    ck_assert_msg(ts_h5_read_tensor(f, name, p->t[i]) == 0, "%s", ts_error());
+  }
+}
+
+double fix_worst_grad(ts_ctx *c, ts_h5 *f, const ts_params *p, const char **worst) {
+  double w = 0;
+  char name[300];
+  *worst = "";
+  for (int i = 0; i < p->n; i++) {
+    snprintf(name, sizeof name, "grads/%s", p->name[i]);
+    ts_tensor *g = fix_tensor(c, f, name);
+    double e = rel_err(p->t[i]->grad, g->data, g->n, 1e-2);
+    if (e > w) {
+      w = e;
+      *worst = p->name[i];
+    }
+  }
+  return w;
 }
 
 double rel_err(const float *a, const float *b, int64_t n, double floor) {

@@ -21,15 +21,7 @@ START_TEST(test_unet_vs_torch) {
   ts_h5 *f = ts_h5_open(fixture_path("unet.h5"));
   ck_assert_msg(f, "%s", ts_error());
   ts_unet *u = small_unet();
-  char name[300];
-  int nfix = 0;
-  char **fixnames = ts_h5_list(f, "params", &nfix);
-  ck_assert_int_eq(nfix, u->params.n); /* same set of state_dict keys */
-  ts_h5_free_names(fixnames, nfix);
-  for (int i = 0; i < u->params.n; i++) {
-    snprintf(name, sizeof name, "params/%s", u->params.name[i]);
-    ck_assert_msg(ts_h5_read_tensor(f, name, u->params.t[i]) == 0, "%s", ts_error());
-  }
+  fix_load_params(f, &u->params);
   ts_ctx *c = ts_ctx_new(1 << 22);
   ts_tensor *x = fix_tensor(c, f, "x"), *t = fix_tensor(c, f, "t"), *cond = fix_tensor(c, f, "cond");
   x->requires_grad = 1;
@@ -41,17 +33,8 @@ START_TEST(test_unet_vs_torch) {
   ts_tensor *gx = fix_tensor(c, f, "gx");
   e = rel_err(x->grad, gx->data, gx->n, 1e-2);
   ck_assert_msg(e <= 1e-4, "U-Net input gradient: relative error %.3g", e);
-  double worst = 0;
-  const char *worst_name = "";
-  for (int i = 0; i < u->params.n; i++) {
-    snprintf(name, sizeof name, "grads/%s", u->params.name[i]);
-    ts_tensor *g = fix_tensor(c, f, name);
-    double eg = rel_err(u->params.t[i]->grad, g->data, g->n, 1e-2);
-    if (eg > worst) {
-      worst = eg;
-      worst_name = u->params.name[i];
-    }
-  }
+  const char *worst_name;
+  double worst = fix_worst_grad(c, f, &u->params, &worst_name);
   ck_assert_msg(worst <= 1e-4, "U-Net parameter gradient %s: relative error %.3g", worst_name, worst);
   /* The inference engine on the same weights and inputs, with and without its timestep table,
    * with the AVX2 and the portable kernels. */

@@ -33,6 +33,14 @@ float *fix_floats(struct ts_h5 *f, const char *name, int64_t *n);
 /* The same as an arena tensor of the dataset's shape. */
 ts_tensor *fix_tensor(ts_ctx *c, struct ts_h5 *f, const char *name);
 
+/* Load every parameter from the fixture's params/<name> (failing the test when one is missing)
+ * and check that the fixture's keys are exactly the model's. */
+struct ts_params;
+void fix_load_params(struct ts_h5 *f, const struct ts_params *p);
+/* The largest relative error (rel_err, floor 1e-2) of the parameters' gradients against the
+ * fixture's grads/<name>; *worst gets that parameter's name. */
+double fix_worst_grad(ts_ctx *c, struct ts_h5 *f, const struct ts_params *p, const char **worst);
+
 /* max |a - b| / max(max |b|, floor): the relative error the fixture tests report. */
 double rel_err(const float *a, const float *b, int64_t n, double floor);
 /* Two-sample energy-distance test on n rows of d floats each (X vs Y): returns the permutation
