@@ -48,6 +48,10 @@ typedef struct ts_config {
     double ema_power, ema_max_decay;
     int seed, checkpoint_every, log_every, eval_every, eval_episodes, threads;
   } train;
+  struct { /* drafter distillation (train/distill.h); the drafter's optimiser is [train]'s */
+    int chains, buffer_chains, refresh_every, heldout_chains, late_steps;
+    double eps_weight, late_weight;
+  } distill;
   struct {
     int sampler; /* ts_sampler_kind */
     int steps;   /* inference steps for ddim, drafted steps per round for spec */
