@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* For one DDPM step without clipping, (m_p - m_q) / sigma_t = w_t |eps_p - eps_q| in norm:
@@ -251,6 +252,58 @@ START_TEST(test_distill_transformer_base) {
 }
 END_TEST
 
+/* `tsdp ARGS`: stdout into out, stderr lines counted; the exit code. */
+static int run_cli(const char *args, char *out, size_t cap, int *errlines) {
+  char cmd[4096], errf[600], line[2048];
+  snprintf(errf, sizeof errf, "%s/distill_stderr.txt", tmp_dir());
+  snprintf(cmd, sizeof cmd, "%s %s 2>%s", getenv("TSDP_BIN"), args, errf);
+  FILE *p = popen(cmd, "r");
+  size_t n = fread(out, 1, cap - 1, p);
+  out[n] = 0;
+  int st = pclose(p);
+  FILE *e = fopen(errf, "r");
+  *errlines = 0;
+  while (e && fgets(line, sizeof line, e)) (*errlines)++;
+  if (e) fclose(e);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* The command line: distill, bench spec rows with the drafter, and sample refusing a drafter
+ * of another base (one line, non-zero exit). */
+START_TEST(test_distill_cli) {
+  if (!getenv("TSDP_BIN")) return;
+  static char out[1 << 16];
+  char a[512], b[512], dr[512], args[3000];
+  snprintf(a, sizeof a, "%s/cli_base_a.h5", tmp_dir());
+  snprintf(b, sizeof b, "%s/cli_base_b.h5", tmp_dir());
+  snprintf(dr, sizeof dr, "%s/cli_drafter.h5", tmp_dir());
+  const char *ov[] = {"train.max_steps=10"}, *ovb[] = {"train.max_steps=10", "train.seed=3"};
+  train_base(a, ov, 1);
+  train_base(b, ovb, 2);
+  int el;
+  snprintf(args, sizeof args,
+           "distill --config configs/pusht_drafter.ini --base %s --data %s --out %s --max-steps 10 --json "
+           "model.n_emb=32 train.batch_size=16 train.threads=1 distill.chains=4 distill.buffer_chains=8 "
+           "distill.heldout_chains=2", a, infer_tiny_data(), dr);
+  ck_assert_int_eq(run_cli(args, out, sizeof out, &el), 0);
+  ck_assert_msg(out[0] == '{' && strstr(out, "\"steps\": 10") && strstr(out, "\"heldout_accept\""), "%s", out);
+  snprintf(args, sizeof args, "bench spec --ckpt %s --data %s --drafter %s --blocks 2,3 --windows 2 --threads 1 --json", a,
+           infer_tiny_data(), dr);
+  ck_assert_int_eq(run_cli(args, out, sizeof out, &el), 0);
+  ck_assert_msg(out[0] == '{' && strstr(out, "\"rows\": [{\"name\": \"ddpm-100\"") && strstr(out, "\"ddim-10\"") &&
+                strstr(out, "\"spec-frozen-3\"") && strstr(out, "\"spec-learned-2\"") && strstr(out, "\"speedup_vs_ddpm\""),
+                "%s", out);
+  snprintf(args, sizeof args, "sample --ckpt %s --data %s --index 3 --n 2 --sampler spec --drafter %s --seed 1 --out %s/s.h5",
+           b, infer_tiny_data(), dr, tmp_dir());
+  ck_assert_int_ne(run_cli(args, out, sizeof out, &el), 0);
+  ck_assert_int_eq(el, 1);
+  snprintf(args, sizeof args, "sample --ckpt %s --data %s --index 3 --n 2 --sampler spec --drafter %s --seed 1 --out %s/s.h5",
+           a, infer_tiny_data(), dr, tmp_dir());
+  ck_assert_int_eq(run_cli(args, out, sizeof out, &el), 0);
+  ck_assert_msg(strstr(out, "learned drafter") && strstr(out, "drafter calls"), "%s", out);
+}
+END_TEST
+
 Suite *suite_distill(void) {
   Suite *s = suite_create("distill");
   TCase *tc = tcase_create("distill");
@@ -258,6 +311,7 @@ Suite *suite_distill(void) {
   tcase_add_test(tc, test_delta_identity);
   tcase_add_test(tc, test_distill_unet_base);
   tcase_add_test(tc, test_distill_transformer_base);
+  tcase_add_test(tc, test_distill_cli);
   suite_add_tcase(s, tc);
   return s;
 }
