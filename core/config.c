@@ -112,6 +112,9 @@ static const field fields[] = {
   I("distill", "late_steps", distill.late_steps, "10", 0, 1000, "the last diffusion steps t < late_steps get late_weight"),
   D("distill", "late_weight", distill.late_weight, "1.0", '[', 0, 1e6, ']',
     "factor on the acceptance term at t < late_steps, where w_t is largest and drafts fail most"),
+  I("distill", "unroll", distill.unroll, "0", 0, 64,
+    "K > 0: the buffer also holds the states the drafter reaches unrolled from the base's chain (resynced every K "
+    "steps), with the base's eps there; 0: base chains only"),
   E("eval", "sampler", eval.sampler, ts_sampler_names, "ddpm", "sampler for eval"),
   I("eval", "steps", eval.steps, "100", 1, 1000,
     "inference steps of ddim, drafted steps per round of spec; at most num_train_timesteps"),

@@ -49,7 +49,7 @@ typedef struct ts_config {
     int seed, checkpoint_every, log_every, eval_every, eval_episodes, threads;
   } train;
   struct { /* drafter distillation (train/distill.h); the drafter's optimiser is [train]'s */
-    int chains, buffer_chains, refresh_every, heldout_chains, late_steps;
+    int chains, buffer_chains, refresh_every, heldout_chains, late_steps, unroll;
     double eps_weight, late_weight;
   } distill;
   struct {

@@ -69,6 +69,7 @@ static const char *const default_ini =
     "eps_weight = 0.10000000000000001\n"
     "late_steps = 10\n"
     "late_weight = 1\n"
+    "unroll = 0\n"
     "\n"
     "[eval]\n"
     "sampler = ddpm\n"

@@ -63,7 +63,7 @@ static void drafter_cfg(ts_config *c, long steps) {
                       "model.p_drop_attn=0", "train.batch_size=32", "train.lr=3e-3", "train.warmup_steps=5",
                       "train.checkpoint_every=20", "train.log_every=10", "train.weight_decay=1e-3",
                       "distill.chains=4", "distill.buffer_chains=8", "distill.refresh_every=10",
-                      "distill.heldout_chains=4", "distill.late_weight=2"};
+                      "distill.heldout_chains=4", "distill.late_weight=2", "distill.unroll=3"};
   override(c, ov, sizeof ov / sizeof ov[0]);
   c->train.max_steps = steps;
 }

@@ -36,6 +36,8 @@ typedef struct {
   ts_tensor *bx, *bt, *bc, *be; /* the buffer: (N, H, A), (N), (N, cond_dim), (N, H, A) */
   int N, G;                     /* states, chain groups */
   float *cx, *ceps, *cmean, *cz, *ccond, *ob; /* chain work space (chains rows) */
+  float *cy, *cyp, *cyq;                       /* the unrolled drafter chain: state, base and drafter eps */
+  ts_denoiser tape;                            /* the drafter being trained, for the unrolls */
   int *ctb;
   double w[TS_MAX_T]; /* ts_ddpm_delta_weight per t */
 } distiller;
@@ -79,7 +81,7 @@ static void run_chains(distiller *r, uint64_t stream, int nchains, float *x, flo
   ts_rng rng;
   ts_rng_init_stream(&rng, (uint64_t)r->cfg.train.seed, stream);
   const int H = r->cfg.data.horizon, A = r->base.act_dim, No = r->cfg.data.n_obs_steps, Od = r->base.obs_dim;
-  const int n = H * A, cd = r->base.cond_dim, T = r->base.sched.T;
+  const int n = H * A, cd = r->base.cond_dim, T = r->base.sched.T, K = x ? r->cfg.distill.unroll : 0;
   for (int c = 0; c < nchains; c++) {
     ts_windows_get(&r->d, &r->win, (int64_t)ts_rng_below(&rng, (uint32_t)r->win.n), r->ob, NULL);
     memcpy(r->ccond + (size_t)c * cd, r->ob, (size_t)No * Od * sizeof(float));
@@ -95,6 +97,29 @@ static void run_chains(distiller *r, uint64_t stream, int nchains, float *x, flo
         memcpy(eps + s * n, r->ceps + (size_t)c * n, (size_t)n * sizeof(float));
         memcpy(cond + s * cd, r->ccond + (size_t)c * cd, (size_t)cd * sizeof(float));
         tt[s] = (float)t;
+      }
+      if (K > 0) { /* the drafter's chain: resynced to the base's every K steps, else its own step */
+        if ((T - 1 - t) % K == 0) {
+          memcpy(r->cy, r->cx, (size_t)nchains * n * sizeof(float));
+          memcpy(r->cyp, r->ceps, (size_t)nchains * n * sizeof(float));
+        } else {
+          ts_denoiser_eps(&r->base.target, r->cy, r->ctb, r->ccond, nchains, r->cyp);
+        }
+        ts_denoiser_eps(&r->tape, r->cy, r->ctb, r->ccond, nchains, r->cyq);
+        int64_t half = (int64_t)r->N / 2;
+        for (int c = 0; c < nchains; c++) {
+          int64_t s = half + slot0 + (int64_t)c * T + (T - 1 - t);
+          memcpy(x + s * n, r->cy + (size_t)c * n, (size_t)n * sizeof(float));
+          memcpy(eps + s * n, r->cyp + (size_t)c * n, (size_t)n * sizeof(float));
+          memcpy(cond + s * cd, r->ccond + (size_t)c * cd, (size_t)cd * sizeof(float));
+          tt[s] = (float)t;
+          float *yc = r->cy + (size_t)c * n, *mc = r->cz + (size_t)c * n; /* cz: the drafter's mean, then its z */
+          float sigma = ts_ddpm_mean(&r->base.sched, t, yc, r->cyq + (size_t)c * n, mc, n);
+          if (t > 0) {
+            ts_rng_fill_normal(&rng, r->cyq + (size_t)c * n, n);
+            for (int i = 0; i < n; i++) yc[i] = mc[i] + sigma * r->cyq[(size_t)c * n + i];
+          }
+        }
       }
     } else if (t > 0) {
       ts_denoiser_eps(q, r->cx, r->ctb, r->ccond, nchains, r->cmean); /* the drafter's eps */
@@ -166,7 +191,7 @@ static int setup(distiller *r, const ts_config *cfg, const ts_distill_opts *o) {
   const int ch = c->distill.chains > c->distill.heldout_chains ? c->distill.chains : c->distill.heldout_chains;
   for (int t = 0; t < T; t++) r->w[t] = ts_ddpm_delta_weight(&r->base.sched, t);
   r->G = c->distill.buffer_chains / c->distill.chains;
-  r->N = c->distill.buffer_chains * T;
+  r->N = c->distill.buffer_chains * T * (c->distill.unroll > 0 ? 2 : 1); /* base states, then unrolled ones */
   r->bx = ts_param_new(3, (int[]){r->N, H, A});
   r->bt = ts_param_new(1, &r->N);
   r->bc = ts_param_new(2, (int[]){r->N, cd});
@@ -194,6 +219,10 @@ static int setup(distiller *r, const ts_config *cfg, const ts_distill_opts *o) {
   r->ccond = malloc((size_t)ch * cd * sizeof(float));
   r->ob = malloc((size_t)H * r->base.obs_dim * sizeof(float));
   r->ctb = malloc((size_t)ch * sizeof(int));
+  r->cy = malloc(rows);
+  r->cyp = malloc(rows);
+  r->cyq = malloc(rows);
+  if (!r->cy || !r->cyp || !r->cyq || ts_denoiser_tape(&r->tape, &r->net)) abort();
   if (!r->cx || !r->ceps || !r->cmean || !r->cz || !r->ccond || !r->ob || !r->ctb) abort();
   ts_denoiser_reserve(&r->base.target, ch);
   return 0;
@@ -219,6 +248,10 @@ static void teardown(distiller *r) {
   free(r->ccond);
   free(r->ob);
   free(r->ctb);
+  free(r->cy);
+  free(r->cyp);
+  free(r->cyq);
+  ts_denoiser_free(&r->tape);
 }
 
 /* An existing checkpoint at out must come from the same base (unless fresh). */

@@ -6,6 +6,11 @@
  * dataset's training episodes (the base's split and normalisers). Every visited (x_t, t,
  * cond, base eps) goes into a buffer of `distill.buffer_chains` chains; every
  * `distill.refresh_every` steps the oldest `chains` chains are replaced by fresh ones.
+ * With `distill.unroll` K > 0 the buffer has a second half: along each base chain, a chain
+ * of the drafter being trained (its own DDPM steps with its own noise, resynced to the base's
+ * state every K steps, as the drafts of a K-step round), each of its states with the base's
+ * eps there. Those states are the ones a speculative round verifies; the gradient does not go
+ * through the unroll (the states are data, stop-gradient).
  *
  * Loss, for a batch of buffer states, with eps_p the base's and eps_q the drafter's eps:
  *   mean_b [ f(t_b) w_t^2 |u_b (eps_p - eps_q)|^2 ] + eps_weight * mean (eps_p - eps_q)^2
