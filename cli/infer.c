@@ -127,7 +127,7 @@ int ts_cmd_sample(int argc, char **argv) {
   const char *data = ts_opt(argc, argv, "--data"), *out = ts_opt(argc, argv, "--out");
   if (!data || !out)
     return ts_fail("usage: tsdp sample --ckpt C --data D.h5 --index I --n N --sampler ddpm|ddim|spec [--steps K | --block L] "
-                   "[--drafter DRAFTER.h5|frozen] --seed S --out OUT.h5");
+                   "[--drafter DRAFTER.h5|frozen] --seed S --out OUT.h5 [--json]");
   ts_policy p;
   if (ts_cli_load_policy(argc, argv, &p)) return 1;
   long idx, n, seed;
@@ -174,13 +174,22 @@ int ts_cmd_sample(int argc, char **argv) {
     rc = !f || ts_h5_write_f32(f, "actions", acts, 3, dims) || ts_h5_write_f32(f, "obs", raw, 2, od) ||
          ts_h5_write_f32(f, "cond", cond, 1, cd) || ts_h5_attr_i64(f, "/", "index", idx) ||
          ts_h5_attr_str(f, "/", "sampler", ts_sampler_names[smp.kind]) || ts_h5_attr_i64(f, "/", "steps", smp.steps) ||
-         ts_h5_attr_i64(f, "/", "seed", seed);
+         ts_h5_attr_i64(f, "/", "seed", seed) ||
+         ts_h5_attr_str(f, "/", "drafter", smp.drafter ? ts_opt(argc, argv, "--drafter") : "frozen");
     if (f) {
       if (rc) ts_h5_close(f);
       else rc = ts_h5_commit(f);
     }
-    if (!rc) printf("wrote %ld chunks (%d, %d) for index %ld to %s\n", n, p.horizon, p.act_dim, idx, out);
-    if (!rc && smp.spec) print_spec(ts_spec_stats_of(smp.spec), &p, &smp, 0);
+    int json = ts_has_flag(argc, argv, "--json");
+    if (!rc && json) {
+      printf("{\"chunks\": %ld, \"index\": %ld, \"sampler\": \"%s\", \"steps\": %d, ", n, idx, ts_sampler_names[smp.kind],
+             smp.steps);
+      if (smp.spec) print_spec(ts_spec_stats_of(smp.spec), &p, &smp, 1);
+      printf("\"out\": \"%s\"}\n", out);
+    } else if (!rc) {
+      printf("wrote %ld chunks (%d, %d) for index %ld to %s\n", n, p.horizon, p.act_dim, idx, out);
+      if (smp.spec) print_spec(ts_spec_stats_of(smp.spec), &p, &smp, 0);
+    }
   }
   ts_spec_free(smp.spec);
   ts_drafter_model_free(&dm);

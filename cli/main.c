@@ -40,7 +40,7 @@ static void usage(FILE *f) {
           "  eval --ckpt CKPT.h5 [--episodes 50] [--sampler ddpm|ddim|spec] [--steps N | --block L] [--seed-start S]\n"
           "       [--drafter DRAFTER.h5|frozen] [--gif DIR] [--json]\n"
           "  sample --ckpt C --data D.h5 --index I --n N --sampler ddpm|ddim|spec [--steps K | --block L]\n"
-          "       [--drafter DRAFTER.h5|frozen] --seed S --out OUT.h5\n"
+          "       [--drafter DRAFTER.h5|frozen] --seed S --out OUT.h5 [--json]\n"
           "  forward --ckpt C --in IN.h5 --out OUT.h5     one batched eps forward (x, t, cond -> eps)\n"
           "    (eval, sample, forward: --threads T, default all CPUs)\n"
           "  bench gemm [--dims 64,128,256] [--batch B] [--json]\n"

@@ -301,6 +301,10 @@ START_TEST(test_distill_cli) {
            a, infer_tiny_data(), dr, tmp_dir());
   ck_assert_int_eq(run_cli(args, out, sizeof out, &el), 0);
   ck_assert_msg(strstr(out, "learned drafter") && strstr(out, "drafter calls"), "%s", out);
+  strcat(args, " --json");
+  ck_assert_int_eq(run_cli(args, out, sizeof out, &el), 0);
+  ck_assert_msg(out[0] == '{' && strstr(out, "\"drafter\": \"learned\"") && strstr(out, "\"rounds_per_chunk\"") &&
+                strstr(out, "\"drafter_calls_per_chunk\"") && strchr(out, '\n') == out + strlen(out) - 1, "%s", out);
 }
 END_TEST
 
