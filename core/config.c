@@ -101,7 +101,7 @@ static const field fields[] = {
   I("train", "threads", train.threads, "0", 0, 256, "compute threads; 0: all CPUs"),
   I("distill", "chains", distill.chains, "64", 1, 4096,
     "base DDPM chains run at once (one batched base call per step) to make training states"),
-  I("distill", "buffer_chains", distill.buffer_chains, "256", 1, 65536,
+  I("distill", "buffer_chains", distill.buffer_chains, "256", 1, 8192,
     "chains whose every visited state (x_t, t, cond, base eps) the buffer holds; a multiple of chains"),
   I("distill", "refresh_every", distill.refresh_every, "200", 1, G30,
     "steps between replacing the oldest `chains` chains of the buffer by fresh ones"),

@@ -334,11 +334,18 @@ int ts_distill(const ts_config *cfg, const ts_distill_opts *o, ts_distill_result
                       .quiet = o->quiet};
   ts_run *run;
   if (ts_run_open(&run, &spec)) return fail_free(&r, NULL);
+  /* The buffer's first fill, before the run's clock starts (its rate and ETA are the steps'),
+   * unless there is a checkpoint to resume, which holds the buffer. */
+  double t0 = ts_now();
+  int filled = 0;
+  if (o->fresh || access(o->out, F_OK) != 0) {
+    for (int g = 0; g < r.G; g++) refresh(&r, g);
+    filled = 1;
+  }
   long step = ts_run_resume(run);
   if (step < 0) return fail_free(&r, run);
   res->resumed_from = (int)step;
-  double t0 = ts_now();
-  if (step == 0) /* a resumed run restored its buffer */
+  if (step == 0 && !filled)
     for (int g = 0; g < r.G; g++) refresh(&r, g);
   if (!o->quiet)
     fprintf(stderr, "distill: drafter of %.3f M parameters (%s) for base %s (%.2f M, hash %s); buffer %d states from %d "
