@@ -387,7 +387,7 @@ int ts_distill(const ts_config *cfg, const ts_distill_opts *o, ts_distill_result
     ts_ctx_reset(ctx);
     ts_zero_grad(r.net.params->t, r.net.params->n);
     ts_tensor *X = ts_wrap(ctx, xb, 3, (int[]){B, H, r.base.act_dim}), *Tt = ts_wrap(ctx, tb, 1, &B);
-    ts_tensor *C = ts_wrap(ctx, cb, 2, (int[]){B, cd}), *S = ts_wrap(ctx, sb, 3, (int[]){B, 1, 1});
+    ts_tensor *C = ts_wrap(ctx, cb, 2, (int[]){B, cd}), *S = ts_wrap(ctx, sb, 3, (int[]){B, H, r.base.act_dim});
     ts_tensor *E = ts_wrap(ctx, eb, 3, (int[]){B, H, r.base.act_dim});
     ts_tensor *pred = ts_model_forward(ctx, &r.net, X, Tt, C, &r.rng);
     ts_tensor *loss = ts_mse(ctx, ts_mul(ctx, pred, S), E);

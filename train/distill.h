@@ -20,8 +20,9 @@
  * (there the mean does not move with eps; the eps term still pulls the drafter there);
  * f = late_weight at t < late_steps, else 1; t = 0 (sigma 0) has w = 0. The logged `accept`
  * column is the exact one-step acceptance 2 Phi(-|Delta| / 2) of the drafter's eps (means from
- * ts_ddpm_mean, clipping included), averaged over the batch's t >= 1 states. At the end, the EMA drafter's predicted acceptance per diffusion step over
- * `heldout_chains` fresh base chains is plotted to <out>.accept.png.
+ * ts_ddpm_mean, clipping included), averaged over the batch's t >= 1 states. At the end, the
+ * EMA drafter's predicted acceptance per diffusion step over `heldout_chains` fresh base
+ * chains is plotted to <out>.accept.png.
  *
  * The run goes through train/run.h: AdamW with cosine LR and warm-up and EMA from [train],
  * checkpoints (model/, ema/, the buffer under distill/, the base's normalisers, root
