@@ -13,6 +13,7 @@ enum { T_INT, T_LONG, T_DBL, T_BOOL, T_STR, T_INTLIST, T_STRLIST, T_ENUM };
 
 const char *const ts_model_type_names[TS_MODEL_COUNT + 1] = {"unet", "transformer", NULL};
 const char *const ts_sampler_names[TS_SAMPLER_COUNT + 1] = {"ddpm", "ddim", "spec", NULL};
+const char *const ts_distill_objective_names[TS_DISTILL_COUNT + 1] = {"reject", "delta2", "mse", NULL};
 
 int ts_enum_parse(const char *const *names, const char *name, const char *what) {
   char list[256] = "";
@@ -99,6 +100,8 @@ static const field fields[] = {
   I("train", "eval_every", train.eval_every, "0", 0, G30, "steps between closed-loop evaluations; 0: none"),
   I("train", "eval_episodes", train.eval_episodes, "10", 1, 1024, "episodes per evaluation in training"),
   I("train", "threads", train.threads, "0", 0, 256, "compute threads; 0: all CPUs"),
+  E("distill", "objective", distill.objective, ts_distill_objective_names, "reject",
+    "acceptance term: reject = expected rejection 1 - 2 Phi(-|Delta|/2), delta2 = |Delta|^2, mse = none (eps MSE only)"),
   I("distill", "chains", distill.chains, "64", 1, 4096,
     "base DDPM chains run at once (one batched base call per step) to make training states"),
   I("distill", "buffer_chains", distill.buffer_chains, "256", 1, 8192,

@@ -62,6 +62,7 @@ static const char *const default_ini =
     "threads = 0\n"
     "\n"
     "[distill]\n"
+    "objective = reject\n"
     "chains = 64\n"
     "buffer_chains = 256\n"
     "refresh_every = 200\n"

@@ -372,27 +372,57 @@ int ts_distill(const ts_config *cfg, const ts_distill_opts *o, ts_distill_result
       memcpy(cb + (size_t)b * cd, r.bc->data + s * cd, (size_t)cd * sizeof(float));
       tb[b] = r.bt->data[s];
       int t = (int)tb[b];
-      double f = t < c->distill.late_steps ? c->distill.late_weight : 1.0, a2 = f * r.w[t] * r.w[t] * n;
-      /* mean over all B n elements of (s d)^2 = mean_b [f w^2 |d_b|^2 + eps_weight |d_b|^2 / n], where the
-       * acceptance term counts the elements whose x0 (from the base's eps) is not clipped: a clipped one
-       * gives the same mean for any eps past the clip (the eps term still pulls it there) */
+      /* u: the elements whose x0 (from the base's eps) is not clipped, kept in sb for now; a
+       * clipped one gives the same mean for any eps past the clip (the eps term still pulls
+       * the drafter there) */
       double sa = sqrt(sch->alphas_cumprod[t]), sq = sqrt(1.0 - sch->alphas_cumprod[t]);
       for (int i = 0; i < n; i++) {
-        float e = r.be->data[s * n + i], x0 = (float)((xb[(size_t)b * n + i] - sq * e) / sa);
-        int free_x0 = !sch->clip_sample || (x0 > -1 && x0 < 1);
-        sb[(size_t)b * n + i] = (float)sqrt((free_x0 ? a2 : 0.0) + c->distill.eps_weight);
-        eb[(size_t)b * n + i] = sb[(size_t)b * n + i] * e;
+        float x0 = (float)((xb[(size_t)b * n + i] - sq * pb[(size_t)b * n + i]) / sa);
+        sb[(size_t)b * n + i] = !sch->clip_sample || (x0 > -1 && x0 < 1);
       }
     }
     ts_ctx_reset(ctx);
     ts_zero_grad(r.net.params->t, r.net.params->n);
     ts_tensor *X = ts_wrap(ctx, xb, 3, (int[]){B, H, r.base.act_dim}), *Tt = ts_wrap(ctx, tb, 1, &B);
-    ts_tensor *C = ts_wrap(ctx, cb, 2, (int[]){B, cd}), *S = ts_wrap(ctx, sb, 3, (int[]){B, H, r.base.act_dim});
-    ts_tensor *E = ts_wrap(ctx, eb, 3, (int[]){B, H, r.base.act_dim});
+    ts_tensor *C = ts_wrap(ctx, cb, 2, (int[]){B, cd});
     ts_tensor *pred = ts_model_forward(ctx, &r.net, X, Tt, C, &r.rng);
+    /* Per row, |Delta| = w_t |u (eps_p - eps_q)| (no clipping) and the objective's weight lam on
+     * |Delta|^2: delta2 1; reject phi(|Delta|/2) / (2 |Delta|), the derivative of the rejection
+     * probability 1 - 2 Phi(-|Delta|/2) in |Delta|^2 at the current prediction, so the weighted
+     * squared loss has the rejection's gradient; mse 0. Times late_weight at t < late_steps.
+     * Then mean over the B n elements of (s d)^2, s^2 = lam w^2 n u + eps_weight, is
+     * mean_b [lam |Delta_b|^2] + eps_weight mean d^2. */
+    double obj = 0, mse = 0;
+    for (int b = 0; b < B; b++) {
+      int t = (int)tb[b];
+      double d2 = 0, d2u = 0;
+      for (int i = 0; i < n; i++) {
+        double d = (double)pb[(size_t)b * n + i] - pred->data[(size_t)b * n + i];
+        d2 += d * d;
+        d2u += sb[(size_t)b * n + i] * d * d;
+      }
+      double f = t < c->distill.late_steps ? c->distill.late_weight : 1.0, delta = r.w[t] * sqrt(d2u), lam = 0;
+      if (c->distill.objective == TS_DISTILL_DELTA2) {
+        lam = f;
+        obj += f * delta * delta;
+      } else if (c->distill.objective == TS_DISTILL_REJECT) {
+        double dl = delta > 1e-2 ? delta : 1e-2;
+        lam = f * exp(-dl * dl / 8) / sqrt(2 * M_PI) / (2 * dl);
+        obj += f * erf(delta / (2 * M_SQRT2)); /* 1 - 2 Phi(-|Delta|/2) */
+      }
+      mse += d2 / n;
+      double a2 = lam * r.w[t] * r.w[t] * n;
+      for (int i = 0; i < n; i++) {
+        size_t k = (size_t)b * n + i;
+        sb[k] = (float)sqrt(sb[k] * a2 + c->distill.eps_weight);
+        eb[k] = sb[k] * pb[k];
+      }
+    }
+    obj = (obj + c->distill.eps_weight * mse) / B;
+    ts_tensor *S = ts_wrap(ctx, sb, 3, (int[]){B, H, r.base.act_dim}), *E = ts_wrap(ctx, eb, 3, (int[]){B, H, r.base.act_dim});
     ts_tensor *loss = ts_mse(ctx, ts_mul(ctx, pred, S), E);
-    if (!isfinite(loss->data[0])) {
-      rc = ts_fail("distillation diverged at step %ld (loss %g)", step, loss->data[0]);
+    if (!isfinite(loss->data[0]) || !isfinite(obj)) {
+      rc = ts_fail("distillation diverged at step %ld (loss %g)", step, obj);
       break;
     }
     double acc = 0;
@@ -407,7 +437,7 @@ int ts_distill(const ts_config *cfg, const ts_distill_opts *o, ts_distill_result
     r.opt->lr = ts_lr_cosine((float)c->train.lr, step, c->train.warmup_steps, total);
     ts_adamw_step(r.opt);
     ts_ema_update(r.ema, r.net.params->t, step);
-    loss_acc += loss->data[0];
+    loss_acc += obj;
     acc_acc += na ? acc / na : NAN;
     log_n++;
     log_samples += B;

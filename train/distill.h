@@ -12,17 +12,21 @@
  * eps there. Those states are the ones a speculative round verifies; the gradient does not go
  * through the unroll (the states are data, stop-gradient).
  *
- * Loss, for a batch of buffer states, with eps_p the base's and eps_q the drafter's eps:
- *   mean_b [ f(t_b) w_t^2 |u_b (eps_p - eps_q)|^2 ] + eps_weight * mean (eps_p - eps_q)^2
+ * Loss, for a batch of buffer states, with eps_p the base's and eps_q the drafter's eps and
+ * |Delta_b| = w_t |u_b (eps_p - eps_q)|:
+ *   mean_b [ f(t_b) g(|Delta_b|) ] + eps_weight * mean (eps_p - eps_q)^2
  * where w_t = ts_ddpm_delta_weight: w_t |eps_p - eps_q| is |Delta_t| = |m_p - m_q| / sigma_t
  * of one DDPM step without x0 clipping, and a draft is accepted with probability
  * 2 Phi(-|Delta| / 2); u_b masks the elements whose x0 (from the base's eps) is clipped
  * (there the mean does not move with eps; the eps term still pulls the drafter there);
- * f = late_weight at t < late_steps, else 1; t = 0 (sigma 0) has w = 0. The logged `accept`
- * column is the exact one-step acceptance 2 Phi(-|Delta| / 2) of the drafter's eps (means from
- * ts_ddpm_mean, clipping included), averaged over the batch's t >= 1 states. At the end, the
- * EMA drafter's predicted acceptance per diffusion step over `heldout_chains` fresh base
- * chains is plotted to <out>.accept.png.
+ * f = late_weight at t < late_steps, else 1; t = 0 (sigma 0) has w = 0. g by
+ * `distill.objective`: reject, the rejection probability 1 - 2 Phi(-|Delta|/2) (its gradient
+ * through a squared loss weighted by its derivative in |Delta|^2 at the current prediction);
+ * delta2, |Delta|^2; mse, 0 (regression only). The logged `loss` is that objective; the
+ * logged `accept` column is the exact one-step acceptance 2 Phi(-|Delta| / 2) of the drafter's
+ * eps (means from ts_ddpm_mean, clipping included), averaged over the batch's t >= 1 states.
+ * At the end, the EMA drafter's predicted acceptance per diffusion step over
+ * `heldout_chains` fresh base chains is plotted to <out>.accept.png.
  *
  * The run goes through train/run.h: AdamW with cosine LR and warm-up and EMA from [train],
  * checkpoints (model/, ema/, the buffer under distill/, the base's normalisers, root
