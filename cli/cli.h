@@ -25,6 +25,12 @@ int ts_cli_load_policy(int argc, char **argv, ts_policy *p);
 /* Raw observation history (n_obs_steps frames ending at dataset step idx, edge-padded at the
  * start of its episode) into out (n_obs_steps * obs_dim). */
 void ts_cli_obs_history(const ts_dataset *d, const ts_policy *p, long idx, float *out);
+/* --drafter DRAFTER.h5|frozen (default frozen) for the speculative sampler: a distilled drafter
+ * is loaded into *dm for p (refused when distilled from another base) and s->drafter points at
+ * it; dm must outlive the sampling and be freed with ts_drafter_model_free. */
+struct ts_drafter_model;
+int ts_cli_drafter(int argc, char **argv, const ts_policy *p, struct ts_drafter_model *dm, ts_sampler *s);
+int ts_cmd_distill(int argc, char **argv);
 int ts_bench_spec(int argc, char **argv); /* tsdp bench spec (cli/spec.c) */
 int ts_has_flag(int argc, char **argv, const char *flag);    /* --json style */
 const char *ts_opt(int argc, char **argv, const char *name); /* value after --name, or NULL */

@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "core/h5io.h"
 #include "data/dataset.h"
+#include "infer/drafter.h"
 #include "infer/policy.h"
 #include "infer/rollout.h"
 #include "infer/spec.h"
@@ -38,12 +39,30 @@ static int cli_sampler(int argc, char **argv, const ts_policy *p, int dflt, ts_s
   return rc;
 }
 
-static void print_spec(const ts_spec_stats *s, const ts_policy *p, int json) {
+int ts_cli_drafter(int argc, char **argv, const ts_policy *p, ts_drafter_model *dm, ts_sampler *s) {
+  memset(dm, 0, sizeof *dm);
+  const char *name = ts_opt(argc, argv, "--drafter");
+  if (!name || !strcmp(name, "frozen")) return 0;
+  if (s->kind != TS_SAMPLER_SPEC) return ts_fail("--drafter: only the spec sampler drafts (--sampler spec)");
+  if (ts_drafter_load(dm, name, ts_opt(argc, argv, "--ckpt"), p)) return -1;
+  s->drafter = &dm->drafter;
+  return 0;
+}
+
+/* Per chunk: rounds (target rounds), sequential target and drafter calls, accepted / drafted. */
+static void print_spec(const ts_spec_stats *s, const ts_policy *p, const ts_sampler *smp, int json) {
   if (!s->chunks) return;
   double acc = s->drafted ? (double)s->accepted / s->drafted : 0, calls = (double)s->target_calls / s->chunks;
-  if (json) printf("\"acceptance\": %.4f, \"target_calls_per_chunk\": %.2f, ", acc, calls);
-  else printf("speculative: %.1f%% of drafts accepted, %.1f sequential target calls per chunk (DDPM: %d)\n", 100 * acc,
-              calls, p->sched.T);
+  double k = (double)s->chunks, dcalls = s->drafter_calls / k;
+  const char *dr = smp->drafter && !smp->drafter->frozen ? "learned" : "frozen";
+  if (json)
+    printf("\"drafter\": \"%s\", \"acceptance\": %.4f, \"target_calls_per_chunk\": %.2f, \"rounds_per_chunk\": %.2f, "
+           "\"drafter_calls_per_chunk\": %.2f, \"accepted_per_chunk\": %.2f, \"drafted_per_chunk\": %.2f, ",
+           dr, acc, calls, s->rounds / k, dcalls, s->accepted / k, s->drafted / k);
+  else
+    printf("speculative (%s drafter): per chunk %.1f rounds, %.1f sequential target calls (DDPM: %d), %.1f drafter calls, "
+           "%.1f / %.1f drafts accepted (%.1f%%)\n", dr, s->rounds / k, calls, p->sched.T, dcalls, s->accepted / k,
+           s->drafted / k, 100 * acc);
 }
 
 int ts_cmd_eval(int argc, char **argv) {
@@ -55,6 +74,9 @@ int ts_cmd_eval(int argc, char **argv) {
            ts_int_opt(argc, argv, "--seed-start", p.cfg.eval.seed_start, 0, 1L << 30, &start) ||
            cli_sampler(argc, argv, &p, p.cfg.eval.sampler, &smp) ||
            ts_int_opt(argc, argv, "--seed", 0, 0, 1L << 30, &seed) || ts_int_opt(argc, argv, "--gif-count", 4, 0, 1024, &ngif);
+  ts_drafter_model dm;
+  if (!rc) rc = ts_cli_drafter(argc, argv, &p, &dm, &smp);
+  else memset(&dm, 0, sizeof dm);
   const char *gif = ts_opt(argc, argv, "--gif");
   if (!rc && gif && mkdir(gif, 0755) != 0 && access(gif, W_OK) != 0) rc = ts_fail("%s: cannot create folder", gif);
   int json = ts_has_flag(argc, argv, "--json");
@@ -70,7 +92,7 @@ int ts_cmd_eval(int argc, char **argv) {
              "\"success_rate\": %.6f, \"ms_per_chunk\": %.3f, \"chunks_per_s\": %.3f, \"ms_per_call\": %.3f, ",
              r.episodes, start, ts_sampler_names[smp.kind], (long)smp.steps, r.mean_score, r.success_rate,
              r.ms_per_chunk, r.chunks_per_s, r.ms_per_call);
-      print_spec(&r.spec, &p, 1);
+      print_spec(&r.spec, &p, &smp, 1);
       printf("\"chunks\": %ld, \"scores\": [", r.chunks);
       for (int i = 0; i < r.episodes; i++) printf("%s%.4f", i ? ", " : "", r.scores[i]);
       printf("]}\n");
@@ -79,10 +101,11 @@ int ts_cmd_eval(int argc, char **argv) {
              smp.steps, r.episodes, start, r.mean_score, r.success_rate);
       printf("sampling: %ld chunks in %ld batched calls, %.2f ms per chunk (amortised), %.1f chunks/s, %.1f ms per call\n",
              r.chunks, r.calls, r.ms_per_chunk, r.chunks_per_s, r.ms_per_call);
-      print_spec(&r.spec, &p, 0);
+      print_spec(&r.spec, &p, &smp, 0);
       if (gif) printf("GIFs of the first %ld episodes in %s/\n", ngif < eps ? ngif : eps, gif);
     }
   }
+  ts_drafter_model_free(&dm);
   ts_policy_free(&p);
   return rc ? 1 : 0;
 }
@@ -104,7 +127,7 @@ int ts_cmd_sample(int argc, char **argv) {
   const char *data = ts_opt(argc, argv, "--data"), *out = ts_opt(argc, argv, "--out");
   if (!data || !out)
     return ts_fail("usage: tsdp sample --ckpt C --data D.h5 --index I --n N --sampler ddpm|ddim|spec [--steps K | --block L] "
-                   "--seed S --out OUT.h5");
+                   "[--drafter DRAFTER.h5|frozen] --seed S --out OUT.h5 [--json]");
   ts_policy p;
   if (ts_cli_load_policy(argc, argv, &p)) return 1;
   long idx, n, seed;
@@ -112,6 +135,9 @@ int ts_cmd_sample(int argc, char **argv) {
   int rc = ts_int_opt(argc, argv, "--index", 0, 0, 1L << 40, &idx) || ts_int_opt(argc, argv, "--n", 100, 1, 1L << 24, &n) ||
            cli_sampler(argc, argv, &p, TS_SAMPLER_DDPM, &smp) ||
            ts_int_opt(argc, argv, "--seed", 0, 0, 1L << 40, &seed);
+  ts_drafter_model dm;
+  if (!rc) rc = ts_cli_drafter(argc, argv, &p, &dm, &smp);
+  else memset(&dm, 0, sizeof dm);
   /* The speculative sampler's work space, kept over all chunks for its counters. */
   if (!rc && smp.kind == TS_SAMPLER_SPEC && !(smp.spec = ts_spec_new(&p.target, &p.sched, smp.steps))) rc = -1;
   ts_dataset d;
@@ -148,15 +174,25 @@ int ts_cmd_sample(int argc, char **argv) {
     rc = !f || ts_h5_write_f32(f, "actions", acts, 3, dims) || ts_h5_write_f32(f, "obs", raw, 2, od) ||
          ts_h5_write_f32(f, "cond", cond, 1, cd) || ts_h5_attr_i64(f, "/", "index", idx) ||
          ts_h5_attr_str(f, "/", "sampler", ts_sampler_names[smp.kind]) || ts_h5_attr_i64(f, "/", "steps", smp.steps) ||
-         ts_h5_attr_i64(f, "/", "seed", seed);
+         ts_h5_attr_i64(f, "/", "seed", seed) ||
+         ts_h5_attr_str(f, "/", "drafter", smp.drafter ? ts_opt(argc, argv, "--drafter") : "frozen");
     if (f) {
       if (rc) ts_h5_close(f);
       else rc = ts_h5_commit(f);
     }
-    if (!rc) printf("wrote %ld chunks (%d, %d) for index %ld to %s\n", n, p.horizon, p.act_dim, idx, out);
-    if (!rc && smp.spec) print_spec(ts_spec_stats_of(smp.spec), &p, 0);
+    int json = ts_has_flag(argc, argv, "--json");
+    if (!rc && json) {
+      printf("{\"chunks\": %ld, \"index\": %ld, \"sampler\": \"%s\", \"steps\": %d, ", n, idx, ts_sampler_names[smp.kind],
+             smp.steps);
+      if (smp.spec) print_spec(ts_spec_stats_of(smp.spec), &p, &smp, 1);
+      printf("\"out\": \"%s\"}\n", out);
+    } else if (!rc) {
+      printf("wrote %ld chunks (%d, %d) for index %ld to %s\n", n, p.horizon, p.act_dim, idx, out);
+      if (smp.spec) print_spec(ts_spec_stats_of(smp.spec), &p, &smp, 0);
+    }
   }
   ts_spec_free(smp.spec);
+  ts_drafter_model_free(&dm);
   free(acts);
   free(cond);
   free(raw);

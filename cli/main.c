@@ -36,15 +36,18 @@ static void usage(FILE *f) {
           "  sim reset --seed S --legacy [--png F] [--json]  Push-T legacy reset state\n"
           "  sim replay --data FILE.h5 [--episode N] [--gif OUT.gif] [--json]\n"
           "  train --config C.ini --data D.h5 --out CKPT.h5 [--max-steps N] [--fresh] [section.key=value ...]\n"
+          "  distill --config C.ini --base BASE.h5 --data D.h5 --out DRAFTER.h5 [--max-steps N] [--fresh] [section.key=value ...]\n"
           "  eval --ckpt CKPT.h5 [--episodes 50] [--sampler ddpm|ddim|spec] [--steps N | --block L] [--seed-start S]\n"
-          "       [--gif DIR] [--json]\n"
-          "  sample --ckpt C --data D.h5 --index I --n N --sampler ddpm|ddim|spec [--steps K | --block L] --seed S --out OUT.h5\n"
+          "       [--drafter DRAFTER.h5|frozen] [--gif DIR] [--json]\n"
+          "  sample --ckpt C --data D.h5 --index I --n N --sampler ddpm|ddim|spec [--steps K | --block L]\n"
+          "       [--drafter DRAFTER.h5|frozen] --seed S --out OUT.h5 [--json]\n"
           "  forward --ckpt C --in IN.h5 --out OUT.h5     one batched eps forward (x, t, cond -> eps)\n"
           "    (eval, sample, forward: --threads T, default all CPUs)\n"
           "  bench gemm [--dims 64,128,256] [--batch B] [--json]\n"
           "  bench step --ckpt C [--batch 1,2,4,8,16] [--threads T] [--json]\n"
-          "  distill | rl                               (not implemented yet: see the issues)\n"
-          "  (spec: exact speculative DDPM with the frozen-target drafter, L drafted steps per round)\n");
+          "  bench spec --ckpt C --data D.h5 [--drafter DRAFTER.h5|frozen] [--blocks 2,4] [--windows 20] [--json]\n"
+          "  rl                                         (not implemented yet: see the issues)\n"
+          "  (spec: exact speculative DDPM, L drafted steps per round; the frozen-target drafter by default)\n");
 }
 
 int main(int argc, char **argv) {
@@ -61,7 +64,8 @@ int main(int argc, char **argv) {
   else if (strcmp(cmd, "eval") == 0) rc = ts_cmd_eval(argc - 2, argv + 2);
   else if (strcmp(cmd, "sample") == 0) rc = ts_cmd_sample(argc - 2, argv + 2);
   else if (strcmp(cmd, "forward") == 0) rc = ts_cmd_forward(argc - 2, argv + 2);
-  else if (!strcmp(cmd, "distill") || !strcmp(cmd, "rl")) {
+  else if (strcmp(cmd, "distill") == 0) rc = ts_cmd_distill(argc - 2, argv + 2);
+  else if (!strcmp(cmd, "rl")) {
     fprintf(stderr, "tsdp: '%s' is not implemented yet\n", cmd);
     return 2;
   } else {

@@ -13,6 +13,7 @@ enum { T_INT, T_LONG, T_DBL, T_BOOL, T_STR, T_INTLIST, T_STRLIST, T_ENUM };
 
 const char *const ts_model_type_names[TS_MODEL_COUNT + 1] = {"unet", "transformer", NULL};
 const char *const ts_sampler_names[TS_SAMPLER_COUNT + 1] = {"ddpm", "ddim", "spec", NULL};
+const char *const ts_distill_objective_names[TS_DISTILL_COUNT + 1] = {"reject", "delta2", "mse", NULL};
 
 int ts_enum_parse(const char *const *names, const char *name, const char *what) {
   char list[256] = "";
@@ -99,6 +100,24 @@ static const field fields[] = {
   I("train", "eval_every", train.eval_every, "0", 0, G30, "steps between closed-loop evaluations; 0: none"),
   I("train", "eval_episodes", train.eval_episodes, "10", 1, 1024, "episodes per evaluation in training"),
   I("train", "threads", train.threads, "0", 0, 256, "compute threads; 0: all CPUs"),
+  E("distill", "objective", distill.objective, ts_distill_objective_names, "reject",
+    "acceptance term: reject = expected rejection 1 - 2 Phi(-|Delta|/2), delta2 = |Delta|^2, mse = none (eps MSE only)"),
+  I("distill", "chains", distill.chains, "64", 1, 4096,
+    "base DDPM chains run at once (one batched base call per step) to make training states"),
+  I("distill", "buffer_chains", distill.buffer_chains, "256", 1, 8192,
+    "chains whose every visited state (x_t, t, cond, base eps) the buffer holds; a multiple of chains"),
+  I("distill", "refresh_every", distill.refresh_every, "200", 1, G30,
+    "steps between replacing the oldest `chains` chains of the buffer by fresh ones"),
+  I("distill", "heldout_chains", distill.heldout_chains, "16", 1, 4096,
+    "fresh chains for the predicted acceptance per diffusion step at the end (<out>.accept.png)"),
+  D("distill", "eps_weight", distill.eps_weight, "0.1", '[', 0, 1e6, ']',
+    "weight of the plain eps MSE added to the acceptance term w_t^2 |eps_base - eps_drafter|^2"),
+  I("distill", "late_steps", distill.late_steps, "10", 0, 1000, "the last diffusion steps t < late_steps get late_weight"),
+  D("distill", "late_weight", distill.late_weight, "1.0", '[', 0, 1e6, ']',
+    "factor on the acceptance term at t < late_steps, where w_t is largest and drafts fail most"),
+  I("distill", "unroll", distill.unroll, "0", 0, 64,
+    "K > 0: the buffer also holds the states the drafter reaches unrolled from the base's chain (resynced every K "
+    "steps), with the base's eps there; 0: base chains only"),
   E("eval", "sampler", eval.sampler, ts_sampler_names, "ddpm", "sampler for eval"),
   I("eval", "steps", eval.steps, "100", 1, 1000,
     "inference steps of ddim, drafted steps per round of spec; at most num_train_timesteps"),
@@ -344,6 +363,9 @@ int ts_config_validate(const ts_config *c, const char *o) {
     return ts_fail("%s: prediction_type '%s' unsupported (epsilon)", o, c->diffusion.prediction_type);
   if (c->eval.steps > c->diffusion.num_train_timesteps)
     return ts_fail("%s: eval steps must be in 1..num_train_timesteps", o);
+  if (c->distill.buffer_chains % c->distill.chains)
+    return ts_fail("%s: [distill] buffer_chains = %d must be a multiple of chains = %d", o, c->distill.buffer_chains,
+                   c->distill.chains);
   if (c->model.n_emb % c->model.n_head || c->model.n_emb % 2)
     return ts_fail("%s: [model] n_emb = %d must be even and divisible by n_head = %d", o, c->model.n_emb, c->model.n_head);
   return 0;

@@ -9,9 +9,11 @@
 
 /* Enumerated settings: parsed once from their names (ts_enum_parse), compared as ints. */
 typedef enum { TS_MODEL_UNET, TS_MODEL_TRANSFORMER, TS_MODEL_COUNT } ts_model_type;
+typedef enum { TS_DISTILL_REJECT, TS_DISTILL_DELTA2, TS_DISTILL_MSE, TS_DISTILL_COUNT } ts_distill_objective;
 typedef enum { TS_SAMPLER_DDPM, TS_SAMPLER_DDIM, TS_SAMPLER_SPEC, TS_SAMPLER_COUNT } ts_sampler_kind;
 extern const char *const ts_model_type_names[TS_MODEL_COUNT + 1];     /* NULL-terminated */
 extern const char *const ts_sampler_names[TS_SAMPLER_COUNT + 1];      /* NULL-terminated */
+extern const char *const ts_distill_objective_names[TS_DISTILL_COUNT + 1];
 /* Index of name in the NULL-terminated table, or -1 (with a message naming `what` and the
  * accepted names). */
 int ts_enum_parse(const char *const *names, const char *name, const char *what);
@@ -48,6 +50,11 @@ typedef struct ts_config {
     double ema_power, ema_max_decay;
     int seed, checkpoint_every, log_every, eval_every, eval_episodes, threads;
   } train;
+  struct { /* drafter distillation (train/distill.h); the drafter's optimiser is [train]'s */
+    int objective; /* ts_distill_objective */
+    int chains, buffer_chains, refresh_every, heldout_chains, late_steps, unroll;
+    double eps_weight, late_weight;
+  } distill;
   struct {
     int sampler; /* ts_sampler_kind */
     int steps;   /* inference steps for ddim, drafted steps per round for spec */

@@ -43,6 +43,15 @@ float ts_ddpm_mean(const ts_ddpm *s, int t, const float *xt, const float *eps, f
   return (float)sqrt(var > 1e-20 ? var : 1e-20);
 }
 
+double ts_ddpm_delta_weight(const ts_ddpm *s, int t) {
+  if (t <= 0 || t >= s->T) return 0.0;
+  double ab = s->alphas_cumprod[t], abp = s->alphas_cumprod[t - 1], beta = 1.0 - ab / abp;
+  double c1 = sqrt(abp) * beta / (1.0 - ab), var = (1.0 - abp) / (1.0 - ab) * beta;
+  /* the same float rounding of the coefficients as ts_ddpm_mean */
+  double sig = (float)sqrt(var > 1e-20 ? var : 1e-20);
+  return (double)(float)c1 * ((double)(float)sqrt(1.0 - ab) / (double)(float)sqrt(ab)) / sig;
+}
+
 void ts_ddim_timesteps(int T, int steps, int *out) {
   int ratio = T / steps;
   for (int i = 0; i < steps; i++) out[i] = (steps - 1 - i) * ratio;

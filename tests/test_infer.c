@@ -113,6 +113,10 @@ static const char *tiny_data(void) {
   return h5;
 }
 
+/* For the other suites (tests.h). */
+void infer_tiny_cfg(ts_config *c) { tiny_cfg(c); }
+const char *infer_tiny_data(void) { return tiny_data(); }
+
 static float *read_all(const char *path, const char *name, int64_t *n) {
   ts_h5 *f = ts_h5_open(path);
   ck_assert_msg(f, "%s", ts_error());

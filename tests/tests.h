@@ -17,6 +17,7 @@ Suite *suite_infer(void);
 Suite *suite_cli(void);
 Suite *suite_run(void);
 Suite *suite_config(void);
+Suite *suite_distill(void);
 
 /* Path under tests/fixtures, or under $TSDP_DATA_DIR (NULL when that variable is unset). */
 const char *fixture_path(const char *name);
@@ -46,5 +47,11 @@ double rel_err(const float *a, const float *b, int64_t n, double floor);
 /* Two-sample energy-distance test on n rows of d floats each (X vs Y): returns the permutation
  * p-value over `perms` label shuffles drawn from `seed`; *stat gets the energy distance. */
 double energy_pvalue(const float *X, const float *Y, int n, int d, int perms, uint64_t seed, double *stat);
+
+/* The tiny U-Net recipe (60 steps, batch 4) and the two-episode fixture dataset as HDF5
+ * (test_infer.c). */
+struct ts_config;
+void infer_tiny_cfg(struct ts_config *c);
+const char *infer_tiny_data(void);
 
 #endif

@@ -45,10 +45,10 @@ static const ts_run_col cols[NCOLS] = {
 };
 
 /* Keys a resumed run may change: how long it trains, how often it logs, checkpoints and
- * evaluates, how many threads, and the [eval] section. Any other difference from the
+ * evaluates, how many threads, and the [eval] and [distill] sections (the latter is unused here). Any other difference from the
  * checkpoint's config would make the continuation a different run than the one started. */
 static const char *const may_change[] = {"train.max_steps", "train.epochs", "train.checkpoint_every", "train.log_every",
-                                         "train.eval_every", "train.eval_episodes", "train.threads", "eval.*", NULL};
+                                         "train.eval_every", "train.eval_episodes", "train.threads", "eval.*", "distill.*", NULL};
 
 /* Checkpoint extras: the normalisers the policy needs at inference, and the network's
  * non-parameter state_dict entries (the Transformer's masks) so PyTorch loads it strictly. */

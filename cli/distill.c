@@ -1,0 +1,41 @@
+/* tsdp distill --config C --base BASE.h5 --data D.h5 --out DRAFTER.h5 [--max-steps N]
+ *              [--stop-after N] [--fresh] [--json] [section.key=value ...] */
+#include "cli.h"
+#include "core/config.h"
+#include "core/error.h"
+#include "train/distill.h"
+#include <stdio.h>
+#include <string.h>
+
+int ts_cmd_distill(int argc, char **argv) {
+  int fresh = 0, json = 0, n = 0;
+  char *args[256];
+  for (int i = 0; i < argc && n < 256; i++) {
+    if (!strcmp(argv[i], "--fresh")) fresh = 1;
+    else if (!strcmp(argv[i], "--json")) json = 1;
+    else args[n++] = argv[i];
+  }
+  ts_config cfg;
+  if (ts_cli_config(n, args, &cfg)) return 1;
+  ts_distill_opts o = {ts_opt(n, args, "--base"), ts_opt(n, args, "--data"), ts_opt(n, args, "--out"), json, fresh, 0};
+  if (!o.base || !o.data || !o.out)
+    return ts_fail("usage: tsdp distill --config C.ini --base BASE.h5 --data D.h5 --out DRAFTER.h5 [--max-steps N] "
+                   "[--stop-after N] [--fresh] [--json] [key=value ...]");
+  if (ts_int_opt(n, args, "--max-steps", cfg.train.max_steps, 1, 1L << 40, &cfg.train.max_steps) ||
+      ts_int_opt(n, args, "--stop-after", 0, 1, 1L << 40, &o.stop_after))
+    return 1;
+  ts_distill_result r;
+  if (ts_distill(&cfg, &o, &r)) return 1;
+  if (json) {
+    printf("{\"steps\": %ld, \"resumed_from\": %d, \"final_loss\": %.6g, \"final_accept\": %.4f, \"seconds\": %.1f", r.steps,
+           r.resumed_from, r.final_loss, r.final_accept, r.seconds);
+    if (r.heldout) printf(", \"heldout_accept\": %.4f", r.heldout_accept);
+    printf("}\n");
+  } else {
+    printf("distilled to step %ld (resumed from %d): final loss %.5f, predicted acceptance %.3f (batch)", r.steps,
+           r.resumed_from, r.final_loss, r.final_accept);
+    if (r.heldout) printf(", %.3f (held-out)", r.heldout_accept);
+    printf(", %.1f s; drafter %s\n", r.seconds, o.out);
+  }
+  return 0;
+}

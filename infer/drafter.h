@@ -1,0 +1,43 @@
+/* drafter.h: a learned drafter for exact speculative sampling (infer/spec.h), stored as an
+ * ordinary tsdp checkpoint (config with its [model] section, model/ and ema/ weights, the
+ * base's normalisers) plus two root attributes naming the base it was distilled from:
+ *   base_hash  16 hex digits: ts_model_hash of the base's weights as loaded (EMA by default)
+ *   base_path  the base checkpoint's path when it was distilled (informative only)
+ * Its data and diffusion sections are the base's, so x / t / cond have the base's shapes.
+ *
+ * ts_drafter_load builds the drafter's inference engine (ts_denoiser_engine, the same path
+ * the base's target uses) and refuses, in one line naming both files, a drafter whose
+ * base_hash is not the hash of the loaded base: speculation stays exact with any drafter,
+ * but a drafter distilled for another base only wastes target calls. The loaded drafter is
+ * passed to the samplers as &d->drafter (ts_sampler.drafter). */
+#ifndef TS_DRAFTER_H
+#define TS_DRAFTER_H
+
+#include "core/config.h"
+#include "infer/policy.h"
+#include "infer/spec.h"
+#include "nn/model.h"
+#include <stdint.h>
+
+typedef struct ts_drafter_model {
+  ts_config cfg;       /* the drafter's config (its [model]; [data] and [diffusion] are the base's) */
+  ts_model model;      /* owned, EMA weights */
+  ts_denoiser net;     /* the model's inference engine */
+  ts_drafter drafter;  /* {frozen 0, &net}: what ts_sampler.drafter points at */
+  char base_hash[17];  /* as recorded in the file */
+  char base_path[512];
+} ts_drafter_model;
+
+/* FNV-1a (64-bit) over every parameter of m in parameter order: its element count, then its
+ * float32 bytes. Any change of any weight changes it (with overwhelming probability). */
+uint64_t ts_model_hash(const ts_model *m);
+/* 16 lower-case hex digits and a terminating zero. */
+void ts_hash_hex(uint64_t h, char out[17]);
+
+/* Load the drafter checkpoint at path for base (loaded with ts_policy_load): its EMA weights,
+ * its engine (threads 1, timestep table of the base's T). -1 with one line on a file that is
+ * not a drafter, shapes that differ from the base, or a base_hash that is not the base's. */
+int ts_drafter_load(ts_drafter_model *d, const char *path, const char *base_file, const ts_policy *base);
+void ts_drafter_model_free(ts_drafter_model *d);
+
+#endif

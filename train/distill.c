@@ -1,0 +1,480 @@
+#include "distill.h"
+#include "plot.h"
+#include "run.h"
+#include "core/checkpoint.h"
+#include "core/error.h"
+#include "core/h5io.h"
+#include "core/ops.h"
+#include "core/optim.h"
+#include "core/timer.h"
+#include "data/dataset.h"
+#include "infer/denoisers.h"
+#include "infer/drafter.h"
+#include "infer/policy.h"
+#include "nn/model.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Everything distillation carries besides the run machinery. */
+typedef struct {
+  ts_config cfg; /* the drafter's: the given config with the base's [data] and [diffusion] */
+  const ts_distill_opts *o;
+  ts_policy base;
+  char base_hash[17];
+  ts_dataset d;
+  ts_windows win;
+  ts_model net;
+  ts_adamw *opt;
+  ts_ema *ema;
+  ts_rng rng;
+  char *cfg_text;
+  ts_named *named; /* model/..., ema/..., then the buffer distill/{x,t,cond,eps} */
+  int n_named;
+  ts_tensor *bx, *bt, *bc, *be; /* the buffer: (N, H, A), (N), (N, cond_dim), (N, H, A) */
+  int N, G;                     /* states, chain groups */
+  float *cx, *ceps, *cmean, *cz, *ccond, *ob; /* chain work space (chains rows) */
+  float *cy, *cyp, *cyq;                       /* the unrolled drafter chain: state, base and drafter eps */
+  ts_denoiser tape;                            /* the drafter being trained, for the unrolls */
+  int *ctb;
+  double w[TS_MAX_T]; /* ts_ddpm_delta_weight per t */
+} distiller;
+
+enum { COL_LOSS, COL_ACCEPT, COL_LR, COL_SPS, NCOLS };
+static const ts_run_col cols[NCOLS] = {
+  {"loss", "%.6g", "loss %.5f", 2, 0, 0},
+  {"accept", "%.4f", "accept %.3f", 1, 0, 0},
+  {"lr", "%.6g", "lr %.2e", 0, 0, 0},
+  {"samples_per_s", "%.1f", "| %.0f samples/s", 0, 1, 0},
+};
+
+static const char *const may_change[] = {"train.max_steps",  "train.checkpoint_every", "train.log_every",
+                                         "train.threads",    "train.eval_every",       "train.eval_episodes",
+                                         "distill.heldout_chains", "eval.*", NULL};
+
+static int write_extras(ts_h5 *f, void *user) {
+  distiller *r = user;
+  if (ts_norm_save(f, "normalizer/obs", &r->base.nobs) || ts_norm_save(f, "normalizer/action", &r->base.nact)) return -1;
+  if (ts_h5_attr_str(f, "/", "base_hash", r->base_hash) || ts_h5_attr_str(f, "/", "base_path", r->o->base)) return -1;
+  return ts_model_write_buffers(f, &r->net);
+}
+
+/* Predicted acceptance 2 Phi(-|Delta| / 2) of a draft from eps q at state x, step t >= 1, when
+ * the target's eps is p: Delta = (m_p - m_q) / sigma_t from ts_ddpm_mean, clipping included.
+ * m1, m2: n floats of work space. */
+static double step_accept(const ts_ddpm *s, int t, const float *x, const float *p, const float *q, float *m1, float *m2,
+                          int n) {
+  float sig = ts_ddpm_mean(s, t, x, p, m1, n);
+  ts_ddpm_mean(s, t, x, q, m2, n);
+  double d2 = 0;
+  for (int i = 0; i < n; i++) d2 += (double)(m1[i] - m2[i]) * (m1[i] - m2[i]);
+  return erfc(sqrt(d2) / sig / (2 * M_SQRT2));
+}
+
+/* `chains` base DDPM chains from stream (seed, stream): each visited state goes to rows
+ * slot0 + c * T + (T - 1 - t) of (x, t, cond, eps) when x is non-NULL; with a drafter q, the
+ * predicted acceptance of each t >= 1 state is summed into acc[t] instead. */
+static void run_chains(distiller *r, uint64_t stream, int nchains, float *x, float *tt, float *cond, float *eps,
+                       int64_t slot0, ts_denoiser *q, double *acc) {
+  ts_rng rng;
+  ts_rng_init_stream(&rng, (uint64_t)r->cfg.train.seed, stream);
+  const int H = r->cfg.data.horizon, A = r->base.act_dim, No = r->cfg.data.n_obs_steps, Od = r->base.obs_dim;
+  const int n = H * A, cd = r->base.cond_dim, T = r->base.sched.T, K = x ? r->cfg.distill.unroll : 0;
+  for (int c = 0; c < nchains; c++) {
+    ts_windows_get(&r->d, &r->win, (int64_t)ts_rng_below(&rng, (uint32_t)r->win.n), r->ob, NULL);
+    memcpy(r->ccond + (size_t)c * cd, r->ob, (size_t)No * Od * sizeof(float));
+  }
+  ts_rng_fill_normal(&rng, r->cx, (int64_t)nchains * n);
+  for (int t = T - 1; t >= 0; t--) {
+    for (int c = 0; c < nchains; c++) r->ctb[c] = t;
+    ts_denoiser_eps(&r->base.target, r->cx, r->ctb, r->ccond, nchains, r->ceps);
+    if (x) {
+      for (int c = 0; c < nchains; c++) {
+        int64_t s = slot0 + (int64_t)c * T + (T - 1 - t);
+        memcpy(x + s * n, r->cx + (size_t)c * n, (size_t)n * sizeof(float));
+        memcpy(eps + s * n, r->ceps + (size_t)c * n, (size_t)n * sizeof(float));
+        memcpy(cond + s * cd, r->ccond + (size_t)c * cd, (size_t)cd * sizeof(float));
+        tt[s] = (float)t;
+      }
+      if (K > 0) { /* the drafter's chain: resynced to the base's every K steps, else its own step */
+        if ((T - 1 - t) % K == 0) {
+          memcpy(r->cy, r->cx, (size_t)nchains * n * sizeof(float));
+          memcpy(r->cyp, r->ceps, (size_t)nchains * n * sizeof(float));
+        } else {
+          ts_denoiser_eps(&r->base.target, r->cy, r->ctb, r->ccond, nchains, r->cyp);
+        }
+        ts_denoiser_eps(&r->tape, r->cy, r->ctb, r->ccond, nchains, r->cyq);
+        int64_t half = (int64_t)r->N / 2;
+        for (int c = 0; c < nchains; c++) {
+          int64_t s = half + slot0 + (int64_t)c * T + (T - 1 - t);
+          memcpy(x + s * n, r->cy + (size_t)c * n, (size_t)n * sizeof(float));
+          memcpy(eps + s * n, r->cyp + (size_t)c * n, (size_t)n * sizeof(float));
+          memcpy(cond + s * cd, r->ccond + (size_t)c * cd, (size_t)cd * sizeof(float));
+          tt[s] = (float)t;
+          float *yc = r->cy + (size_t)c * n, *mc = r->cz + (size_t)c * n; /* cz: the drafter's mean, then its z */
+          float sigma = ts_ddpm_mean(&r->base.sched, t, yc, r->cyq + (size_t)c * n, mc, n);
+          if (t > 0) {
+            ts_rng_fill_normal(&rng, r->cyq + (size_t)c * n, n);
+            for (int i = 0; i < n; i++) yc[i] = mc[i] + sigma * r->cyq[(size_t)c * n + i];
+          }
+        }
+      }
+    } else if (t > 0) {
+      ts_denoiser_eps(q, r->cx, r->ctb, r->ccond, nchains, r->cmean); /* the drafter's eps */
+      for (int c = 0; c < nchains; c++)
+        acc[t] += step_accept(&r->base.sched, t, r->cx + (size_t)c * n, r->ceps + (size_t)c * n, r->cmean + (size_t)c * n,
+                              r->cz, r->cz + n, n);
+    }
+    for (int c = 0; c < nchains; c++) {
+      float *xc = r->cx + (size_t)c * n, *mc = r->cmean + (size_t)c * n;
+      float sigma = ts_ddpm_mean(&r->base.sched, t, xc, r->ceps + (size_t)c * n, mc, n);
+      if (t > 0) {
+        ts_rng_fill_normal(&rng, r->cz, n);
+        for (int i = 0; i < n; i++) xc[i] = mc[i] + sigma * r->cz[i];
+      } else {
+        memcpy(xc, mc, (size_t)n * sizeof(float));
+      }
+    }
+  }
+}
+
+/* Refresh number k (k < G: the initial fill of group k) replaces group k % G. */
+static void refresh(distiller *r, long k) {
+  int ch = r->cfg.distill.chains;
+  run_chains(r, 100 + (uint64_t)k, ch, r->bx->data, r->bt->data, r->bc->data, r->be->data,
+             (int64_t)(k % r->G) * ch * r->base.sched.T, NULL, NULL);
+}
+
+static int setup(distiller *r, const ts_config *cfg, const ts_distill_opts *o) {
+  if (ts_policy_load(&r->base, o->base, "ema")) return -1;
+  ts_hash_hex(ts_model_hash(&r->base.model), r->base_hash);
+  r->cfg = *cfg;
+  r->cfg.data = r->base.cfg.data;
+  r->cfg.diffusion = r->base.cfg.diffusion;
+  if (ts_config_validate(&r->cfg, "distill config")) return -1;
+  if (r->cfg.train.max_steps <= 0) return ts_fail("distill: [train] max_steps must be set (> 0)");
+  const ts_config *c = &r->cfg;
+  const char *keys[TS_CFG_MAXKEYS];
+  for (int i = 0; i < c->data.n_obs_keys; i++) keys[i] = c->data.obs_keys[i];
+  if (ts_dataset_load(o->data, keys, c->data.n_obs_keys, &r->d)) return -1;
+  if (r->d.obs_dim != r->base.obs_dim || r->d.act_dim != r->base.act_dim)
+    return ts_fail("%s: obs / action widths %d / %d, the base %s expects %d / %d", o->data, r->d.obs_dim, r->d.act_dim,
+                   o->base, r->base.obs_dim, r->base.act_dim);
+  int E = r->d.n_episodes;
+  uint8_t *tr = malloc((size_t)E), *va = malloc((size_t)E);
+  if (!tr || !va) abort();
+  ts_episode_split(E, c->data.val_ratio, c->data.max_train_episodes, (uint64_t)c->data.seed, tr, va);
+  ts_norm_apply(&r->base.nobs, r->d.obs, r->d.n_steps); /* the base's normaliser, not a refit */
+  int rc = ts_windows_build(&r->d, tr, c->data.horizon, c->data.pad_before, c->data.pad_after, &r->win);
+  free(tr);
+  free(va);
+  if (rc) return -1;
+  if (r->win.n < 1) return ts_fail("%s: no training windows", o->data);
+  if (ts_model_new(&r->net, c, r->base.act_dim, r->base.obs_dim)) return -1;
+  ts_params *P = r->net.params;
+  ts_rng init;
+  ts_rng_init_stream(&init, (uint64_t)c->train.seed, 1);
+  ts_model_init(&r->net, &init);
+  ts_rng_init_stream(&r->rng, (uint64_t)c->train.seed, 2);
+  r->opt = ts_adamw_new(P->t, P->n, (float)c->train.lr, (float)c->train.beta1, (float)c->train.beta2, (float)c->train.eps,
+                        (float)c->train.weight_decay);
+  unsigned char *decay = malloc((size_t)P->n);
+  if (!decay) abort();
+  ts_model_decay_mask(&r->net, decay);
+  ts_adamw_set_decay(r->opt, decay);
+  free(decay);
+  r->ema = ts_ema_new(P->t, P->n, (float)c->train.ema_power, (float)c->train.ema_max_decay);
+  r->cfg_text = ts_config_to_ini(c);
+  const int T = r->base.sched.T, H = c->data.horizon, A = r->base.act_dim, cd = r->base.cond_dim;
+  const int ch = c->distill.chains > c->distill.heldout_chains ? c->distill.chains : c->distill.heldout_chains;
+  for (int t = 0; t < T; t++) r->w[t] = ts_ddpm_delta_weight(&r->base.sched, t);
+  r->G = c->distill.buffer_chains / c->distill.chains;
+  r->N = c->distill.buffer_chains * T * (c->distill.unroll > 0 ? 2 : 1); /* base states, then unrolled ones */
+  r->bx = ts_param_new(3, (int[]){r->N, H, A});
+  r->bt = ts_param_new(1, &r->N);
+  r->bc = ts_param_new(2, (int[]){r->N, cd});
+  r->be = ts_param_new(3, (int[]){r->N, H, A});
+  int n = P->n;
+  r->n_named = 2 * n + 4;
+  r->named = calloc((size_t)r->n_named, sizeof *r->named);
+  if (!r->named) abort();
+  ts_named *m = ts_params_named(P, "model/", NULL), *e = ts_params_named(P, "ema/", r->ema->shadow);
+  memcpy(r->named, m, (size_t)n * sizeof *m);
+  memcpy(r->named + n, e, (size_t)n * sizeof *e);
+  free(m);
+  free(e);
+  const char *bn[4] = {"distill/x", "distill/t", "distill/cond", "distill/eps"};
+  ts_tensor *bt[4] = {r->bx, r->bt, r->bc, r->be};
+  for (int k = 0; k < 4; k++) {
+    r->named[2 * n + k].name = strdup(bn[k]);
+    r->named[2 * n + k].t = bt[k];
+  }
+  size_t rows = (size_t)ch * H * A * sizeof(float);
+  r->cx = malloc(rows);
+  r->ceps = malloc(rows);
+  r->cmean = malloc(rows);
+  r->cz = malloc(2 * rows); /* noise; two means in the held-out evaluation */
+  r->ccond = malloc((size_t)ch * cd * sizeof(float));
+  r->ob = malloc((size_t)H * r->base.obs_dim * sizeof(float));
+  r->ctb = malloc((size_t)ch * sizeof(int));
+  r->cy = malloc(rows);
+  r->cyp = malloc(rows);
+  r->cyq = malloc(rows);
+  if (!r->cy || !r->cyp || !r->cyq || ts_denoiser_tape(&r->tape, &r->net)) abort();
+  if (!r->cx || !r->ceps || !r->cmean || !r->cz || !r->ccond || !r->ob || !r->ctb) abort();
+  ts_denoiser_reserve(&r->base.target, ch);
+  return 0;
+}
+
+static void teardown(distiller *r) {
+  if (r->named) ts_named_free(r->named, r->n_named);
+  ts_param_free(r->bx);
+  ts_param_free(r->bt);
+  ts_param_free(r->bc);
+  ts_param_free(r->be);
+  ts_dataset_free(&r->d);
+  ts_windows_free(&r->win);
+  ts_model_free(&r->net);
+  ts_adamw_free(r->opt);
+  ts_ema_free(r->ema);
+  ts_policy_free(&r->base);
+  free(r->cfg_text);
+  free(r->cx);
+  free(r->ceps);
+  free(r->cmean);
+  free(r->cz);
+  free(r->ccond);
+  free(r->ob);
+  free(r->ctb);
+  free(r->cy);
+  free(r->cyp);
+  free(r->cyq);
+  ts_denoiser_free(&r->tape);
+}
+
+/* An existing checkpoint at out must come from the same base (unless fresh). */
+static int check_base(const distiller *r, const ts_distill_opts *o) {
+  if (o->fresh || access(o->out, F_OK) != 0) return 0;
+  ts_h5 *f = ts_h5_open(o->out);
+  if (!f) return -1;
+  char *h = ts_h5_get_attr_str(f, "/", "base_hash"), *bp = ts_h5_get_attr_str(f, "/", "base_path");
+  ts_h5_close(f);
+  int rc = 0;
+  if (!h) rc = ts_fail("cannot resume from %s: it has no base_hash (not a drafter); pass --fresh to start over", o->out);
+  else if (strcmp(h, r->base_hash))
+    rc = ts_fail("cannot resume from %s: it was distilled from base %s (hash %s), not from %s (hash %s); pass --fresh to "
+                 "start over", o->out, bp ? bp : "?", h, o->base, r->base_hash);
+  free(h);
+  free(bp);
+  return rc;
+}
+
+/* The EMA drafter's predicted acceptance per t over held-out base chains; <out>.accept.png. */
+static int heldout(distiller *r, ts_distill_result *res) {
+  const int T = r->base.sched.T, hc = r->cfg.distill.heldout_chains;
+  ts_model em;
+  if (ts_model_new(&em, &r->cfg, r->base.act_dim, r->base.obs_dim)) return -1;
+  ts_params_copy(em.params, r->ema->shadow);
+  ts_denoiser q;
+  if (ts_denoiser_engine(&q, &em, T, 1)) {
+    ts_model_free(&em);
+    return -1;
+  }
+  ts_denoiser_reserve(&q, hc);
+  memset(res->accept_t, 0, sizeof res->accept_t);
+  run_chains(r, 99, hc, NULL, NULL, NULL, NULL, 0, &q, res->accept_t);
+  ts_denoiser_free(&q);
+  ts_model_free(&em);
+  double tx[TS_MAX_T], sum = 0;
+  for (int t = 1; t < T; t++) {
+    res->accept_t[t] /= hc;
+    sum += res->accept_t[t];
+    tx[t] = t;
+  }
+  res->heldout = 1;
+  res->heldout_accept = sum / (T - 1);
+  char path[1024];
+  snprintf(path, sizeof path, "%s.accept.png", r->o->out);
+  return ts_plot_png(path, tx + 1, res->accept_t + 1, T - 1, 0);
+}
+
+static int fail_free(distiller *r, ts_run *run) {
+  ts_run_close(run);
+  teardown(r);
+  return -1;
+}
+
+int ts_distill(const ts_config *cfg, const ts_distill_opts *o, ts_distill_result *res) {
+  distiller r;
+  memset(&r, 0, sizeof r);
+  memset(res, 0, sizeof *res);
+  r.o = o;
+  if (!o->base || !o->data || !o->out) return ts_fail("distill: no --base, --data or --out");
+  if (ts_config_validate(cfg, "config")) return -1;
+  ts_set_threads(cfg->train.threads > 0 ? cfg->train.threads : ts_cpu_count());
+  if (setup(&r, cfg, o)) return fail_free(&r, NULL);
+  ts_policy_set_threads(&r.base, cfg->train.threads > 0 ? cfg->train.threads : ts_cpu_count());
+  if (check_base(&r, o)) return fail_free(&r, NULL);
+  const ts_config *c = &r.cfg;
+  const int B = c->train.batch_size, H = c->data.horizon, A = r.base.act_dim, cd = r.base.cond_dim, n = H * A;
+  const long total = c->train.max_steps;
+  ts_run_spec spec = {.out = o->out,
+                      .config = r.cfg_text,
+                      .may_change = may_change,
+                      .tensors = r.named,
+                      .n_tensors = r.n_named,
+                      .rng = &r.rng,
+                      .opt = r.opt,
+                      .cols = cols,
+                      .n_cols = NCOLS,
+                      .total_steps = total,
+                      .fresh = o->fresh,
+                      .quiet = o->quiet};
+  ts_run *run;
+  if (ts_run_open(&run, &spec)) return fail_free(&r, NULL);
+  /* The buffer's first fill, before the run's clock starts (its rate and ETA are the steps'),
+   * unless there is a checkpoint to resume, which holds the buffer. */
+  double t0 = ts_now();
+  int filled = 0;
+  if (o->fresh || access(o->out, F_OK) != 0) {
+    for (int g = 0; g < r.G; g++) refresh(&r, g);
+    filled = 1;
+  }
+  long step = ts_run_resume(run);
+  if (step < 0) return fail_free(&r, run);
+  res->resumed_from = (int)step;
+  if (step == 0 && !filled)
+    for (int g = 0; g < r.G; g++) refresh(&r, g);
+  if (!o->quiet)
+    fprintf(stderr, "distill: drafter of %.3f M parameters (%s) for base %s (%.2f M, hash %s); buffer %d states from %d "
+            "chains (%.1f s)%s\n", (double)ts_params_count(r.net.params) / 1e6, ts_model_type_names[c->model.type], o->base,
+            (double)ts_params_count(r.base.model.params) / 1e6, r.base_hash, r.N, c->distill.buffer_chains, ts_now() - t0,
+            step ? " (resumed)" : "");
+  ts_ctx *ctx = ts_ctx_new(64 << 20);
+  float *xb = malloc((size_t)B * n * sizeof(float)), *eb = malloc((size_t)B * n * sizeof(float));
+  float *cb = malloc((size_t)B * cd * sizeof(float)), *tb = malloc((size_t)B * sizeof(float));
+  float *sb = malloc((size_t)B * n * sizeof(float)), *m1 = malloc((size_t)n * sizeof(float));
+  float *m2 = malloc((size_t)n * sizeof(float)), *pb = malloc((size_t)B * n * sizeof(float));
+  if (!xb || !eb || !cb || !tb || !sb || !m1 || !m2 || !pb) abort();
+  const ts_ddpm *sch = &r.base.sched;
+  double loss_acc = 0, acc_acc = 0;
+  long log_n = 0, log_samples = 0;
+  int rc = 0;
+  long stop_at = o->stop_after > 0 && step + o->stop_after < total ? step + o->stop_after : total;
+  for (; step < stop_at && !rc; step++) {
+    if (step > 0 && step % c->distill.refresh_every == 0) refresh(&r, r.G - 1 + step / c->distill.refresh_every);
+    for (int b = 0; b < B; b++) {
+      int64_t s = (int64_t)ts_rng_below(&r.rng, (uint32_t)r.N);
+      memcpy(xb + (size_t)b * n, r.bx->data + s * n, (size_t)n * sizeof(float));
+      memcpy(pb + (size_t)b * n, r.be->data + s * n, (size_t)n * sizeof(float));
+      memcpy(cb + (size_t)b * cd, r.bc->data + s * cd, (size_t)cd * sizeof(float));
+      tb[b] = r.bt->data[s];
+      int t = (int)tb[b];
+      /* u: the elements whose x0 (from the base's eps) is not clipped, kept in sb for now; a
+       * clipped one gives the same mean for any eps past the clip (the eps term still pulls
+       * the drafter there) */
+      double sa = sqrt(sch->alphas_cumprod[t]), sq = sqrt(1.0 - sch->alphas_cumprod[t]);
+      for (int i = 0; i < n; i++) {
+        float x0 = (float)((xb[(size_t)b * n + i] - sq * pb[(size_t)b * n + i]) / sa);
+        sb[(size_t)b * n + i] = !sch->clip_sample || (x0 > -1 && x0 < 1);
+      }
+    }
+    ts_ctx_reset(ctx);
+    ts_zero_grad(r.net.params->t, r.net.params->n);
+    ts_tensor *X = ts_wrap(ctx, xb, 3, (int[]){B, H, r.base.act_dim}), *Tt = ts_wrap(ctx, tb, 1, &B);
+    ts_tensor *C = ts_wrap(ctx, cb, 2, (int[]){B, cd});
+    ts_tensor *pred = ts_model_forward(ctx, &r.net, X, Tt, C, &r.rng);
+    /* Per row, |Delta| = w_t |u (eps_p - eps_q)| (no clipping) and the objective's weight lam on
+     * |Delta|^2: delta2 1; reject phi(|Delta|/2) / (2 |Delta|), the derivative of the rejection
+     * probability 1 - 2 Phi(-|Delta|/2) in |Delta|^2 at the current prediction, so the weighted
+     * squared loss has the rejection's gradient; mse 0. Times late_weight at t < late_steps.
+     * Then mean over the B n elements of (s d)^2, s^2 = lam w^2 n u + eps_weight, is
+     * mean_b [lam |Delta_b|^2] + eps_weight mean d^2. */
+    double obj = 0, mse = 0;
+    for (int b = 0; b < B; b++) {
+      int t = (int)tb[b];
+      double d2 = 0, d2u = 0;
+      for (int i = 0; i < n; i++) {
+        double d = (double)pb[(size_t)b * n + i] - pred->data[(size_t)b * n + i];
+        d2 += d * d;
+        d2u += sb[(size_t)b * n + i] * d * d;
+      }
+      double f = t < c->distill.late_steps ? c->distill.late_weight : 1.0, delta = r.w[t] * sqrt(d2u), lam = 0;
+      if (c->distill.objective == TS_DISTILL_DELTA2) {
+        lam = f;
+        obj += f * delta * delta;
+      } else if (c->distill.objective == TS_DISTILL_REJECT) {
+        double dl = delta > 1e-2 ? delta : 1e-2;
+        lam = f * exp(-dl * dl / 8) / sqrt(2 * M_PI) / (2 * dl);
+        obj += f * erf(delta / (2 * M_SQRT2)); /* 1 - 2 Phi(-|Delta|/2) */
+      }
+      mse += d2 / n;
+      double a2 = lam * r.w[t] * r.w[t] * n;
+      for (int i = 0; i < n; i++) {
+        size_t k = (size_t)b * n + i;
+        sb[k] = (float)sqrt(sb[k] * a2 + c->distill.eps_weight);
+        eb[k] = sb[k] * pb[k];
+      }
+    }
+    obj = (obj + c->distill.eps_weight * mse) / B;
+    ts_tensor *S = ts_wrap(ctx, sb, 3, (int[]){B, H, r.base.act_dim}), *E = ts_wrap(ctx, eb, 3, (int[]){B, H, r.base.act_dim});
+    ts_tensor *loss = ts_mse(ctx, ts_mul(ctx, pred, S), E);
+    if (!isfinite(loss->data[0]) || !isfinite(obj)) {
+      rc = ts_fail("distillation diverged at step %ld (loss %g)", step, obj);
+      break;
+    }
+    double acc = 0;
+    int na = 0;
+    for (int b = 0; b < B; b++) {
+      int t = (int)tb[b];
+      if (t < 1) continue;
+      acc += step_accept(sch, t, xb + (size_t)b * n, pb + (size_t)b * n, pred->data + (size_t)b * n, m1, m2, n);
+      na++;
+    }
+    ts_backward(ctx, loss);
+    r.opt->lr = ts_lr_cosine((float)c->train.lr, step, c->train.warmup_steps, total);
+    ts_adamw_step(r.opt);
+    ts_ema_update(r.ema, r.net.params->t, step);
+    loss_acc += obj;
+    acc_acc += na ? acc / na : NAN;
+    log_n++;
+    log_samples += B;
+    long done = step + 1;
+    int last = done == stop_at;
+    if (done % c->train.log_every == 0 || last) {
+      double row[NCOLS] = {loss_acc / log_n, acc_acc / log_n, r.opt->lr, (double)log_samples};
+      ts_run_log(run, done, row);
+      res->final_loss = loss_acc / log_n;
+      res->final_accept = acc_acc / log_n;
+      loss_acc = acc_acc = 0;
+      log_n = log_samples = 0;
+    }
+    if (done % c->train.checkpoint_every == 0 || last) rc = ts_run_checkpoint(run, done, write_extras, &r);
+  }
+  res->steps = step;
+  if (!rc && step == total) {
+    rc = heldout(&r, res);
+    if (!rc && !o->quiet) {
+      double late = 0;
+      int nl = 0;
+      for (int t = 1; t < 10 && t < r.base.sched.T; t++, nl++) late += res->accept_t[t];
+      fprintf(stderr, "distill: held-out predicted acceptance %.3f over t >= 1 (%.3f at t = 1..9); %s.accept.png\n",
+              res->heldout_accept, nl ? late / nl : 0, o->out);
+    }
+  }
+  res->seconds = ts_now() - t0;
+  free(xb);
+  free(eb);
+  free(cb);
+  free(tb);
+  free(sb);
+  free(m1);
+  free(m2);
+  free(pb);
+  ts_ctx_free(ctx);
+  ts_run_close(run);
+  teardown(&r);
+  return rc ? -1 : 0;
+}
