@@ -118,21 +118,28 @@ static void free_crb(pcrb *p) {
 
 /* ---------- threaded primitives ---------- */
 
-typedef struct { const ts_packed *w; const float *const *in; float *const *out; int N; const float *bias; } gjob;
+/* The GEMM's output panels in chunks of `per`, each claimed by whichever pool thread is free
+ * (ts_pool_for: on a loaded machine the caller never waits for a worker that has not started).
+ * Every output channel is computed the same way whatever the split. */
+typedef struct { const ts_packed *w; const float *const *in; float *const *out; int N; const float *bias; int per; } gjob;
 
-static void gjob_run(void *v, int i, int n) {
-  gjob *j = v;
-  int P = j->w->panels, p0 = (int)((int64_t)P * i / n), p1 = (int)((int64_t)P * (i + 1) / n);
-  if (p0 < p1) ts_gemm_rows(j->w, j->in, j->out, j->N, j->bias, p0, p1);
+static void gjob_chunk(void *v, int c, int tid) {
+  const gjob *j = v;
+  (void)tid;
+  int p0 = c * j->per, p1 = p0 + j->per < j->w->panels ? p0 + j->per : j->w->panels;
+  ts_gemm_rows(j->w, j->in, j->out, j->N, j->bias, p0, p1);
 }
 
 static void gemm(ts_unet_plan *p, const ts_packed *w, int N, const float *bias) {
-  gjob j = {w, p->rin, p->rout, N, bias};
+  gjob j = {w, p->rin, p->rout, N, bias, 1};
   /* Below ~16k multiply-adds a second thread costs more than it saves. */
-  if (ts_pool_size(p->pool) > 1 && w->panels > 1 && (int64_t)N * w->K * w->panels * TS_MR > 16384)
-    ts_pool_run(p->pool, gjob_run, &j);
-  else
+  int T = ts_pool_size(p->pool);
+  if (T > 1 && w->panels > 1 && (int64_t)N * w->K * w->panels * TS_MR > 16384) {
+    j.per = (w->panels + 4 * T - 1) / (4 * T); /* about 4 chunks per thread */
+    ts_pool_for(p->pool, (w->panels + j.per - 1) / j.per, gjob_chunk, &j);
+  } else {
     ts_gemm_rows(w, p->rin, p->rout, N, bias, 0, w->panels);
+  }
 }
 
 static inline float *row(const act *a, int b, int t) {
@@ -157,12 +164,12 @@ typedef struct {
   const act *dst, *res;
 } gnjob;
 
-static void gn_run(void *v, int i, int n) {
-  const gnjob *j = v;
+/* Batch items [b0, b1). */
+static void gn_items(const gnjob *j, int b0, int b1) {
   int C = j->C, T = j->T, cg = C / j->G;
   /* per-channel sums, then scale a and shift s per channel */
   float a[TS_PLAN_MAXC], s[TS_PLAN_MAXC], m[TS_PLAN_MAXC];
-  for (int b = j->B * i / n; b < j->B * (i + 1) / n; b++) {
+  for (int b = b0; b < b1; b++) {
     const float *zb = j->z + (size_t)b * T * C;
     ts_col_sums(zb, T, C, NULL, a);
     for (int g = 0; g < j->G; g++) { /* group means (double over the group's channels) */
@@ -186,11 +193,16 @@ static void gn_run(void *v, int i, int n) {
   }
 }
 
+static void gn_item(void *v, int b, int tid) {
+  (void)tid;
+  gn_items(v, b, b + 1);
+}
+
 static void gn_mish(ts_unet_plan *p, const float *z, int B, int T, const pblock *blk, const act *dst,
                     const float *film, const act *res) {
   gnjob j = {z, blk->gamma, blk->beta, film, T, blk->conv.cout, p->cfg.n_groups, p->F, B, dst, res};
-  if (B > 1 && ts_pool_size(p->pool) > 1) ts_pool_run(p->pool, gn_run, &j);
-  else gn_run(&j, 0, 1);
+  if (B > 1 && ts_pool_size(p->pool) > 1) ts_pool_for(p->pool, B, gn_item, &j); /* one item a chunk */
+  else gn_items(&j, 0, B);
 }
 
 /* FiLM residual block: x -> out, with h as scratch for the first conv block's output. */
