@@ -38,4 +38,4 @@ echo "== 6. spec: exact speculative DDPM (frozen-target drafter) against DDPM, b
 "$tsdp" bench spec --ckpt "$out/base.h5" --data "$out/pusht.h5" --blocks 2,4 --windows 5
 
 echo "== done: loss curve $out/base.h5.png, rollouts $out/eval_gifs/, replay $out/replay_ep0.gif"
-echo "== stages still to come: drafter distillation (distill), PPO scheduler (rl)"
+echo "== not in the demo yet: drafter distillation (tsdp distill exists; see README), PPO scheduler (rl)"
