@@ -402,6 +402,7 @@ END_TEST
 Suite *suite_core(void) {
   Suite *s = suite_create("core");
   TCase *tc = tcase_create("core");
+  tcase_set_timeout(tc, 120); /* the pool test's 3000 jobs take ~10 s under ASan on a loaded machine */
   tcase_add_test(tc, test_arena_no_alloc_after_warmup);
   tcase_add_test(tc, test_arena_pointers_stay_valid);
   tcase_add_test(tc, test_philox_kat);
