@@ -17,6 +17,9 @@ int ts_cmd_forward(int argc, char **argv);
 /* Config from --config plus section.key=value arguments (in cli/train.c). */
 struct ts_config;
 int ts_cli_config(int argc, char **argv, struct ts_config *cfg);
+/* The training commands' value-less flags: sets *fresh and *json from --fresh / --json and
+ * copies the other arguments (at most cap) to args; returns their count. */
+int ts_cli_train_flags(int argc, char **argv, int *fresh, int *json, char **args, int cap);
 
 /* Helpers shared by subcommands. */
 /* --ckpt C [--threads T (default all CPUs)] [--raw-weights]: load the policy (EMA weights

@@ -8,13 +8,9 @@
 #include <string.h>
 
 int ts_cmd_distill(int argc, char **argv) {
-  int fresh = 0, json = 0, n = 0;
+  int fresh, json;
   char *args[256];
-  for (int i = 0; i < argc && n < 256; i++) {
-    if (!strcmp(argv[i], "--fresh")) fresh = 1;
-    else if (!strcmp(argv[i], "--json")) json = 1;
-    else args[n++] = argv[i];
-  }
+  int n = ts_cli_train_flags(argc, argv, &fresh, &json, args, 256);
   ts_config cfg;
   if (ts_cli_config(n, args, &cfg)) return 1;
   ts_distill_opts o = {ts_opt(n, args, "--base"), ts_opt(n, args, "--data"), ts_opt(n, args, "--out"), json, fresh, 0};

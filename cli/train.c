@@ -26,15 +26,22 @@ int ts_cli_config(int argc, char **argv, ts_config *cfg) {
   return 0;
 }
 
-int ts_cmd_train(int argc, char **argv) {
-  /* flags without values first, so ts_cli_config's option skipping stays simple */
-  int fresh = 0, json = 0, n = 0;
-  char *args[256];
-  for (int i = 0; i < argc && n < 256; i++) {
-    if (!strcmp(argv[i], "--fresh")) fresh = 1;
-    else if (!strcmp(argv[i], "--json")) json = 1;
+int ts_cli_train_flags(int argc, char **argv, int *fresh, int *json, char **args, int cap) {
+  int n = 0;
+  *fresh = *json = 0;
+  for (int i = 0; i < argc && n < cap; i++) {
+    if (!strcmp(argv[i], "--fresh")) *fresh = 1;
+    else if (!strcmp(argv[i], "--json")) *json = 1;
     else args[n++] = argv[i];
   }
+  return n;
+}
+
+int ts_cmd_train(int argc, char **argv) {
+  /* flags without values first, so ts_cli_config's option skipping stays simple */
+  int fresh, json;
+  char *args[256];
+  int n = ts_cli_train_flags(argc, argv, &fresh, &json, args, 256);
   ts_config cfg;
   if (ts_cli_config(n, args, &cfg)) return 1;
   const char *data = ts_opt(n, args, "--data"), *out = ts_opt(n, args, "--out");
