@@ -84,7 +84,7 @@ int ts_cmd_eval(int argc, char **argv) {
   if (!rc) {
     ts_eval_opts o = {.episodes = (int)eps, .seed_start = (int)start, .seed = (uint64_t)seed, .gif_dir = gif,
                       .gif_count = (int)ngif, .quiet = json};
-    rc = ts_eval_pusht_with(&p, &smp, &o, &r);
+    rc = ts_eval_pusht(&p, &smp, &o, &r);
   }
   if (!rc) {
     if (json) {

@@ -7,15 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int ts_eval_pusht(ts_policy *p, const ts_eval_opts *o, ts_eval_result *r) {
-  memset(r, 0, sizeof *r);
-  int kind = ts_enum_parse(ts_sampler_names, o->sampler_name ? o->sampler_name : "", "sampler");
-  if (kind < 0) return -1;
-  ts_sampler s = {.kind = (ts_sampler_kind)kind, .steps = o->steps};
-  return ts_eval_pusht_with(p, &s, o, r);
-}
-
-int ts_eval_pusht_with(ts_policy *p, const ts_sampler *s, const ts_eval_opts *o, ts_eval_result *r) {
+int ts_eval_pusht(ts_policy *p, const ts_sampler *s, const ts_eval_opts *o, ts_eval_result *r) {
   memset(r, 0, sizeof *r);
   int n = o->episodes, No = p->cfg.data.n_obs_steps, Na = p->cfg.data.n_action_steps, H = p->horizon;
   int Od = p->obs_dim, A = p->act_dim;

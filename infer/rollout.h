@@ -11,8 +11,6 @@
 
 typedef struct ts_eval_opts {
   int episodes, seed_start;
-  const char *sampler_name; /* ts_eval_pusht only: ddpm | ddim | spec, parsed once per call */
-  int steps;                /* ts_eval_pusht only: ddim inference steps, or spec's drafted steps per round */
   uint64_t seed;       /* sampling noise */
   const char *gif_dir; /* NULL: no GIFs; else the first gif_count episodes as DIR/seed_S.gif */
   int gif_count;
@@ -29,11 +27,8 @@ typedef struct ts_eval_result {
   int success[1024];
 } ts_eval_result;
 
-/* Evaluate with sampler s (o->sampler_name and o->steps unused). A speculative sampler without
- * a work space gets one for the evaluation. */
-int ts_eval_pusht_with(ts_policy *p, const ts_sampler *s, const ts_eval_opts *o, ts_eval_result *r);
-/* The same with the sampler named by o->sampler_name and o->steps (for callers that hold a
- * name, such as the periodic DDIM-10 evaluation during training). */
-int ts_eval_pusht(ts_policy *p, const ts_eval_opts *o, ts_eval_result *r);
+/* Evaluate with sampler s. A speculative sampler without a work space gets one for the
+ * evaluation. */
+int ts_eval_pusht(ts_policy *p, const ts_sampler *s, const ts_eval_opts *o, ts_eval_result *r);
 
 #endif

@@ -621,15 +621,15 @@ START_TEST(test_policy_sampling) {
     free(an);
   }
   /* A two-episode closed-loop evaluation runs and reports sane numbers. */
-  ts_eval_opts eo = {2, 100000, "ddim", 4, 1, NULL, 0, 1}; /* the sampler by name, as training's evaluation */
+  const ts_sampler ddim4 = {.kind = TS_SAMPLER_DDIM, .steps = 4};
+  ts_eval_opts eo = {.episodes = 2, .seed_start = 100000, .seed = 1, .quiet = 1};
   ts_eval_result er;
-  ck_assert_msg(ts_eval_pusht(&p, &eo, &er) == 0, "%s", ts_error());
+  ck_assert_msg(ts_eval_pusht(&p, &ddim4, &eo, &er) == 0, "%s", ts_error());
   ck_assert(er.mean_score >= 0 && er.mean_score <= 1 && er.chunks > 0);
   /* The single-robot loop (ts_loop) and the lockstep evaluation apply the same rule: one
    * episode of each, same sampler seed, give the same score. */
-  const ts_sampler ddim4 = {.kind = TS_SAMPLER_DDIM, .steps = 4};
   ts_eval_opts e1 = {.episodes = 1, .seed_start = 100003, .seed = 9, .quiet = 1};
-  ck_assert_int_eq(ts_eval_pusht_with(&p, &ddim4, &e1, &er), 0);
+  ck_assert_int_eq(ts_eval_pusht(&p, &ddim4, &e1, &er), 0);
   ts_loop lp;
   ck_assert_int_eq(ts_loop_init(&lp, &p, &ddim4, 9), 0);
   ts_pusht *env = ts_pusht_new();

@@ -66,9 +66,10 @@ static int eval_ckpt(void *user, const char *path, long step, double *score) {
   ts_policy p;
   if (ts_policy_load(&p, path, "ema")) return -1;
   ts_policy_set_threads(&p, ts_cpu_count());
-  ts_eval_opts eo = {r->cfg->train.eval_episodes, r->cfg->eval.seed_start, "ddim", 10, 0, NULL, 0, 1};
+  ts_eval_opts eo = {.episodes = r->cfg->train.eval_episodes, .seed_start = r->cfg->eval.seed_start, .quiet = 1};
+  const ts_sampler ddim10 = {.kind = TS_SAMPLER_DDIM, .steps = 10};
   ts_eval_result er;
-  int rc = ts_eval_pusht(&p, &eo, &er);
+  int rc = ts_eval_pusht(&p, &ddim10, &eo, &er);
   ts_policy_free(&p);
   if (rc) return -1;
   *score = er.mean_score;
