@@ -3,7 +3,7 @@
  *
  * It keeps the last n_obs_steps observations (filled with the first one after a reset) and a
  * queue of actions; when the queue is empty it samples a chunk from the observation history
- * and queues actions [n_obs_steps - 1, n_obs_steps - 1 + n_action_steps) of it (REFERENCE §3).
+ * and queues actions [n_obs_steps - 1, n_obs_steps - 1 + n_action_steps) of it (docs/math.md §3).
  * ts_eval_pusht runs the same rule for many environments in lockstep. No allocation after
  * ts_loop_init: it reserves the policy's buffers, and for the speculative sampler holds its own
  * work space (unless the sampler brings one). */

@@ -1,6 +1,6 @@
 /* policy.h: the inference side every sampler shares: a trained checkpoint (EMA weights,
  * normalisers, config), its denoisers (infer/denoiser.h), DDPM / DDIM / speculative chunk
- * sampling, and the observation / action queues of the policy loop (REFERENCE.md §3).
+ * sampling, and the observation / action queues of the policy loop (docs/math.md §3).
  *
  * The policy owns the model it loaded (cfg.model.type picks the ConditionalUnet1D or the
  * TransformerForDiffusion, nn/model.h) and two denoisers reading it: `target`, the fast inference path every sampler calls by

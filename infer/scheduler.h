@@ -1,5 +1,5 @@
 /* scheduler.h: DDPM as Diffusion Policy uses it (diffusers DDPMScheduler: squaredcos_cap_v2,
- * epsilon prediction, clip_sample, fixed_small variance; REFERENCE.md §2) and the
+ * epsilon prediction, clip_sample, fixed_small variance; docs/math.md §2) and the
  * deterministic DDIM update (eta = 0) on a subsequence of the train steps. */
 #ifndef TS_SCHEDULER_H
 #define TS_SCHEDULER_H

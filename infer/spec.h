@@ -1,4 +1,4 @@
-/* spec.h: exact speculative sampling of the DDPM reverse chain (REFERENCE.md §4), one round at
+/* spec.h: exact speculative sampling of the DDPM reverse chain (docs/math.md §4), one round at
  * a time. The caller drives a chain as Chipmunk's cpSpaceStep is driven: ts_spec_begin draws
  * x_T, then each ts_spec_round drafts up to `block` steps (the caller may pick a different block
  * before every round, e.g. from the last round's ts_spec_round_info), verifies them against the
@@ -29,7 +29,7 @@
 #include "infer/denoiser.h"
 #include "infer/scheduler.h"
 
-/* The rule for one drafted step (REFERENCE.md §4): the draft is mp + sig z; with u uniform in
+/* The rule for one drafted step (docs/math.md §4): the draft is mp + sig z; with u uniform in
  * (0, 1) it is accepted when u < q/p = exp(-z.Delta - |Delta|^2 / 2), Delta = (mp - mq) / sig,
  * and out = the draft (returns 1); otherwise out = mq + sig (z - 2 (e.z) e), e = Delta / |Delta|
  * (returns 0). Either way out ~ N(mq, sig^2 I) exactly when z ~ N(0, I). */

@@ -1,4 +1,4 @@
-/* unet1d.h: Diffusion Policy's ConditionalUnet1D (REFERENCE.md §3), FiLM with scale.
+/* unet1d.h: Diffusion Policy's ConditionalUnet1D (docs/math.md §3), FiLM with scale.
  * Parameter names are the reference implementation's PyTorch state_dict keys
  * (diffusion_step_encoder.1.weight, down_modules.0.0.blocks.0.block.0.weight, ...). */
 #ifndef TS_UNET1D_H

@@ -5,7 +5,7 @@
         [--sampler ddpm|spec] [--block 4]
 
 Draws --n action chunks with `tsdp sample` (DDPM-100 through the C inference engine, Philox
-noise; or with --sampler spec, exact speculative DDPM with --block drafted steps per round) and --n chunks with an independent PyTorch DDPM sampler written from REFERENCE.md §2
+noise; or with --sampler spec, exact speculative DDPM with --block drafted steps per round) and --n chunks with an independent PyTorch DDPM sampler written from docs/math.md §2
 (diffusers DDPMScheduler semantics: squaredcos_cap_v2, clip_sample, fixed_small variance) on
 the same EMA weights and the same observation window, then compares the two sets of 32-d
 chunks with an energy-distance permutation test. As a check that the test can see a real

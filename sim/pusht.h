@@ -1,4 +1,4 @@
-/* pusht.h: the Push-T task (Chi et al.'s environment, REFERENCE.md §5) on Chipmunk2D.
+/* pusht.h: the Push-T task (Chi et al.'s environment, docs/math.md §5) on Chipmunk2D.
  *
  * A kinematic circular agent pushes a T-shaped block towards a fixed goal pose in a
  * 512 x 512 walled workspace with no gravity. An action is a target position for the agent;

@@ -111,7 +111,7 @@ START_TEST(test_vec_matches_single) {
 }
 END_TEST
 
-/* Replaying the recorded actions reproduces the recorded block poses (REFERENCE.md §5). */
+/* Replaying the recorded actions reproduces the recorded block poses (docs/math.md §5). */
 START_TEST(test_replay_fidelity) {
   const char *zarr = data_path("pusht/pusht_cchi_v7_replay.zarr");
   if (!zarr) {

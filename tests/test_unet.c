@@ -61,9 +61,9 @@ END_TEST
 /* Parameter counts of the Push-T configurations (obs 2 x 20, step embedding 256, kernel 5),
  * as PyTorch counts them for scripts/torch_unet.py:
  *   sum(p.numel() for p in ConditionalUnet1D(2, 40, 256, D, 5, 8).parameters()).
- * (REFERENCE.md §3 lists 4.26 M / 16.0 M / 62.3 M, which the module does not reproduce; with a
- * 10-d global condition the largest gives 65.35 M, the figure Diffusion Policy's state-based
- * notebook reports.) */
+ * (docs/math.md §3. Figures of 4.26 M / 16.0 M / 62.3 M sometimes quoted for these widths are
+ * not what the module gives; with a 10-d global condition the largest gives 65.35 M, the figure
+ * Diffusion Policy's state-based notebook reports.) */
 START_TEST(test_unet_sizes) {
   const int dims[4][3] = {{64, 128, 256}, {128, 256, 512}, {256, 512, 1024}, {256, 512, 1024}};
   const int cond[4] = {40, 40, 40, 10};
