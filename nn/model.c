@@ -1,6 +1,7 @@
 #include "model.h"
 #include "core/error.h"
 #include "core/h5io.h"
+#include "core/optim.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,18 @@ ts_tensor *ts_model_forward(ts_ctx *c, const ts_model *m, ts_tensor *x, ts_tenso
 void ts_model_decay_mask(const ts_model *m, unsigned char *decay) {
   if (m->tf) ts_transformer_decay_mask(m->tf, decay);
   else memset(decay, 1, (size_t)m->params->n);
+}
+
+ts_adamw *ts_model_optimizer(const ts_model *m, const ts_config *c) {
+  ts_params *P = m->params;
+  ts_adamw *o = ts_adamw_new(P->t, P->n, (float)c->train.lr, (float)c->train.beta1, (float)c->train.beta2,
+                             (float)c->train.eps, (float)c->train.weight_decay);
+  unsigned char *decay = malloc((size_t)P->n);
+  if (!decay) abort();
+  ts_model_decay_mask(m, decay);
+  ts_adamw_set_decay(o, decay);
+  free(decay);
+  return o;
 }
 
 double ts_model_flops(const ts_model *m) {

@@ -36,6 +36,9 @@ void ts_model_decay_mask(const ts_model *m, unsigned char *decay);
  * so a PyTorch user's load_state_dict(strict=True) finds every key; loaders here ignore them. */
 struct ts_h5;
 int ts_model_write_buffers(struct ts_h5 *f, const ts_model *m);
+/* AdamW over m's parameters with the config's [train] lr, betas, eps and weight decay, applied
+ * to the reference's decay groups (ts_model_decay_mask). */
+struct ts_adamw *ts_model_optimizer(const ts_model *m, const ts_config *c);
 /* 2 x multiply-adds of one batch-1 forward. */
 double ts_model_flops(const ts_model *m);
 

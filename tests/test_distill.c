@@ -79,24 +79,6 @@ static void train_base(const char *path, const char *const *ov, size_t n) {
   ck_assert_msg(ts_train(&c, &o, &r) == 0, "%s", ts_error());
 }
 
-static float *read_all(const char *path, const char *name, int64_t *n) {
-  ts_h5 *f = ts_h5_open(path);
-  ck_assert_msg(f, "%s", ts_error());
-  float *x = fix_floats(f, name, n);
-  ts_h5_close(f);
-  return x;
-}
-
-static void same_tensors(const char *a, const char *b, const char *const *names, int n) {
-  for (int k = 0; k < n; k++) {
-    int64_t na, nb;
-    float *x = read_all(a, names[k], &na), *y = read_all(b, names[k], &nb);
-    ck_assert_int_eq(na, nb);
-    ck_assert_msg(memcmp(x, y, (size_t)na * sizeof(float)) == 0, "%s differs after resume", names[k]);
-    free(x);
-    free(y);
-  }
-}
 
 static int file_exists(const char *path) { return access(path, F_OK) == 0; }
 
@@ -135,10 +117,10 @@ START_TEST(test_distill_unet_base) {
   const char *names[] = {"model/decoder.layers.0.self_attn.in_proj_weight", "ema/head.weight",
                          "optim/m/model/decoder.layers.0.linear1.weight", "distill/x", "distill/eps", "log/loss",
                          "log/accept"};
-  same_tensors(da, db, names, 7);
+  fix_same_datasets(da, db, names, 7);
   /* The log: predicted acceptance in (0, 1]; the CSV, curves and the per-step plot exist. */
   int64_t n;
-  float *acc = read_all(da, "log/accept", &n), *loss = read_all(da, "log/loss", &n);
+  float *acc = fix_read_all(da, "log/accept", &n), *loss = fix_read_all(da, "log/loss", &n);
   ck_assert_int_eq(n, 4);
   for (int i = 0; i < n; i++) ck_assert_msg(acc[i] > 0 && acc[i] <= 1, "accept[%d] = %g", i, acc[i]);
   fprintf(stderr, "distill (U-Net base): loss %.4f -> %.4f, predicted acceptance %.3f -> %.3f, held-out %.3f\n", loss[0],

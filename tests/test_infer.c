@@ -117,25 +117,6 @@ static const char *tiny_data(void) {
 void infer_tiny_cfg(ts_config *c) { tiny_cfg(c); }
 const char *infer_tiny_data(void) { return tiny_data(); }
 
-static float *read_all(const char *path, const char *name, int64_t *n) {
-  ts_h5 *f = ts_h5_open(path);
-  ck_assert_msg(f, "%s", ts_error());
-  float *x = fix_floats(f, name, n);
-  ts_h5_close(f);
-  return x;
-}
-
-/* The datasets `names` of checkpoints a and b are bit-identical. */
-static void same_datasets(const char *a, const char *b, const char *const *names, int n) {
-  for (int k = 0; k < n; k++) {
-    int64_t na, nb;
-    float *x = read_all(a, names[k], &na), *y = read_all(b, names[k], &nb);
-    ck_assert_int_eq(na, nb);
-    ck_assert_msg(memcmp(x, y, (size_t)na * sizeof(float)) == 0, "%s differs after resume", names[k]);
-    free(x);
-    free(y);
-  }
-}
 
 START_TEST(test_train_resume_is_exact) {
   ts_config c;
@@ -168,7 +149,7 @@ START_TEST(test_train_resume_is_exact) {
   ck_assert_int_eq(r.steps, 60);
   const char *names[] = {"model/final_conv.1.weight", "ema/down_modules.0.0.blocks.0.block.0.weight",
                          "optim/m/model/mid_modules.1.cond_encoder.1.weight", "log/loss"};
-  same_datasets(a, b, names, 4);
+  fix_same_datasets(a, b, names, 4);
   /* The run also wrote its CSV log and loss curve. */
   char p[600];
   snprintf(p, sizeof p, "%s.csv", a);
@@ -181,13 +162,13 @@ START_TEST(test_train_resume_is_exact) {
   fclose(f);
   /* The periodic evaluation at step 30 (row 2 of the log) left its score. */
   int64_t ns;
-  float *score = read_all(a, "log/eval_score", &ns);
+  float *score = fix_read_all(a, "log/eval_score", &ns);
   ck_assert_int_eq(ns, 4);
   ck_assert(isnan(score[0]) && score[1] >= 0 && score[1] <= 1 && score[3] >= 0);
   free(score);
   /* The loss went down over 60 steps at lr 1e-3 on 7 windows (means of 15 steps). */
   int64_t n;
-  float *loss = read_all(a, "log/loss", &n);
+  float *loss = fix_read_all(a, "log/loss", &n);
   ck_assert_int_eq(n, 4);
   ck_assert_msg(loss[3] < loss[0], "loss %g -> %g", loss[0], loss[3]);
   free(loss);
@@ -218,7 +199,7 @@ START_TEST(test_train_transformer_resume_is_exact) {
   ck_assert_int_eq(r.resumed_from, 30);
   const char *names[] = {"model/decoder.layers.1.self_attn.in_proj_weight", "ema/head.weight",
                          "optim/v/model/decoder.layers.0.linear1.weight", "model/pos_emb", "log/loss"};
-  same_datasets(a, b, names, 5);
+  fix_same_datasets(a, b, names, 5);
 }
 
 

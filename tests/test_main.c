@@ -58,6 +58,25 @@ ts_tensor *fix_tensor(ts_ctx *c, ts_h5 *f, const char *name) {
   return t;
 }
 
+float *fix_read_all(const char *path, const char *name, int64_t *n) {
+  ts_h5 *f = ts_h5_open(path);
+  ck_assert_msg(f, "%s", ts_error());
+  float *x = fix_floats(f, name, n);
+  ts_h5_close(f);
+  return x;
+}
+
+void fix_same_datasets(const char *a, const char *b, const char *const *names, int n) {
+  for (int k = 0; k < n; k++) {
+    int64_t na, nb;
+    float *x = fix_read_all(a, names[k], &na), *y = fix_read_all(b, names[k], &nb);
+    ck_assert_int_eq(na, nb);
+    ck_assert_msg(memcmp(x, y, (size_t)na * sizeof(float)) == 0, "%s differs after resume", names[k]);
+    free(x);
+    free(y);
+  }
+}
+
 void fix_load_params(ts_h5 *f, const ts_params *p) {
   int nfix = 0;
   char **names = ts_h5_list(f, "params", &nfix);

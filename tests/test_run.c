@@ -334,18 +334,7 @@ START_TEST(test_run_sweeps_stale_temporaries) {
 END_TEST
 
 /* The two-episode fixture as a tsdp dataset, and a tiny U-Net recipe on it. */
-static const char *tiny_data(void) {
-  static char h5[512];
-  if (!h5[0]) {
-    char zarr[512];
-    snprintf(zarr, sizeof zarr, "%s/run_tiny.zarr", tmp_dir());
-    snprintf(h5, sizeof h5, "%s/run_tiny.h5", tmp_dir());
-    make_pusht_zarr(zarr, 0);
-    ts_import_report r;
-    ck_assert_msg(ts_pusht_import_zarr(zarr, h5, &r) == 0, "%s", ts_error());
-  }
-  return h5;
-}
+static const char *tiny_data(void) { return infer_tiny_data(); }
 
 static void tiny_cfg(ts_config *c) {
   ts_config_defaults(c);

@@ -34,6 +34,12 @@ float *fix_floats(struct ts_h5 *f, const char *name, int64_t *n);
 /* The same as an arena tensor of the dataset's shape. */
 ts_tensor *fix_tensor(ts_ctx *c, struct ts_h5 *f, const char *name);
 
+/* Dataset `name` of the HDF5 file at path as floats (malloc'd; fails the test when absent). */
+float *fix_read_all(const char *path, const char *name, int64_t *n);
+/* The datasets `names` of the files a and b are bit-identical (a resumed run's checkpoint
+ * against an uninterrupted one's). */
+void fix_same_datasets(const char *a, const char *b, const char *const *names, int n);
+
 /* Load every parameter from the fixture's params/<name> (failing the test when one is missing)
  * and check that the fixture's keys are exactly the model's. */
 struct ts_params;

@@ -178,13 +178,7 @@ static int setup(distiller *r, const ts_config *cfg, const ts_distill_opts *o) {
   ts_rng_init_stream(&init, (uint64_t)c->train.seed, 1);
   ts_model_init(&r->net, &init);
   ts_rng_init_stream(&r->rng, (uint64_t)c->train.seed, 2);
-  r->opt = ts_adamw_new(P->t, P->n, (float)c->train.lr, (float)c->train.beta1, (float)c->train.beta2, (float)c->train.eps,
-                        (float)c->train.weight_decay);
-  unsigned char *decay = malloc((size_t)P->n);
-  if (!decay) abort();
-  ts_model_decay_mask(&r->net, decay);
-  ts_adamw_set_decay(r->opt, decay);
-  free(decay);
+  r->opt = ts_model_optimizer(&r->net, c);
   r->ema = ts_ema_new(P->t, P->n, (float)c->train.ema_power, (float)c->train.ema_max_decay);
   r->cfg_text = ts_config_to_ini(c);
   const int T = r->base.sched.T, H = c->data.horizon, A = r->base.act_dim, cd = r->base.cond_dim;
@@ -198,13 +192,7 @@ static int setup(distiller *r, const ts_config *cfg, const ts_distill_opts *o) {
   r->be = ts_param_new(3, (int[]){r->N, H, A});
   int n = P->n;
   r->n_named = 2 * n + 4;
-  r->named = calloc((size_t)r->n_named, sizeof *r->named);
-  if (!r->named) abort();
-  ts_named *m = ts_params_named(P, "model/", NULL), *e = ts_params_named(P, "ema/", r->ema->shadow);
-  memcpy(r->named, m, (size_t)n * sizeof *m);
-  memcpy(r->named + n, e, (size_t)n * sizeof *e);
-  free(m);
-  free(e);
+  r->named = ts_run_model_tensors(P, r->ema->shadow, 4);
   const char *bn[4] = {"distill/x", "distill/t", "distill/cond", "distill/eps"};
   ts_tensor *bt[4] = {r->bx, r->bt, r->bc, r->be};
   for (int k = 0; k < 4; k++) {

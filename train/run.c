@@ -346,3 +346,15 @@ int ts_run_checkpoint(ts_run *r, long step, ts_run_writer writer, void *user) {
   r->io += ts_now() - t;
   return rc;
 }
+
+ts_named *ts_run_model_tensors(const ts_params *P, ts_tensor **ema_shadow, int extra) {
+  int n = P->n;
+  ts_named *all = calloc((size_t)(2 * n + extra), sizeof *all);
+  ts_named *m = ts_params_named(P, "model/", NULL), *e = ts_params_named(P, "ema/", ema_shadow);
+  if (!all) abort();
+  memcpy(all, m, (size_t)n * sizeof *m);
+  memcpy(all + n, e, (size_t)n * sizeof *e);
+  free(m); /* the names now belong to all */
+  free(e);
+  return all;
+}

@@ -39,10 +39,16 @@
 #include "core/checkpoint.h"
 #include "core/h5io.h"
 #include "core/optim.h"
+#include "core/params.h"
 #include "core/rng.h"
 #include <stddef.h>
 
 typedef struct ts_run ts_run;
+
+/* The tensors a trainer's checkpoint holds for one network: model/<name> for each of P's
+ * parameters, then ema/<name> for the EMA shadows, then `extra` zeroed slots the trainer fills
+ * (names strdup'd, freed by ts_named_free(list, 2 P->n + extra)). */
+ts_named *ts_run_model_tensors(const ts_params *P, ts_tensor **ema_shadow, int extra);
 
 /* One history column: a double per row, saved as log/<name>. */
 typedef struct ts_run_col {

@@ -104,24 +104,11 @@ static int setup(trainer *r, const ts_config *cfg, const char *data) {
   ts_rng_init_stream(&init, (uint64_t)cfg->train.seed, 1);
   ts_model_init(&r->net, &init);
   ts_rng_init_stream(&r->rng, (uint64_t)cfg->train.seed, 2);
-  r->opt = ts_adamw_new(P->t, P->n, (float)cfg->train.lr, (float)cfg->train.beta1, (float)cfg->train.beta2,
-                        (float)cfg->train.eps, (float)cfg->train.weight_decay);
-  unsigned char *decay = malloc((size_t)P->n);
-  if (!decay) abort();
-  ts_model_decay_mask(&r->net, decay);
-  ts_adamw_set_decay(r->opt, decay);
-  free(decay);
+  r->opt = ts_model_optimizer(&r->net, cfg);
   r->ema = ts_ema_new(P->t, P->n, (float)cfg->train.ema_power, (float)cfg->train.ema_max_decay);
   ts_ddpm_init(&r->sched, cfg->diffusion.num_train_timesteps, cfg->diffusion.clip_sample);
   r->cfg_text = ts_config_to_ini(cfg);
-  int n = P->n;
-  ts_named *m = ts_params_named(P, "model/", NULL), *e = ts_params_named(P, "ema/", r->ema->shadow);
-  r->named = calloc((size_t)(2 * n), sizeof *r->named);
-  if (!r->named) abort();
-  memcpy(r->named, m, (size_t)n * sizeof *m);
-  memcpy(r->named + n, e, (size_t)n * sizeof *e);
-  free(m); /* the names now belong to r->named */
-  free(e);
+  r->named = ts_run_model_tensors(P, r->ema->shadow, 0);
   return 0;
 }
 
