@@ -1,18 +1,28 @@
 /* tsdp bench spec: batch-1 action-chunk latency of exact speculative DDPM against DDPM-T and
  * DDIM-10, on observation windows spread through a dataset: the frozen-target drafter at each
  * block length and, with --drafter, a distilled drafter at each block length too. Samplers are
- * interleaved window by window so the machine's load drifts over all of them alike. Each row:
- * ms per chunk, sequential target (and drafter) calls per chunk, acceptance, speed-up. */
+ * interleaved window by window so the machine's load drifts over all of them alike; the
+ * target's cost of one batched call at every batch size a verification uses (1 .. max block
+ * + 1) is timed in the same interleaving, which gives the bound speculation can reach here:
+ *   bound = DDPM time / min_L (T / L) verify(L + 1)
+ * (a free drafter whose every draft is accepted; the issue this answers defines it so), and
+ * the same with the drafter's measured cost added (T drafter calls per chunk at best).
+ * Each row: ms per chunk split into drafting, verification and the rest, sequential target
+ * and drafter calls, acceptance (accepted / checked drafts), speed-up over DDPM-T. With a list
+ * of thread counts the whole table is measured once per count, in the same process. --plot
+ * PREFIX writes PREFIX-<drafter>-t<threads>.png: measured acceptance per diffusion step. */
 #include "cli.h"
 #include "core/error.h"
+#include "core/timer.h"
 #include "infer/drafter.h"
 #include "infer/spec.h"
+#include "train/plot.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { MAX_BLOCKS = 16, MAX_ROWS = 2 + 2 * MAX_BLOCKS };
+enum { MAX_BLOCKS = 16, MAX_ROWS = 2 + 2 * MAX_BLOCKS, MAX_THREADS = 8 };
 
 typedef struct {
   char name[32];
@@ -20,21 +30,66 @@ typedef struct {
   double seconds;
 } row;
 
+/* Comma-separated positive integers into v (at most cap), each in lo..hi. */
+static int int_list(const char *flag, const char *str, int lo, int hi, int *v, int cap, int *n) {
+  char buf[256];
+  *n = 0;
+  if (strlen(str) >= sizeof buf) return ts_fail("%s: list too long", flag);
+  snprintf(buf, sizeof buf, "%s", str);
+  for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
+    char *end;
+    long x = strtol(t, &end, 10);
+    if (*n == cap) return ts_fail("%s: at most %d values", flag, cap);
+    if (end == t || *end || x < lo || x > hi) return ts_fail("%s: bad value '%s' (expected %d..%d)", flag, t, lo, hi);
+    v[(*n)++] = (int)x;
+  }
+  if (!*n) return ts_fail("%s: empty list", flag);
+  return 0;
+}
+
+/* A JSON number, null for NaN (no such value for this row). */
+static void jnum(FILE *f, double v) {
+  if (isnan(v)) fprintf(f, "null");
+  else fprintf(f, "%.4f", v);
+}
+
+/* Acceptance per diffusion step of one drafter, summed over its rows, as a PNG. */
+static int plot_acceptance(const char *prefix, const char *drafter, int threads, row *rows, int nr, int T) {
+  double x[TS_MAX_T], y[TS_MAX_T];
+  int m = 0;
+  for (int t = 1; t < T; t++) {
+    long dr = 0, ac = 0;
+    for (int i = 0; i < nr; i++)
+      if (rows[i].s.spec && !strncmp(rows[i].name + 5, drafter, strlen(drafter))) {
+        const ts_spec_stats *st = ts_spec_stats_of(rows[i].s.spec);
+        dr += st->drafted_t[t], ac += st->accepted_t[t];
+      }
+    if (dr) x[m] = t, y[m++] = (double)ac / dr;
+  }
+  if (m < 2) return 0;
+  char path[1024];
+  snprintf(path, sizeof path, "%s-%s-t%d.png", prefix, drafter, threads);
+  return ts_plot_png(path, x, y, m, 0);
+}
+
 int ts_bench_spec(int argc, char **argv) {
   const char *ck = ts_opt(argc, argv, "--ckpt"), *data = ts_opt(argc, argv, "--data"), *bl = ts_opt(argc, argv, "--blocks");
-  int json = ts_has_flag(argc, argv, "--json"), blocks[MAX_BLOCKS], nb = 0;
+  const char *ths = ts_opt(argc, argv, "--threads"), *plot = ts_opt(argc, argv, "--plot");
+  int json = ts_has_flag(argc, argv, "--json"), blocks[MAX_BLOCKS], nb = 0, thr[MAX_THREADS], nt = 0;
   long W;
   if (!ck || !data)
     return ts_fail("usage: tsdp bench spec --ckpt C --data D.h5 [--drafter DRAFTER.h5|frozen] [--blocks 2,3,4,6,8] "
-                   "[--windows 20] [--threads T] [--json]");
+                   "[--windows 20] [--threads 1,2] [--plot PREFIX] [--json]");
   if (ts_int_opt(argc, argv, "--windows", 20, 1, 100000, &W)) return -1;
-  char buf[256];
-  snprintf(buf, sizeof buf, "%s", bl ? bl : "2,3,4,6,8");
-  for (char *t = strtok(buf, ","); t && nb < MAX_BLOCKS; t = strtok(NULL, ","))
-    if ((blocks[nb++] = atoi(t)) < 1 || blocks[nb - 1] > TS_SPEC_MAX_BLOCK) return ts_fail("--blocks: bad block '%s'", t);
+  if (int_list("--blocks", bl ? bl : "2,3,4,6,8", 1, TS_SPEC_MAX_BLOCK, blocks, MAX_BLOCKS, &nb)) return -1;
+  char dflt[16];
+  snprintf(dflt, sizeof dflt, "%d", ts_cpu_count());
+  if (int_list("--threads", ths ? ths : dflt, 1, 256, thr, MAX_THREADS, &nt)) return -1;
+  int maxb = 0;
+  for (int i = 0; i < nb; i++) maxb = blocks[i] > maxb ? blocks[i] : maxb;
   ts_policy p;
-  if (ts_cli_load_policy(argc, argv, &p)) return -1;
-  int threads = p.threads;
+  ts_set_threads(thr[0]);
+  if (ts_policy_load(&p, ck, ts_has_flag(argc, argv, "--raw-weights") ? "model" : "ema")) return -1;
   ts_drafter_model dm;
   ts_sampler probe = {.kind = TS_SAMPLER_SPEC, .steps = 1};
   ts_dataset d;
@@ -51,15 +106,19 @@ int ts_bench_spec(int argc, char **argv) {
     ts_policy_free(&p);
     return -1;
   }
-  int per = p.cfg.data.n_obs_steps * p.obs_dim;
-  float *obs = malloc((size_t)W * per * sizeof(float)), *act = malloc((size_t)p.horizon * p.act_dim * sizeof(float));
-  if (!obs || !act) abort();
+  int per = p.cfg.data.n_obs_steps * p.obs_dim, T = p.sched.T, n = p.horizon * p.act_dim, C = p.cond_dim;
+  float *obs = malloc((size_t)W * per * sizeof(float)), *act = malloc((size_t)n * sizeof(float));
+  float *vx = malloc((size_t)(maxb + 1) * n * sizeof(float)), *ve = malloc((size_t)(maxb + 1) * n * sizeof(float));
+  float *vc = malloc((size_t)(maxb + 1) * C * sizeof(float));
+  int vt[TS_SPEC_MAX_BLOCK + 1];
+  double vsec[TS_SPEC_MAX_BLOCK + 2], dsec = 0;
+  if (!obs || !act || !vx || !ve || !vc) abort();
   for (int w = 0; w < W; w++) ts_cli_obs_history(&d, &p, (long)((double)(w + 0.5) / W * d.n_steps), obs + (size_t)w * per);
   /* The rows: DDPM-T, DDIM-10, then each block with the frozen drafter, then with the learned one. */
   row rows[MAX_ROWS];
   int nr = 0;
   memset(rows, 0, sizeof rows);
-  snprintf(rows[nr].name, sizeof rows[nr].name, "ddpm-%d", p.sched.T);
+  snprintf(rows[nr].name, sizeof rows[nr].name, "ddpm-%d", T);
   rows[nr++].s = (ts_sampler){.kind = TS_SAMPLER_DDPM};
   snprintf(rows[nr].name, sizeof rows[nr].name, "ddim-10");
   rows[nr++].s = (ts_sampler){.kind = TS_SAMPLER_DDIM, .steps = 10};
@@ -70,49 +129,124 @@ int ts_bench_spec(int argc, char **argv) {
       if (!(rows[nr].s.spec = ts_spec_new(&p.target, &p.sched, blocks[i]))) rc = -1;
       nr++;
     }
-  ts_rng rng;
-  ts_rng_init(&rng, 5);
-  /* One warm-up chunk each first (not counted). */
-  for (int rep = -1; rep < W && !rc; rep++) {
-    const float *ob = obs + (size_t)(rep < 0 ? 0 : rep) * per;
-    for (int i = 0; i < nr && !rc; i++) {
-      double t0 = ts_now();
-      rc = ts_policy_sample(&p, ob, 1, &rows[i].s, &rng, act);
-      if (rep >= 0) rows[i].seconds += ts_now() - t0;
-      else if (rows[i].s.spec) ts_spec_reset_stats(rows[i].s.spec);
+  /* JSON: {"ckpt", "windows", "rows": [every row of every thread count], "threads": [per count: the
+   * verify-cost curve, the drafter call, the bound]}, collected in memory and printed at the end. */
+  char *jrows = NULL, *jth = NULL;
+  size_t njr = 0, njt = 0;
+  FILE *fr = json ? open_memstream(&jrows, &njr) : NULL, *ft = json ? open_memstream(&jth, &njt) : NULL;
+  if (json && (!fr || !ft)) abort();
+  ts_rng rng, vr;
+  for (int ti = 0; ti < nt && !rc; ti++) {
+    int threads = thr[ti];
+    ts_set_threads(threads);
+    ts_policy_set_threads(&p, threads);
+    ts_rng_init(&rng, 5);
+    ts_rng_init(&vr, 6);
+    for (int i = 0; i < nr; i++) rows[i].seconds = 0;
+    memset(vsec, 0, sizeof vsec);
+    dsec = 0;
+    /* One warm-up chunk each first (not counted). */
+    for (int rep = -1; rep < W && !rc; rep++) {
+      const float *ob = obs + (size_t)(rep < 0 ? 0 : rep) * per;
+      for (int i = 0; i < nr && !rc; i++) {
+        double t0 = ts_now();
+        rc = ts_policy_sample(&p, ob, 1, &rows[i].s, &rng, act);
+        if (rep >= 0) rows[i].seconds += ts_now() - t0;
+        else if (rows[i].s.spec) ts_spec_reset_stats(rows[i].s.spec);
+      }
+      /* The verification cost curve: one target call at each batch size 1 .. maxb + 1 on this
+       * window's cond (every row the same observation, as in a round), and one drafter call. */
+      ts_policy_make_cond(&p, ob, 1, vc);
+      for (int b = 1; b <= maxb; b++) memcpy(vc + (size_t)b * C, vc, (size_t)C * sizeof(float));
+      for (int b = 1; b <= maxb + 1 && !rc; b++) {
+        ts_rng_fill_normal(&vr, vx, b * n);
+        for (int j = 0; j < b; j++) vt[j] = T - 1 - (rep + 1 + j) % T;
+        double t0 = ts_now();
+        ts_policy_eps(&p, vx, vt, vc, b, ve);
+        if (rep >= 0) vsec[b] += ts_now() - t0;
+      }
+      if (learned) {
+        double t0 = ts_now();
+        ts_denoiser_eps(learned->net, vx, vt, vc, 1, ve);
+        if (rep >= 0) dsec += ts_now() - t0;
+      }
     }
-  }
-  double ddpm_ms = 1e3 * rows[0].seconds / W;
-  if (!rc) {
-    if (json) printf("{\"ckpt\": \"%s\", \"threads\": %d, \"windows\": %ld, \"rows\": [", ck, threads, W);
-    else
-      printf("batch-1 action chunks on %ld observation windows, %d thread%s\n%-18s %10s %13s %14s %11s %9s\n", W, threads,
-             threads > 1 ? "s" : "", "sampler", "ms/chunk", "target calls", "drafter calls", "acceptance", "speed-up");
+    if (rc) break;
+    double ddpm_ms = 1e3 * rows[0].seconds / W, draft_ms = learned ? 1e3 * dsec / W : 0;
+    /* The bound at perfect acceptance: best over the measured blocks of (T / L) verify(L + 1). */
+    double best = INFINITY, best_d = INFINITY;
+    int bestL = 0;
+    for (int i = 0; i < nb; i++) {
+      double v = (double)T / blocks[i] * 1e3 * vsec[blocks[i] + 1] / W;
+      if (v < best) best = v, bestL = blocks[i];
+      if (v + T * draft_ms < best_d) best_d = v + T * draft_ms;
+    }
+    double best_spec = INFINITY;
+    for (int i = 2; i < nr; i++) best_spec = fmin(best_spec, 1e3 * rows[i].seconds / W);
+    if (json) {
+      fprintf(ft, "%s{\"threads\": %d, \"verify_ms\": [", ti ? ", " : "", threads);
+      for (int b = 1; b <= maxb + 1; b++) fprintf(ft, "%s%.4f", b > 1 ? ", " : "", 1e3 * vsec[b] / W);
+      fprintf(ft, "], \"drafter_ms\": %.4f, \"bound\": {\"block\": %d, \"ms_per_chunk\": %.3f, \"speedup\": %.3f, "
+             "\"speedup_with_drafter\": ", draft_ms, bestL, best, ddpm_ms / best);
+      jnum(ft, learned ? ddpm_ms / best_d : NAN);
+      fprintf(ft, ", \"best_spec_fraction\": %.3f}}", best / best_spec);
+    } else {
+      printf("batch-1 action chunks on %ld observation windows, %d thread%s\n", W, threads, threads > 1 ? "s" : "");
+      printf("target call, ms at batch 1..%d:", maxb + 1);
+      for (int b = 1; b <= maxb + 1; b++) printf(" %.3f", 1e3 * vsec[b] / W);
+      if (learned) printf("; drafter call %.4f ms", draft_ms);
+      printf("\nbound (free drafter, every draft accepted): (%d/%d) x verify(%d) = %.2f ms per chunk, %.2fx DDPM",
+             T, bestL, bestL + 1, best, ddpm_ms / best);
+      if (learned) printf("; with this drafter's calls %.2fx", ddpm_ms / best_d);
+      printf("\n%-18s %9s %7s %7s %7s %8s %8s %10s %8s\n", "sampler", "ms/chunk", "draft", "verify", "other", "target",
+             "drafter", "accepted", "speed-up");
+    }
     for (int i = 0; i < nr; i++) {
-      double m = 1e3 * rows[i].seconds / W, calls = i == 0 ? p.sched.T : 10, dcalls = 0, acc = NAN;
+      double m = 1e3 * rows[i].seconds / W, calls = i == 0 ? T : 10, dcalls = 0, acc = NAN, dms = NAN, vms = NAN, oms = NAN;
       if (rows[i].s.spec) {
         const ts_spec_stats *st = ts_spec_stats_of(rows[i].s.spec);
+        long checked = 0;
+        for (int t = 0; t < T; t++) checked += st->drafted_t[t];
         calls = (double)st->target_calls / W;
         dcalls = (double)st->drafter_calls / W;
-        acc = st->drafted ? (double)st->accepted / st->drafted : 0;
+        acc = checked ? (double)st->accepted / checked : 0;
+        dms = 1e3 * st->draft_s / W, vms = 1e3 * st->verify_s / W, oms = m - dms - vms;
       }
       if (json) {
-        printf("%s{\"name\": \"%s\", \"ms_per_chunk\": %.3f, \"target_calls_per_chunk\": %.2f, "
-               "\"drafter_calls_per_chunk\": %.2f, \"acceptance\": ", i ? ", " : "", rows[i].name, m, calls, dcalls);
-        if (rows[i].s.spec) printf("%.4f", acc);
-        else printf("null");
-        printf(", \"speedup_vs_ddpm\": %.3f}", ddpm_ms / m);
+        fprintf(fr, "%s{\"name\": \"%s\", \"threads\": %d, \"ms_per_chunk\": %.3f, \"draft_ms\": ", i || ti ? ", " : "",
+                rows[i].name, threads, m);
+        jnum(fr, dms);
+        fprintf(fr, ", \"verify_ms\": ");
+        jnum(fr, vms);
+        fprintf(fr, ", \"other_ms\": ");
+        jnum(fr, oms);
+        fprintf(fr, ", \"target_calls_per_chunk\": %.2f, \"drafter_calls_per_chunk\": %.2f, \"acceptance\": ", calls, dcalls);
+        jnum(fr, acc);
+        fprintf(fr, ", \"speedup_vs_ddpm\": %.3f}", ddpm_ms / m);
       } else {
-        char a[16] = "";
-        if (rows[i].s.spec) snprintf(a, sizeof a, "%.1f%%", 100 * acc);
-        printf("%-18s %10.2f %13.1f %14.1f %11s %8.2fx\n", rows[i].name, m, calls, dcalls, a, ddpm_ms / m);
+        char a[16] = "", sp[3][16] = {"-", "-", "-"};
+        if (rows[i].s.spec) {
+          snprintf(a, sizeof a, "%.1f%%", 100 * acc);
+          snprintf(sp[0], 16, "%.2f", dms), snprintf(sp[1], 16, "%.2f", vms), snprintf(sp[2], 16, "%.2f", oms);
+        }
+        printf("%-18s %9.2f %7s %7s %7s %8.1f %8.1f %10s %7.2fx\n", rows[i].name, m, sp[0], sp[1], sp[2], calls, dcalls, a,
+               ddpm_ms / m);
       }
     }
-    if (json) printf("]}\n");
+    if (!json) printf("best speculative row: %.2fx DDPM, %.0f%% of the bound\n", ddpm_ms / best_spec, 100 * best / best_spec);
+    if (plot) {
+      if (plot_acceptance(plot, "frozen", threads, rows, nr, T)) rc = -1;
+      if (learned && plot_acceptance(plot, "learned", threads, rows, nr, T)) rc = -1;
+    }
+    for (int i = 2; i < nr; i++) ts_spec_reset_stats(rows[i].s.spec);
+  }
+  if (json) {
+    fclose(fr), fclose(ft);
+    if (!rc) printf("{\"ckpt\": \"%s\", \"windows\": %ld, \"rows\": [%s], \"threads\": [%s]}\n", ck, W, jrows, jth);
+    free(jrows), free(jth);
   }
   for (int i = 0; i < nr; i++) ts_spec_free(rows[i].s.spec);
-  free(obs);
-  free(act);
+  free(obs), free(act), free(vx), free(ve), free(vc);
   ts_drafter_model_free(&dm);
   ts_dataset_free(&d);
   ts_policy_free(&p);

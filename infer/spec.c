@@ -1,5 +1,6 @@
 #include "spec.h"
 #include "core/error.h"
+#include "core/timer.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,12 +110,20 @@ static double delta_norm(const float *mp, const float *mq, float sig, int n) {
   return sqrt(dd);
 }
 
-static void target_eps(ts_spec *s, const float *x, const int *t, int rows, float *eps, ts_spec_round_info *in) {
+/* A target call; its time goes to verify_s (a batched verification) or draft_s (the frozen
+ * drafter's eps at the round's start). */
+static void target_eps(ts_spec *s, const float *x, const int *t, int rows, float *eps, ts_spec_round_info *in,
+                       int verify) {
+  double t0 = ts_now();
   ts_denoiser_eps(s->target, x, t, s->condk, rows, eps);
+  double dt = ts_now() - t0;
+  if (verify) s->st.verify_s += dt, s->st.verify_rows += rows;
+  else s->st.draft_s += dt;
   in->target_calls++;
 }
 
 int ts_spec_round(ts_spec *s, const ts_drafter *d, int block, ts_rng *rng, ts_spec_round_info *info) {
+  double t_round = ts_now();
   ts_spec_round_info in;
   memset(&in, 0, sizeof in);
   in.t_before = in.t_after = s->t;
@@ -131,11 +140,11 @@ int ts_spec_round(ts_spec *s, const ts_drafter *d, int block, ts_rng *rng, ts_sp
   int n = s->n, t = s->t;
   size_t N = (size_t)n;
   if (frozen && !s->have_eps) { /* the round's frozen eps: the target at the current state */
-    target_eps(s, s->x, &t, 1, s->e0, &in);
+    target_eps(s, s->x, &t, 1, s->e0, &in, 0);
     s->have_eps = 1;
   }
   if (t == 0) { /* sigma_0 = 0: the last step is the target's mean */
-    if (!s->have_eps) target_eps(s, s->x, &t, 1, s->e0, &in);
+    if (!s->have_eps) target_eps(s, s->x, &t, 1, s->e0, &in, 1);
     ts_ddpm_mean(sc, 0, s->x, s->e0, s->mq, n);
     memcpy(s->x, s->mq, N * sizeof(float));
     s->t = -1;
@@ -150,7 +159,9 @@ int ts_spec_round(ts_spec *s, const ts_drafter *d, int block, ts_rng *rng, ts_sp
       float *m = s->mp + (k - 1) * N, *zk = s->z + (k - 1) * N, *y = s->ys + k * N;
       if (!frozen) {
         int tk = t - k + 1;
+        double t0 = ts_now();
         ts_denoiser_eps(d->net, yp, &tk, s->cond, 1, s->eq);
+        s->st.draft_s += ts_now() - t0;
         in.drafter_calls++;
         e = s->eq;
       }
@@ -161,6 +172,7 @@ int ts_spec_round(ts_spec *s, const ts_drafter *d, int block, ts_rng *rng, ts_sp
     if (!s->verify) { /* ablation: keep every draft */
       memcpy(s->x, s->ys + K * N, N * sizeof(float));
       in.accepted = K;
+      for (int k = 1; k <= K; k++) s->st.drafted_t[t - k + 1]++, s->st.accepted_t[t - k + 1]++;
       t -= K;
       s->have_eps = 0;
     } else {
@@ -170,14 +182,16 @@ int ts_spec_round(ts_spec *s, const ts_drafter *d, int block, ts_rng *rng, ts_sp
        * every draft is accepted. */
       int r0 = s->have_eps ? 1 : 0;
       for (int j = r0; j <= K; j++) s->tt[j - r0] = t - j;
-      target_eps(s, s->ys + r0 * N, s->tt, K + 1 - r0, s->et + r0 * N, &in);
+      target_eps(s, s->ys + r0 * N, s->tt, K + 1 - r0, s->et + r0 * N, &in, 1);
       const float *e_start = r0 ? s->e0 : s->et;
       double dsum = 0;
       int k;
       for (k = 1; k <= K; k++) {
         const float *m = s->mp + (k - 1) * N;
+        s->st.drafted_t[t - k + 1]++;
         if (frozen && k == 1) { /* the frozen drafter's mean is the target's own: Delta = 0 */
           in.accepted++;
+          s->st.accepted_t[t - k + 1]++;
           continue;
         }
         ts_ddpm_mean(sc, t - k + 1, s->ys + (k - 1) * N, k == 1 ? e_start : s->et + (k - 1) * N, s->mq, n);
@@ -186,6 +200,7 @@ int ts_spec_round(ts_spec *s, const ts_drafter *d, int block, ts_rng *rng, ts_sp
         in.max_delta = dn > in.max_delta ? dn : in.max_delta;
         if (!ts_spec_accept(m, s->mq, s->sig[k - 1], s->z + (k - 1) * N, ts_rng_uniform_d(rng), s->x, n)) break;
         in.accepted++;
+        s->st.accepted_t[t - k + 1]++;
       }
       int checked = k <= K ? k : K;
       in.mean_delta = dsum / checked;
@@ -207,6 +222,7 @@ int ts_spec_round(ts_spec *s, const ts_drafter *d, int block, ts_rng *rng, ts_sp
   s->st.drafter_calls += in.drafter_calls;
   s->st.drafted += in.drafted;
   s->st.accepted += in.accepted;
+  s->st.round_s += ts_now() - t_round;
   if (info) *info = in;
   return s->t >= 0;
 }

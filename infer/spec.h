@@ -42,12 +42,21 @@ typedef struct ts_drafter {
   ts_denoiser *net; /* frozen = 0: proposes eps, same x / t / cond shapes as the target */
 } ts_drafter;
 
-/* Counters, accumulated over a ts_spec's life (ts_spec_stats_of, ts_spec_reset_stats). */
+/* Counters, accumulated over a ts_spec's life (ts_spec_stats_of, ts_spec_reset_stats).
+ * drafted_t / accepted_t count by the diffusion step a draft was made at (the draft of step t
+ * proposes x_{t-1}); a draft after the first rejected one of its round is discarded unchecked
+ * and counted in neither. Seconds are wall-clock inside ts_spec_round: draft_s in drafter calls
+ * (and the frozen drafter's target call for the round's eps), verify_s in the batched target
+ * calls, round_s the whole round; round_s - draft_s - verify_s is the rule's own overhead
+ * (means, noise, acceptance tests, copies). */
 typedef struct ts_spec_stats {
   long chunks;        /* finished chains */
   long target_calls;  /* sequential (batched) target calls */
   long drafter_calls; /* sequential batch-1 drafter calls */
   long drafted, accepted, rounds;
+  long verify_rows;   /* rows over all verification calls */
+  double draft_s, verify_s, round_s;
+  long drafted_t[TS_MAX_T], accepted_t[TS_MAX_T];
 } ts_spec_stats;
 
 /* What one round did, for a block-length scheduler. Delta = (m_p - m_q) / sigma of each

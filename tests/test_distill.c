@@ -274,7 +274,9 @@ START_TEST(test_distill_cli) {
            infer_tiny_data(), dr);
   ck_assert_int_eq(run_cli(args, out, sizeof out, &el), 0);
   ck_assert_msg(out[0] == '{' && strstr(out, "\"rows\": [{\"name\": \"ddpm-100\"") && strstr(out, "\"ddim-10\"") &&
-                strstr(out, "\"spec-frozen-3\"") && strstr(out, "\"spec-learned-2\"") && strstr(out, "\"speedup_vs_ddpm\""),
+                strstr(out, "\"spec-frozen-3\"") && strstr(out, "\"spec-learned-2\"") && strstr(out, "\"speedup_vs_ddpm\"") &&
+                strstr(out, "\"threads\": [{\"threads\": 1, \"verify_ms\": [") && strstr(out, "\"speedup_with_drafter\"") &&
+                strstr(out, "\"draft_ms\": null"),
                 "%s", out);
   snprintf(args, sizeof args, "sample --ckpt %s --data %s --index 3 --n 2 --sampler spec --drafter %s --seed 1 --out %s/s.h5",
            b, infer_tiny_data(), dr, tmp_dir());

@@ -294,7 +294,7 @@ static void lin_chains(ts_spec *sp, const ts_drafter *d, int block, int N, uint6
   ts_rng_init(&r, seed);
   ts_spec_reset_stats(sp);
   double m = 0, q = 0;
-  long drafted = 0, accepted = 0, calls = 0, dcalls = 0, rounds = 0;
+  long drafted = 0, accepted = 0, calls = 0, dcalls = 0, rounds = 0, checked = 0;
   float cond[1] = {0};
   *r1 = 0;
   int bad = 0; /* per-round checks, asserted once (a Check assertion per round costs a syscall) */
@@ -309,6 +309,7 @@ static void lin_chains(ts_spec *sp, const ts_drafter *d, int block, int N, uint6
              in.max_delta < in.mean_delta || in.mean_delta < 0;
       drafted += in.drafted, accepted += in.accepted, calls += in.target_calls, dcalls += in.drafter_calls;
       rounds += in.drafted > 0;
+      checked += in.accepted + (in.accepted < in.drafted); /* a rejected draft is checked; those after it are not */
       *r1 += in.drafted > 0 && in.accepted == 0;
       if (!block) L = in.accepted == in.drafted ? (2 * L > 12 ? 12 : 2 * L) : (L / 2 > 1 ? L / 2 : 1);
     } while (rc == 1);
@@ -320,6 +321,18 @@ static void lin_chains(ts_spec *sp, const ts_drafter *d, int block, int N, uint6
   *st = *ts_spec_stats_of(sp);
   ck_assert(st->chunks == N && st->drafted == drafted && st->accepted == accepted && st->target_calls == calls &&
             st->drafter_calls == dcalls && st->rounds == rounds);
+  /* Per diffusion step: the checked and accepted drafts add up to the totals; the time split
+   * is inside the rounds' time. */
+  long sum_d = 0, sum_a = 0;
+  for (int t = 0; t < TS_MAX_T; t++) {
+    ck_assert(st->accepted_t[t] <= st->drafted_t[t]);
+    sum_d += st->drafted_t[t], sum_a += st->accepted_t[t];
+  }
+  ck_assert_int_eq(sum_d, checked);
+  ck_assert_int_eq(sum_a, accepted);
+  ck_assert(st->drafted_t[0] == 0 && st->draft_s >= 0 && st->verify_s > 0 && st->draft_s + st->verify_s <= st->round_s);
+  /* a round verifies its K drafts plus, when its start's eps is not known, the start; t = 0 one row */
+  ck_assert(st->verify_rows >= st->chunks && st->verify_rows <= st->drafted + st->rounds + st->chunks);
   double M = 4.0 * N;
   *mean = m / M;
   *var = q / M - *mean * *mean;
@@ -393,6 +406,7 @@ START_TEST(test_spec_learned_gaussian) {
     ck_assert_msg(r1 > st.rounds / 50, "block %d: draft 1 rejected in %ld of %ld rounds", blocks[bi], r1, st.rounds);
     ck_assert_int_eq(st.drafter_calls, st.drafted);
     ck_assert(st.target_calls <= st.rounds + N); /* one per round, plus the last step's at most */
+    ck_assert(st.verify_rows >= st.drafted);       /* every draft is a row of its round's verification */
   }
   /* Without verification the chain is the drafter's: its variance is off by many se. */
   ts_spec_set_verify(sp, 0);
