@@ -2,10 +2,11 @@
 """Is tsdp's DDPM sampler the reference's distribution? A two-sample test on one checkpoint.
 
     /usr/bin/python3 scripts/check_sampler_torch.py --ckpt CKPT.h5 --data D.h5 [--index 500] [--n 500]
-        [--sampler ddpm|spec] [--block 4]
+        [--sampler ddpm|spec] [--block 4] [--drafter DRAFTER.h5|frozen]
 
 Draws --n action chunks with `tsdp sample` (DDPM-100 through the C inference engine, Philox
-noise; or with --sampler spec, exact speculative DDPM with --block drafted steps per round) and --n chunks with an independent PyTorch DDPM sampler written from docs/math.md §2
+noise; or with --sampler spec, exact speculative DDPM with --block drafted steps per round and the
+frozen-target drafter or, with --drafter, a distilled one) and --n chunks with an independent PyTorch DDPM sampler written from docs/math.md §2
 (diffusers DDPMScheduler semantics: squaredcos_cap_v2, clip_sample, fixed_small variance) on
 the same EMA weights and the same observation window, then compares the two sets of 32-d
 chunks with an energy-distance permutation test. As a check that the test can see a real
@@ -81,13 +82,14 @@ def main():
     ap.add_argument("--wrong-scale", type=float, default=1.5)
     ap.add_argument("--sampler", default="ddpm", help="tsdp's sampler: ddpm, or spec (exact speculative DDPM)")
     ap.add_argument("--block", type=int, default=4, help="spec: drafted steps per round")
+    ap.add_argument("--drafter", default="frozen", help="spec: a drafter checkpoint from tsdp distill, or frozen")
     a = ap.parse_args()
     net = load(a.ckpt)[0]
     torch.set_num_threads(2)
     with h5py.File(a.ckpt, "r") as f:
         scale, offset = f["normalizer/action/scale"][()], f["normalizer/action/offset"][()]
     with tempfile.TemporaryDirectory() as d:
-        extra = ["--block", str(a.block)] if a.sampler == "spec" else []
+        extra = ["--block", str(a.block), "--drafter", a.drafter] if a.sampler == "spec" else []
         out = subprocess.run([a.tsdp, "sample", "--ckpt", a.ckpt, "--data", a.data, "--index", str(a.index), "--n",
                               str(a.n), "--sampler", a.sampler, "--seed", str(a.seed), "--out", d + "/s.h5"] + extra,
                              check=True, capture_output=True, text=True).stdout
