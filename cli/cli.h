@@ -27,7 +27,7 @@ int ts_cli_train_flags(int argc, char **argv, int *fresh, int *json, char **args
 int ts_cli_load_policy(int argc, char **argv, ts_policy *p);
 /* Raw observation history (n_obs_steps frames ending at dataset step idx, edge-padded at the
  * start of its episode) into out (n_obs_steps * obs_dim). */
-void ts_cli_obs_history(const ts_dataset *d, const ts_policy *p, long idx, float *out);
+long ts_cli_obs_history(const ts_dataset *d, const ts_policy *p, long idx, float *out);
 /* --drafter DRAFTER.h5|frozen (default frozen) for the speculative sampler: a distilled drafter
  * is loaded into *dm for p (refused when distilled from another base) and s->drafter points at
  * it; dm must outlive the sampling and be freed with ts_drafter_model_free. */

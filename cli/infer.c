@@ -111,16 +111,16 @@ int ts_cmd_eval(int argc, char **argv) {
 }
 
 /* The raw observation history (n_obs_steps frames ending at global step idx, edge-padded at
- * the start of its episode). */
-void ts_cli_obs_history(const ts_dataset *d, const ts_policy *p, long idx, float *out) {
-  int e = 0;
-  while (d->ep_start[e + 1] <= idx) e++;
+ * the start of its episode); returns idx's control step within its episode. */
+long ts_cli_obs_history(const ts_dataset *d, const ts_policy *p, long idx, float *out) {
+  int e = ts_dataset_episode_of(d, idx);
   int No = p->cfg.data.n_obs_steps;
   for (int k = 0; k < No; k++) {
     long t = idx - (No - 1 - k);
     if (t < d->ep_start[e]) t = d->ep_start[e];
     memcpy(out + (size_t)k * d->obs_dim, d->obs + (size_t)t * d->obs_dim, (size_t)d->obs_dim * sizeof(float));
   }
+  return idx - (long)d->ep_start[e];
 }
 
 int ts_cmd_sample(int argc, char **argv) {
@@ -155,7 +155,7 @@ int ts_cmd_sample(int argc, char **argv) {
     float *hist = malloc((size_t)CH * No * p.obs_dim * sizeof(float));
     acts = malloc((size_t)n * per * sizeof(float));
     if (!hist || !acts) abort();
-    ts_cli_obs_history(&d, &p, idx, hist);
+    smp.control_step = ts_cli_obs_history(&d, &p, idx, hist);
     memcpy(raw, hist, (size_t)p.cond_dim * sizeof(float));
     ts_policy_make_cond(&p, raw, 1, cond);
     for (int b = 1; b < CH; b++) memcpy(hist + (size_t)b * No * p.obs_dim, hist, (size_t)No * p.obs_dim * sizeof(float));

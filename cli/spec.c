@@ -113,7 +113,10 @@ int ts_bench_spec(int argc, char **argv) {
   int vt[TS_SPEC_MAX_BLOCK + 1];
   double vsec[TS_SPEC_MAX_BLOCK + 2], dsec = 0;
   if (!obs || !act || !vx || !ve || !vc) abort();
-  for (int w = 0; w < W; w++) ts_cli_obs_history(&d, &p, (long)((double)(w + 0.5) / W * d.n_steps), obs + (size_t)w * per);
+  long *wstep = malloc((size_t)W * sizeof(long)); /* each window's control step (temporal drafters) */
+  if (!wstep) abort();
+  for (int w = 0; w < W; w++)
+    wstep[w] = ts_cli_obs_history(&d, &p, (long)((double)(w + 0.5) / W * d.n_steps), obs + (size_t)w * per);
   /* The rows: DDPM-T, DDIM-10, then each block with the frozen drafter, then with the learned one. */
   row rows[MAX_ROWS];
   int nr = 0;
@@ -149,6 +152,7 @@ int ts_bench_spec(int argc, char **argv) {
     for (int rep = -1; rep < W && !rc; rep++) {
       const float *ob = obs + (size_t)(rep < 0 ? 0 : rep) * per;
       for (int i = 0; i < nr && !rc; i++) {
+        rows[i].s.control_step = wstep[rep < 0 ? 0 : rep];
         double t0 = ts_now();
         rc = ts_policy_sample(&p, ob, 1, &rows[i].s, &rng, act);
         if (rep >= 0) rows[i].seconds += ts_now() - t0;
@@ -246,7 +250,7 @@ int ts_bench_spec(int argc, char **argv) {
     free(jrows), free(jth);
   }
   for (int i = 0; i < nr; i++) ts_spec_free(rows[i].s.spec);
-  free(obs), free(act), free(vx), free(ve), free(vc);
+  free(obs), free(act), free(vx), free(ve), free(vc), free(wstep);
   ts_drafter_model_free(&dm);
   ts_dataset_free(&d);
   ts_policy_free(&p);

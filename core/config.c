@@ -118,6 +118,8 @@ static const field fields[] = {
   I("distill", "unroll", distill.unroll, "0", 0, 64,
     "K > 0: the buffer also holds the states the drafter reaches unrolled from the base's chain (resynced every K "
     "steps), with the base's eps there; 0: base chains only"),
+  B("distill", "temporal", distill.temporal, "false",
+    "the drafter also reads each observation's control step within its episode (TS-DP's temporal input; ablation)"),
   E("eval", "sampler", eval.sampler, ts_sampler_names, "ddpm", "sampler for eval"),
   I("eval", "steps", eval.steps, "100", 1, 1000,
     "inference steps of ddim, drafted steps per round of spec; at most num_train_timesteps"),

@@ -53,6 +53,7 @@ typedef struct ts_config {
   struct { /* drafter distillation (train/distill.h); the drafter's optimiser is [train]'s */
     int objective; /* ts_distill_objective */
     int chains, buffer_chains, refresh_every, heldout_chains, late_steps, unroll;
+    int temporal; /* the drafter also sees each observation's control step (infer/spec.h) */
     double eps_weight, late_weight;
   } distill;
   struct {

@@ -399,3 +399,19 @@ void ts_windows_get(const ts_dataset *d, const ts_windows *w, int64_t i, float *
   if (obs) fill_window(d->obs, d->obs_dim, w->idx[i], w->horizon, obs);
   if (act) fill_window(d->actions, d->act_dim, w->idx[i], w->horizon, act);
 }
+
+int ts_dataset_episode_of(const ts_dataset *d, int64_t idx) {
+  int lo = 0, hi = d->n_episodes; /* ep_start[lo] <= idx < ep_start[hi] */
+  while (hi - lo > 1) {
+    int mid = lo + (hi - lo) / 2;
+    if (d->ep_start[mid] <= idx) lo = mid;
+    else hi = mid;
+  }
+  return lo;
+}
+
+int64_t ts_windows_step(const ts_dataset *d, const ts_windows *w, int64_t i, int h) {
+  const int64_t *ix = w->idx[i];
+  int64_t t = h < ix[2] ? ix[0] : h >= ix[3] ? ix[1] - 1 : ix[0] + (h - ix[2]);
+  return t - d->ep_start[ts_dataset_episode_of(d, ix[0])];
+}

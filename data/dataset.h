@@ -74,5 +74,10 @@ int ts_windows_build(const ts_dataset *d, const uint8_t *episode_mask, int horiz
 void ts_windows_free(ts_windows *w);
 /* Window i: obs (horizon, obs_dim) and actions (horizon, act_dim); either may be NULL. */
 void ts_windows_get(const ts_dataset *d, const ts_windows *w, int64_t i, float *obs, float *act);
+/* The step within its episode of frame h (0 .. horizon-1) of window i, as ts_windows_get fills
+ * it (a padded frame is the episode's first or last step). */
+int64_t ts_windows_step(const ts_dataset *d, const ts_windows *w, int64_t i, int h);
+/* The episode holding global step idx (0 .. n_steps-1), by bisection of ep_start. */
+int ts_dataset_episode_of(const ts_dataset *d, int64_t idx);
 
 #endif

@@ -49,7 +49,8 @@ int ts_drafter_load(ts_drafter_model *d, const char *path, const char *base_file
   if (!rc && (d->cfg.data.horizon != base->horizon || d->cfg.data.n_obs_steps != base->cfg.data.n_obs_steps ||
               d->cfg.diffusion.num_train_timesteps != base->sched.T))
     rc = ts_fail("%s: drafter horizon / n_obs_steps / diffusion steps differ from the base's", path);
-  if (!rc) rc = ts_model_new(&d->model, &d->cfg, base->act_dim, base->obs_dim);
+  int tmp = d->cfg.distill.temporal ? d->cfg.data.n_obs_steps : 0; /* one control step per observation */
+  if (!rc) rc = ts_model_new(&d->model, &d->cfg, base->act_dim, base->obs_dim + (tmp ? 1 : 0));
   if (!rc) {
     ts_params *P = d->model.params;
     ts_named *nm = ts_params_named(P, "ema/", NULL);
@@ -58,13 +59,16 @@ int ts_drafter_load(ts_drafter_model *d, const char *path, const char *base_file
     for (int i = 0; i < P->n; i++) P->t[i]->requires_grad = 0;
   }
   if (!rc) rc = ts_denoiser_engine(&d->net, &d->model, base->sched.T, 1);
-  if (!rc && !ts_denoiser_same_shape(&d->net, &base->target))
-    rc = ts_fail("%s: the drafter's x / cond shapes differ from the base's", path);
+  d->drafter = (ts_drafter){.net = &d->net, .temporal = tmp};
+  if (!rc && ts_drafter_check(&d->drafter, &base->target)) {
+    char why[512];
+    snprintf(why, sizeof why, "%s", ts_error());
+    rc = ts_fail("%s: %s", path, why);
+  }
   if (rc) {
     ts_drafter_model_free(d);
     return -1;
   }
-  d->drafter = (ts_drafter){0, &d->net};
   return 0;
 }
 

@@ -21,6 +21,7 @@ typedef struct ts_loop {
   float *chunk; /* (horizon, act_dim) */
   int queued, next, have_obs;
   long chunks;  /* chunks sampled since init */
+  long step;    /* control steps (ts_loop_act calls) since the episode's reset: the sampler's control_step */
 } ts_loop;
 
 /* Checks the sampler (ts_sampler_check) and sizes everything the loop will use. */

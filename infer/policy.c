@@ -118,9 +118,7 @@ int ts_sampler_check(const ts_sampler *s, const ts_policy *p) {
   if (s->kind != TS_SAMPLER_SPEC) return 0;
   if (s->steps < 1 || s->steps > TS_SPEC_MAX_BLOCK)
     return ts_fail("speculative block %d: expected 1..%d", s->steps, TS_SPEC_MAX_BLOCK);
-  const ts_drafter *d = s->drafter;
-  if (d && !d->frozen && (!d->net || !d->net->ops || !ts_denoiser_same_shape(d->net, tg)))
-    return ts_fail("speculative sampler: the drafter's x / cond shapes differ from the target's");
+  if (ts_drafter_check(s->drafter, tg)) return -1;
   if (s->spec && ts_spec_target(s->spec) != tg)
     return ts_fail("speculative sampler: its work space was made for another target");
   if (s->spec && ts_spec_max_block(s->spec) < s->steps)
@@ -134,6 +132,7 @@ static int sample_spec(ts_policy *p, ts_denoiser *tg, const float *cond, int B, 
   ts_spec *sp = s->spec ? s->spec : ts_spec_new(tg, &p->sched, s->steps);
   if (!sp) return -1;
   int rc = 0, n = p->horizon * p->act_dim;
+  ts_spec_set_control_step(sp, s->control_step);
   for (int c = 0; c < B && !rc; c++)
     rc = ts_spec_sample(sp, cond + (size_t)c * p->cond_dim, s->drafter, s->steps, rng, x + (size_t)c * n);
   if (sp != s->spec) ts_spec_free(sp);

@@ -43,6 +43,8 @@ typedef struct ts_sampler {
   ts_denoiser *target;       /* the denoiser sampled: NULL = the policy's target (e.g. &p->reference) */
   ts_spec *spec;             /* spec: work space and counters (ts_spec_new for the same target, max block
                                 >= steps); NULL = one made and freed inside each ts_policy_sample call */
+  long control_step;         /* control step within the episode of the latest observation (every chunk of
+                                the call): read by temporal drafters only; ts_loop keeps it */
 } ts_sampler;
 
 /* Load a tsdp checkpoint; group "ema" (default for inference) or "model". */

@@ -54,6 +54,7 @@ int ts_eval_pusht(ts_policy *p, const ts_sampler *s, const ts_eval_opts *o, ts_e
       }
     if (B == 0) break;
     double t0 = ts_now();
+    smp.control_step = (long)r->calls * Na; /* episodes run in lockstep: every active one is at this step */
     if ((rc = ts_policy_sample(p, obs, B, &smp, &rng, acts))) break;
     r->sample_seconds += ts_now() - t0;
     r->chunks += B;

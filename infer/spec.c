@@ -26,11 +26,22 @@ int ts_spec_accept(const float *mp, const float *mq, float sig, const float *z, 
   return 0;
 }
 
+void ts_drafter_cond(const float *cond, int cond_dim, int n_obs_steps, long step, float *out) {
+  int od = cond_dim / n_obs_steps;
+  for (int j = 0; j < n_obs_steps; j++) {
+    memcpy(out + (size_t)j * (od + 1), cond + (size_t)j * od, (size_t)od * sizeof(float));
+    long k = step - (n_obs_steps - 1 - j);
+    out[(size_t)j * (od + 1) + od] = (float)(k > 0 ? k : 0) / TS_TEMPORAL_SCALE;
+  }
+}
+
 struct ts_spec {
   ts_denoiser *target;
   const ts_ddpm *sched;
   int n, cond_dim, max_block, verify;
   int t, have_eps; /* have_eps: e0 holds the target's eps at (x, t) */
+  long step;       /* control step of the cond's latest observation (temporal drafters) */
+  float *dcond;    /* a temporal drafter's cond (cond_dim + n_obs_steps <= 2 cond_dim) */
   float *x, *cond, *condk, *ys, *mp, *z, *sig, *et, *e0, *eq, *mq;
   int *tt;
   float *buf;
@@ -56,13 +67,14 @@ ts_spec *ts_spec_new(ts_denoiser *target, const ts_ddpm *sched, int max_block) {
   s->verify = 1;
   s->t = -1;
   size_t n = (size_t)s->n, L = (size_t)max_block, K1 = L + 1, C = (size_t)s->cond_dim;
-  size_t total = n + C + K1 * C + K1 * n + 2 * L * n + L + K1 * n + 3 * n;
+  size_t total = n + C + 2 * C + K1 * C + K1 * n + 2 * L * n + L + K1 * n + 3 * n;
   s->buf = malloc(total * sizeof(float));
   s->tt = malloc(K1 * sizeof(int));
   if (!s->buf || !s->tt) abort();
   float *q = s->buf;
   s->x = q, q += n;
   s->cond = q, q += C;
+  s->dcond = q, q += 2 * C;
   s->condk = q, q += K1 * C; /* cond repeated for the verification rows */
   s->ys = q, q += K1 * n;    /* y_0 (the round's start) .. y_K */
   s->mp = q, q += L * n;     /* draft means */
@@ -91,6 +103,8 @@ int ts_spec_t(const ts_spec *s) { return s->t; }
 const ts_spec_stats *ts_spec_stats_of(const ts_spec *s) { return &s->st; }
 void ts_spec_reset_stats(ts_spec *s) { memset(&s->st, 0, sizeof s->st); }
 
+void ts_spec_set_control_step(ts_spec *s, long step) { s->step = step; }
+
 void ts_spec_begin(ts_spec *s, const float *cond, ts_rng *rng) {
   size_t C = (size_t)s->cond_dim;
   memcpy(s->cond, cond, C * sizeof(float));
@@ -98,6 +112,20 @@ void ts_spec_begin(ts_spec *s, const float *cond, ts_rng *rng) {
   ts_rng_fill_normal(rng, s->x, s->n);
   s->t = s->sched->T - 1;
   s->have_eps = 0;
+}
+
+int ts_drafter_check(const ts_drafter *d, const ts_denoiser *target) {
+  if (!d || d->frozen) return 0;
+  if (!d->net || !d->net->ops || d->net->horizon != target->horizon || d->net->act_dim != target->act_dim)
+    return ts_fail("speculative sampler: the drafter's x shape differs from the target's");
+  if (d->temporal < 0 || (d->temporal && target->cond_dim % d->temporal))
+    return ts_fail("speculative sampler: temporal drafter with %d observation steps for a cond of %d", d->temporal,
+                   target->cond_dim);
+  int want = target->cond_dim + d->temporal;
+  if (d->net->cond_dim != want)
+    return ts_fail("speculative sampler: the drafter reads a cond of %d values, expected %d%s", d->net->cond_dim, want,
+                   d->temporal ? " (the target's plus each observation's control step)" : " (the target's)");
+  return 0;
 }
 
 /* |Delta| = |mp - mq| / sig */
@@ -134,8 +162,12 @@ int ts_spec_round(ts_spec *s, const ts_drafter *d, int block, ts_rng *rng, ts_sp
   if (block < 1 || block > s->max_block)
     return ts_fail("speculative block %d: expected 1..%d for this sampler", block, s->max_block);
   int frozen = !d || d->frozen;
-  if (!frozen && (!d->net || !d->net->ops || !ts_denoiser_same_shape(d->net, s->target)))
-    return ts_fail("speculative sampler: the drafter's x / cond shapes differ from the target's");
+  if (!frozen && ts_drafter_check(d, s->target)) return -1;
+  const float *dc = s->cond;
+  if (!frozen && d->temporal) {
+    ts_drafter_cond(s->cond, s->cond_dim, d->temporal, s->step, s->dcond);
+    dc = s->dcond;
+  }
   const ts_ddpm *sc = s->sched;
   int n = s->n, t = s->t;
   size_t N = (size_t)n;
@@ -160,7 +192,7 @@ int ts_spec_round(ts_spec *s, const ts_drafter *d, int block, ts_rng *rng, ts_sp
       if (!frozen) {
         int tk = t - k + 1;
         double t0 = ts_now();
-        ts_denoiser_eps(d->net, yp, &tk, s->cond, 1, s->eq);
+        ts_denoiser_eps(d->net, yp, &tk, dc, 1, s->eq);
         s->st.draft_s += ts_now() - t0;
         in.drafter_calls++;
         e = s->eq;

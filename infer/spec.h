@@ -40,7 +40,17 @@ int ts_spec_accept(const float *mp, const float *mq, float sig, const float *z, 
 typedef struct ts_drafter {
   int frozen;       /* 1: reuse the target's eps from the round's start (net unused) */
   ts_denoiser *net; /* frozen = 0: proposes eps, same x / t / cond shapes as the target */
+  int temporal;     /* n_obs_steps > 0: net's cond is the target's with each observation step's
+                       control step appended (ts_drafter_cond); 0: the target's cond */
 } ts_drafter;
+
+/* The temporal drafter's input (TS-DP's time signal): the target's cond holds n_obs_steps
+ * observations of obs_dim = cond_dim / n_obs_steps values, oldest first, the last one at
+ * control step `step` of its episode; out gets each observation followed by its own control
+ * step, max(0, step - (n_obs_steps - 1 - j)) / TS_TEMPORAL_SCALE (the history repeats the
+ * first observation at an episode's start), cond_dim + n_obs_steps values. */
+#define TS_TEMPORAL_SCALE 100.0f
+void ts_drafter_cond(const float *cond, int cond_dim, int n_obs_steps, long step, float *out);
 
 /* Counters, accumulated over a ts_spec's life (ts_spec_stats_of, ts_spec_reset_stats).
  * drafted_t / accepted_t count by the diffusion step a draft was made at (the draft of step t
@@ -68,6 +78,10 @@ typedef struct ts_spec_round_info {
   double max_delta, mean_delta; /* of |Delta| over the checked steps */
 } ts_spec_round_info;
 
+/* 0 when d (NULL or frozen: always) fits target: same x shape, and cond_dim the target's (plus
+ * one control step per observation for a temporal drafter); else -1 with a message. */
+int ts_drafter_check(const ts_drafter *d, const ts_denoiser *target);
+
 typedef struct ts_spec ts_spec;
 
 /* Work space for chains of target (x (horizon, act_dim), cond (cond_dim)) under schedule sched,
@@ -82,6 +96,9 @@ void ts_spec_set_verify(ts_spec *s, int verify);
 
 /* Start a chain for one normalised cond (cond_dim values, copied): x_T ~ N(0, I) from rng. */
 void ts_spec_begin(ts_spec *s, const float *cond, ts_rng *rng);
+/* The control step (within its episode) of the latest observation in the chains' cond, for
+ * temporal drafters; kept until changed (0 after ts_spec_new). */
+void ts_spec_set_control_step(ts_spec *s, long step);
 /* One round with drafter d (NULL: frozen) and up to `block` drafts (1..max_block). Returns 1
  * while the chain is not finished, 0 once it is (the round that takes the last step, or any
  * call after it), -1 with a message on bad arguments. info (may be NULL) gets what it did. */

@@ -71,6 +71,7 @@ static const char *const default_ini =
     "late_steps = 10\n"
     "late_weight = 1\n"
     "unroll = 0\n"
+    "temporal = 0\n"
     "\n"
     "[eval]\n"
     "sampler = ddpm\n"

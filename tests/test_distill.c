@@ -235,6 +235,89 @@ START_TEST(test_distill_transformer_base) {
 }
 END_TEST
 
+/* The temporal drafter (distill.temporal): its input layout, the control step of dataset
+ * windows, a distillation with it, and the sampler feeding it each chunk's control step. */
+START_TEST(test_distill_temporal) {
+  /* Layout: each observation followed by its own control step / TS_TEMPORAL_SCALE, clamped at 0. */
+  const float cond[6] = {1, 2, 3, 4, 5, 6};
+  float out[8];
+  ts_drafter_cond(cond, 6, 2, 37, out);
+  const float want[8] = {1, 2, 3, 36 / TS_TEMPORAL_SCALE, 4, 5, 6, 37 / TS_TEMPORAL_SCALE};
+  ck_assert_mem_eq(out, want, sizeof want);
+  ts_drafter_cond(cond, 6, 2, 0, out);
+  ck_assert(out[3] == 0 && out[7] == 0);
+  /* Windows: with pad_before 1, window 0's frame 0 repeats step 0, frame 1 is step 0, frame 2
+   * step 1; every window's frames are consecutive steps of one episode, edge-padded. */
+  ts_config c;
+  infer_tiny_cfg(&c);
+  const char *keys[TS_CFG_MAXKEYS];
+  for (int i = 0; i < c.data.n_obs_keys; i++) keys[i] = c.data.obs_keys[i];
+  ts_dataset d;
+  ck_assert_msg(ts_dataset_load(infer_tiny_data(), keys, c.data.n_obs_keys, &d) == 0, "%s", ts_error());
+  ts_windows w;
+  ck_assert_int_eq(ts_windows_build(&d, NULL, 16, 1, 7, &w), 0);
+  ck_assert(ts_windows_step(&d, &w, 0, 0) == 0 && ts_windows_step(&d, &w, 0, 1) == 0 && ts_windows_step(&d, &w, 0, 2) == 1);
+  int second = 0;
+  for (int64_t i = 0; i < w.n; i++) {
+    int64_t s0 = ts_windows_step(&d, &w, i, 1), s1 = ts_windows_step(&d, &w, i, 2);
+    int e = ts_dataset_episode_of(&d, w.idx[i][0]);
+    ck_assert(s0 >= 0 && s1 >= s0 && s1 - s0 <= 1 && s1 < d.ep_start[e + 1] - d.ep_start[e]);
+    second += e == 1 && s0 == 0;
+  }
+  ck_assert_msg(second >= 1, "no window at the start of episode 1");
+  ck_assert_int_eq(ts_dataset_episode_of(&d, d.ep_start[1]), 1);
+  ck_assert_int_eq(ts_dataset_episode_of(&d, d.ep_start[1] - 1), 0);
+  ts_windows_free(&w);
+  ts_dataset_free(&d);
+  /* Distil with the switch on; the drafter reads 2 x (20 + 1) values and its eps moves with
+   * the control step; a drafter with the wrong flag is refused by the sampler. */
+  char base[512], dr[512];
+  snprintf(base, sizeof base, "%s/tmp_base.h5", tmp_dir());
+  snprintf(dr, sizeof dr, "%s/tmp_drafter.h5", tmp_dir());
+  const char *ov[] = {"train.max_steps=10"};
+  train_base(base, ov, 1);
+  drafter_cfg(&c, 20);
+  c.distill.temporal = 1;
+  ts_distill_result r;
+  ts_distill_opts o = {base, infer_tiny_data(), dr, 1, 1, 0};
+  ck_assert_msg(ts_distill(&c, &o, &r) == 0, "%s", ts_error());
+  ts_policy p;
+  ck_assert_msg(ts_policy_load(&p, base, "ema") == 0, "%s", ts_error());
+  ts_drafter_model dm;
+  ck_assert_msg(ts_drafter_load(&dm, dr, base, &p) == 0, "%s", ts_error());
+  ck_assert_int_eq(dm.drafter.temporal, 2);
+  ck_assert_int_eq(dm.net.cond_dim, 42);
+  float x[32], dc[2][42], e0[32], e1[32];
+  for (int i = 0; i < 32; i++) x[i] = 0.1f * (float)(i % 7) - 0.3f;
+  float pc[40];
+  for (int i = 0; i < 40; i++) pc[i] = 0.05f * (float)(i % 9) - 0.2f;
+  ts_drafter_cond(pc, 40, 2, 3, dc[0]);
+  ts_drafter_cond(pc, 40, 2, 150, dc[1]);
+  int t = 40;
+  ts_denoiser_eps(&dm.net, x, &t, dc[0], 1, e0);
+  ts_denoiser_eps(&dm.net, x, &t, dc[1], 1, e1);
+  double diff = 0;
+  for (int i = 0; i < 32; i++) diff += fabs(e0[i] - e1[i]);
+  ck_assert_msg(diff > 1e-4, "the temporal drafter ignores the control step (sum |d eps| = %g)", diff);
+  float ob[2 * 40], act[2 * 32];
+  for (int i = 0; i < 80; i++) ob[i] = 100.0f + (float)(i % 40);
+  ts_spec *sp = ts_spec_new(&p.target, &p.sched, 4);
+  ts_rng rng;
+  ts_rng_init(&rng, 1);
+  ts_sampler s = {.kind = TS_SAMPLER_SPEC, .steps = 4, .drafter = &dm.drafter, .spec = sp, .control_step = 55};
+  ck_assert_int_eq(ts_policy_sample(&p, ob, 2, &s, &rng, act), 0);
+  ck_assert(ts_spec_stats_of(sp)->chunks == 2 && ts_spec_stats_of(sp)->drafter_calls > 0);
+  ts_drafter wrong = dm.drafter;
+  wrong.temporal = 0;
+  s.drafter = &wrong;
+  ck_assert_int_ne(ts_policy_sample(&p, ob, 1, &s, &rng, act), 0);
+  ck_assert_msg(strstr(ts_error(), "cond of 42 values, expected 40"), "%s", ts_error());
+  ts_spec_free(sp);
+  ts_drafter_model_free(&dm);
+  ts_policy_free(&p);
+}
+END_TEST
+
 /* `tsdp ARGS`: stdout into out, stderr lines counted; the exit code. */
 static int run_cli(const char *args, char *out, size_t cap, int *errlines) {
   char cmd[4096], errf[600], line[2048];
@@ -300,6 +383,7 @@ Suite *suite_distill(void) {
   tcase_add_test(tc, test_delta_identity);
   tcase_add_test(tc, test_distill_unet_base);
   tcase_add_test(tc, test_distill_transformer_base);
+  tcase_add_test(tc, test_distill_temporal);
   tcase_add_test(tc, test_distill_cli);
   suite_add_tcase(s, tc);
   return s;

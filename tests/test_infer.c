@@ -384,7 +384,7 @@ START_TEST(test_spec_learned_gaussian) {
   ts_denoiser lin = {&lin_ops, NULL, 1, 4, 1, 0, 0};
   perturbed q;
   ts_denoiser dn = perturbed_of(&lin, &q, 0.6f);
-  ts_drafter d = {0, &dn};
+  ts_drafter d = {.net = &dn};
   ts_spec *sp = ts_spec_new(&lin, &s, 12);
   const int blocks[4] = {1, 3, 6, 0}; /* 0: scheduled per round */
   enum { N = 15000 };
@@ -420,7 +420,7 @@ START_TEST(test_spec_learned_gaussian) {
                 var, v);
   /* A drafter of another shape is refused. */
   ts_denoiser wrong = {&lin_ops, NULL, 2, 2, 1, 0, 0};
-  ts_drafter dw = {0, &wrong};
+  ts_drafter dw = {.net = &wrong};
   ts_rng r0;
   ts_rng_init(&r0, 1);
   ts_spec_begin(sp, (float[]){0}, &r0);
@@ -592,7 +592,7 @@ START_TEST(test_policy_sampling) {
      * often rejected): still DDPM's distribution, while keeping its every draft is not. */
     perturbed q;
     ts_denoiser dn = perturbed_of(&p.target, &q, SPEC_DRAFT_C);
-    ts_drafter d = {0, &dn};
+    ts_drafter d = {.net = &dn};
     ts_spec_reset_stats(sp);
     ts_sampler sl = {.kind = TS_SAMPLER_SPEC, .steps = 4, .drafter = &d, .spec = sp};
     ts_sampler sln = {.kind = TS_SAMPLER_SPEC, .steps = 4, .drafter = &d, .spec = sn};
@@ -664,7 +664,7 @@ START_TEST(test_policy_sampling) {
   /* And with a learned-style drafter, which the loop reserves too. */
   perturbed q2;
   ts_denoiser dn2 = perturbed_of(&p2.target, &q2, SPEC_DRAFT_C);
-  ts_drafter d2 = {0, &dn2};
+  ts_drafter d2 = {.net = &dn2};
   ck_assert_int_eq(ts_loop_init(&lp, &p2, &(ts_sampler){.kind = TS_SAMPLER_SPEC, .steps = 3, .drafter = &d2}, 9), 0);
   a0 = ts_unet_plan_allocs(plan2);
   for (int step = 0; step < 20; step++) ck_assert_int_eq(ts_loop_act(&lp, ob2, act2), 0);
@@ -759,7 +759,7 @@ START_TEST(test_transformer_policy) {
   ts_spec_set_verify(sn, 0);
   perturbed q;
   ts_denoiser dn = perturbed_of(&p.target, &q, SPEC_DRAFT_C);
-  ts_drafter learned = {0, &dn};
+  ts_drafter learned = {.net = &dn};
   for (int k = 0; k < 2; k++) {
     const ts_drafter *d = k ? &learned : NULL;
     ts_spec_reset_stats(sp);

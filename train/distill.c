@@ -36,6 +36,8 @@ typedef struct {
   ts_tensor *bx, *bt, *bc, *be; /* the buffer: (N, H, A), (N), (N, cond_dim), (N, H, A) */
   int N, G;                     /* states, chain groups */
   float *cx, *ceps, *cmean, *cz, *ccond, *ob; /* chain work space (chains rows) */
+  float *dcond;  /* the drafter's cond per chain: ccond, or with distill.temporal ccond plus control steps */
+  int tmp, dcd;  /* distill.temporal: n_obs_steps (else 0); the drafter's cond width cond_dim + tmp */
   float *cy, *cyp, *cyq;                       /* the unrolled drafter chain: state, base and drafter eps */
   ts_denoiser tape;                            /* the drafter being trained, for the unrolls */
   int *ctb;
@@ -81,10 +83,15 @@ static void run_chains(distiller *r, uint64_t stream, int nchains, float *x, flo
   ts_rng rng;
   ts_rng_init_stream(&rng, (uint64_t)r->cfg.train.seed, stream);
   const int H = r->cfg.data.horizon, A = r->base.act_dim, No = r->cfg.data.n_obs_steps, Od = r->base.obs_dim;
-  const int n = H * A, cd = r->base.cond_dim, T = r->base.sched.T, K = x ? r->cfg.distill.unroll : 0;
+  const int n = H * A, cd = r->base.cond_dim, dcd = r->dcd, T = r->base.sched.T, K = x ? r->cfg.distill.unroll : 0;
   for (int c = 0; c < nchains; c++) {
-    ts_windows_get(&r->d, &r->win, (int64_t)ts_rng_below(&rng, (uint32_t)r->win.n), r->ob, NULL);
+    int64_t wi = (int64_t)ts_rng_below(&rng, (uint32_t)r->win.n);
+    ts_windows_get(&r->d, &r->win, wi, r->ob, NULL);
     memcpy(r->ccond + (size_t)c * cd, r->ob, (size_t)No * Od * sizeof(float));
+    if (r->tmp) /* the control step of the window's latest observation */
+      ts_drafter_cond(r->ccond + (size_t)c * cd, cd, No, (long)ts_windows_step(&r->d, &r->win, wi, No - 1),
+                      r->dcond + (size_t)c * dcd);
+    else memcpy(r->dcond + (size_t)c * dcd, r->ccond + (size_t)c * cd, (size_t)cd * sizeof(float));
   }
   ts_rng_fill_normal(&rng, r->cx, (int64_t)nchains * n);
   for (int t = T - 1; t >= 0; t--) {
@@ -95,7 +102,7 @@ static void run_chains(distiller *r, uint64_t stream, int nchains, float *x, flo
         int64_t s = slot0 + (int64_t)c * T + (T - 1 - t);
         memcpy(x + s * n, r->cx + (size_t)c * n, (size_t)n * sizeof(float));
         memcpy(eps + s * n, r->ceps + (size_t)c * n, (size_t)n * sizeof(float));
-        memcpy(cond + s * cd, r->ccond + (size_t)c * cd, (size_t)cd * sizeof(float));
+        memcpy(cond + s * dcd, r->dcond + (size_t)c * dcd, (size_t)dcd * sizeof(float));
         tt[s] = (float)t;
       }
       if (K > 0) { /* the drafter's chain: resynced to the base's every K steps, else its own step */
@@ -105,13 +112,13 @@ static void run_chains(distiller *r, uint64_t stream, int nchains, float *x, flo
         } else {
           ts_denoiser_eps(&r->base.target, r->cy, r->ctb, r->ccond, nchains, r->cyp);
         }
-        ts_denoiser_eps(&r->tape, r->cy, r->ctb, r->ccond, nchains, r->cyq);
+        ts_denoiser_eps(&r->tape, r->cy, r->ctb, r->dcond, nchains, r->cyq);
         int64_t half = (int64_t)r->N / 2;
         for (int c = 0; c < nchains; c++) {
           int64_t s = half + slot0 + (int64_t)c * T + (T - 1 - t);
           memcpy(x + s * n, r->cy + (size_t)c * n, (size_t)n * sizeof(float));
           memcpy(eps + s * n, r->cyp + (size_t)c * n, (size_t)n * sizeof(float));
-          memcpy(cond + s * cd, r->ccond + (size_t)c * cd, (size_t)cd * sizeof(float));
+          memcpy(cond + s * dcd, r->dcond + (size_t)c * dcd, (size_t)dcd * sizeof(float));
           tt[s] = (float)t;
           float *yc = r->cy + (size_t)c * n, *mc = r->cz + (size_t)c * n; /* cz: the drafter's mean, then its z */
           float sigma = ts_ddpm_mean(&r->base.sched, t, yc, r->cyq + (size_t)c * n, mc, n);
@@ -122,7 +129,7 @@ static void run_chains(distiller *r, uint64_t stream, int nchains, float *x, flo
         }
       }
     } else if (t > 0) {
-      ts_denoiser_eps(q, r->cx, r->ctb, r->ccond, nchains, r->cmean); /* the drafter's eps */
+      ts_denoiser_eps(q, r->cx, r->ctb, r->dcond, nchains, r->cmean); /* the drafter's eps */
       for (int c = 0; c < nchains; c++)
         acc[t] += step_accept(&r->base.sched, t, r->cx + (size_t)c * n, r->ceps + (size_t)c * n, r->cmean + (size_t)c * n,
                               r->cz, r->cz + n, n);
@@ -172,7 +179,9 @@ static int setup(distiller *r, const ts_config *cfg, const ts_distill_opts *o) {
   free(va);
   if (rc) return -1;
   if (r->win.n < 1) return ts_fail("%s: no training windows", o->data);
-  if (ts_model_new(&r->net, c, r->base.act_dim, r->base.obs_dim)) return -1;
+  r->tmp = c->distill.temporal ? c->data.n_obs_steps : 0;
+  r->dcd = r->base.cond_dim + r->tmp;
+  if (ts_model_new(&r->net, c, r->base.act_dim, r->base.obs_dim + (r->tmp ? 1 : 0))) return -1;
   ts_params *P = r->net.params;
   ts_rng init;
   ts_rng_init_stream(&init, (uint64_t)c->train.seed, 1);
@@ -188,7 +197,7 @@ static int setup(distiller *r, const ts_config *cfg, const ts_distill_opts *o) {
   r->N = c->distill.buffer_chains * T * (c->distill.unroll > 0 ? 2 : 1); /* base states, then unrolled ones */
   r->bx = ts_param_new(3, (int[]){r->N, H, A});
   r->bt = ts_param_new(1, &r->N);
-  r->bc = ts_param_new(2, (int[]){r->N, cd});
+  r->bc = ts_param_new(2, (int[]){r->N, r->dcd}); /* the drafter's cond */
   r->be = ts_param_new(3, (int[]){r->N, H, A});
   int n = P->n;
   r->n_named = 2 * n + 4;
@@ -205,13 +214,14 @@ static int setup(distiller *r, const ts_config *cfg, const ts_distill_opts *o) {
   r->cmean = malloc(rows);
   r->cz = malloc(2 * rows); /* noise; two means in the held-out evaluation */
   r->ccond = malloc((size_t)ch * cd * sizeof(float));
+  r->dcond = malloc((size_t)ch * r->dcd * sizeof(float));
   r->ob = malloc((size_t)H * r->base.obs_dim * sizeof(float));
   r->ctb = malloc((size_t)ch * sizeof(int));
   r->cy = malloc(rows);
   r->cyp = malloc(rows);
   r->cyq = malloc(rows);
   if (!r->cy || !r->cyp || !r->cyq || ts_denoiser_tape(&r->tape, &r->net)) abort();
-  if (!r->cx || !r->ceps || !r->cmean || !r->cz || !r->ccond || !r->ob || !r->ctb) abort();
+  if (!r->cx || !r->ceps || !r->cmean || !r->cz || !r->ccond || !r->dcond || !r->ob || !r->ctb) abort();
   ts_denoiser_reserve(&r->base.target, ch);
   return 0;
 }
@@ -234,6 +244,7 @@ static void teardown(distiller *r) {
   free(r->cmean);
   free(r->cz);
   free(r->ccond);
+  free(r->dcond);
   free(r->ob);
   free(r->ctb);
   free(r->cy);
@@ -263,7 +274,7 @@ static int check_base(const distiller *r, const ts_distill_opts *o) {
 static int heldout(distiller *r, ts_distill_result *res) {
   const int T = r->base.sched.T, hc = r->cfg.distill.heldout_chains;
   ts_model em;
-  if (ts_model_new(&em, &r->cfg, r->base.act_dim, r->base.obs_dim)) return -1;
+  if (ts_model_new(&em, &r->cfg, r->base.act_dim, r->base.obs_dim + (r->tmp ? 1 : 0))) return -1;
   ts_params_copy(em.params, r->ema->shadow);
   ts_denoiser q;
   if (ts_denoiser_engine(&q, &em, T, 1)) {
@@ -306,7 +317,7 @@ int ts_distill(const ts_config *cfg, const ts_distill_opts *o, ts_distill_result
   ts_policy_set_threads(&r.base, cfg->train.threads > 0 ? cfg->train.threads : ts_cpu_count());
   if (check_base(&r, o)) return fail_free(&r, NULL);
   const ts_config *c = &r.cfg;
-  const int B = c->train.batch_size, H = c->data.horizon, A = r.base.act_dim, cd = r.base.cond_dim, n = H * A;
+  const int B = c->train.batch_size, H = c->data.horizon, A = r.base.act_dim, cd = r.dcd, n = H * A;
   const long total = c->train.max_steps;
   ts_run_spec spec = {.out = o->out,
                       .config = r.cfg_text,
