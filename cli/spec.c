@@ -10,7 +10,8 @@
  * Each row: ms per chunk split into drafting, verification and the rest, sequential target
  * and drafter calls, acceptance (accepted / checked drafts), speed-up over DDPM-T. With a list
  * of thread counts the whole table is measured once per count, in the same process. --plot
- * PREFIX writes PREFIX-<drafter>-t<threads>.png: measured acceptance per diffusion step. */
+ * PREFIX writes PREFIX-<drafter>.png: measured acceptance per diffusion step (the first thread
+ * count's run; every count draws from the same seeds). */
 #include "cli.h"
 #include "core/error.h"
 #include "core/timer.h"
@@ -68,7 +69,8 @@ static int plot_acceptance(const char *prefix, const char *drafter, int threads,
   }
   if (m < 2) return 0;
   char path[1024];
-  snprintf(path, sizeof path, "%s-%s-t%d.png", prefix, drafter, threads);
+  (void)threads;
+  snprintf(path, sizeof path, "%s-%s.png", prefix, drafter);
   return ts_plot_png(path, x, y, m, 0);
 }
 
@@ -238,7 +240,7 @@ int ts_bench_spec(int argc, char **argv) {
       }
     }
     if (!json) printf("best speculative row: %.2fx DDPM, %.0f%% of the bound\n", ddpm_ms / best_spec, 100 * best / best_spec);
-    if (plot) {
+    if (plot && ti == 0) { /* the acceptance does not depend on the thread count (same seeds) */
       if (plot_acceptance(plot, "frozen", threads, rows, nr, T)) rc = -1;
       if (learned && plot_acceptance(plot, "learned", threads, rows, nr, T)) rc = -1;
     }
