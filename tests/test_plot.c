@@ -77,7 +77,7 @@ START_TEST(test_tick_labels) {
 }
 END_TEST
 
-static unsigned char *load(const char *path, int *w, int *h) {
+unsigned char *fix_png(const char *path, int *w, int *h) {
   int ch;
   unsigned char *img = stbi_load(path, w, h, &ch, 3);
   ck_assert_msg(img != NULL, "%s: %s", path, stbi_failure_reason());
@@ -140,7 +140,7 @@ START_TEST(test_figure_pixels) {
   ck_assert_int_eq(ts_fig_save(f, path), 0);
   ts_fig_free(f);
   int w, h;
-  unsigned char *img = load(path, &w, &h);
+  unsigned char *img = fix_png(path, &w, &h);
   ck_assert_int_eq(w, 480);
   ck_assert_int_eq(h, 320);
   ck_assert(near(img, 255, 255, 255, 0)); /* white background in the corner */
@@ -220,7 +220,7 @@ START_TEST(test_figure_styles_and_panels) {
   ck_assert_int_eq(ts_fig_save(f, path), 0);
   ts_fig_free(f);
   int w, h;
-  unsigned char *img = load(path, &w, &h);
+  unsigned char *img = fix_png(path, &w, &h);
   ck_assert(w == 900 && h == 600);
   /* The bars fill a large blue area in the top-left panel. */
   long blue = 0;
@@ -258,7 +258,7 @@ START_TEST(test_figure_bad_input) {
   ck_assert_int_eq(ts_fig_series(f, 1, NULL, x, ny, NULL, 4, TS_LINE), 0);
   ck_assert_int_eq(ts_fig_save(f, path), 0);
   int w, h;
-  free(load(path, &w, &h));
+  free(fix_png(path, &w, &h));
   ck_assert(w == 400 && h == 300);
   /* An unwritable path fails with a message naming it. */
   ck_assert_int_eq(ts_fig_save(f, "/nonexistent-dir/x.png"), -1);
@@ -266,7 +266,7 @@ START_TEST(test_figure_bad_input) {
   ts_fig_free(f);
   /* The compatibility call: 640 x 400, also for n = 0. */
   ck_assert_int_eq(ts_plot_png(path, x, y, 0, 1), 0);
-  free(load(path, &w, &h));
+  free(fix_png(path, &w, &h));
   ck_assert(w == 640 && h == 400);
 }
 END_TEST
