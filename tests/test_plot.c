@@ -47,6 +47,10 @@ START_TEST(test_ticks) {
   ck_assert_double_eq_tol(log10(hi), 1 + 0.16, 1e-12);
   ts_plot_range(5, 5, 0, &lo, &hi);
   ck_assert(lo == 4.5 && hi == 5.5);
+  ts_plot_range(1, 1 + 1e-15, 0, &lo, &hi);
+  ck_assert(lo == 0.9 && hi == 1 + 1e-15 + 0.1);
+  ts_plot_range(0, 0, 0, &lo, &hi);
+  ck_assert(lo == -0.5 && hi == 0.5);
   /* Nothing for empty, reversed, non-finite or non-positive log ranges. */
   double t[8];
   ck_assert_int_eq(ts_plot_ticks(1, 1, 0, 6, t, 8), 0);
@@ -260,6 +264,17 @@ START_TEST(test_figure_bad_input) {
   int w, h;
   free(fix_png(path, &w, &h));
   ck_assert(w == 400 && h == 300);
+  /* Values too large or too close to scale draw as an empty unit axis. */
+  ts_fig *g = ts_fig_new(300, 200, 1, 1);
+  double hx[3] = {-1e308, 0, 1e308}, hy[3] = {1e308, -1e308, 1e300}, tiny[3] = {1, 1 + 1e-16, 1 + 2e-16};
+  ck_assert_int_eq(ts_fig_series(g, 0, "huge", hx, hy, hy, 3, TS_LINE | TS_BARS | TS_BAND), 0);
+  ck_assert_int_eq(ts_fig_series(g, 0, "close", tiny, tiny, NULL, 3, TS_STEP | TS_MARKERS), 0);
+  char huge[600];
+  snprintf(huge, sizeof huge, "%s/huge.png", tmp_dir());
+  ck_assert_msg(ts_fig_save(g, huge) == 0, "%s", ts_error());
+  ts_fig_free(g);
+  free(fix_png(huge, &w, &h));
+  ck_assert(w == 300 && h == 200);
   /* An unwritable path fails with a message naming it. */
   ck_assert_int_eq(ts_fig_save(f, "/nonexistent-dir/x.png"), -1);
   ck_assert_msg(strstr(ts_error(), "/nonexistent-dir/x.png"), "%s", ts_error());

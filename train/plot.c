@@ -164,8 +164,9 @@ static double dec(double m, int e) { return e >= 0 ? m * pow10i(e) : m / pow10i(
 
 static int linear_ticks(double lo, double hi, int max_ticks, double *t, int cap) {
   static const int ms[3] = {1, 2, 5};
-  double span = hi - lo;
-  int e0 = (int)floor(log10(span / max_ticks));
+  double span = hi - lo, l = log10(span / max_ticks);
+  if (!isfinite(l) || l < -300 || l > 300) return 0;
+  int e0 = (int)floor(l);
   for (int e = e0 - 1; e <= e0 + 2; e++)
     for (int j = 0; j < 3; j++) {
       double step = dec(ms[j], e), a = lo / step, b = hi / step;
@@ -203,12 +204,12 @@ int ts_plot_ticks(double lo, double hi, int log, int max_ticks, double *t, int c
 
 void ts_plot_range(double dmin, double dmax, int log, double *lo, double *hi) {
   if (log) {
-    double a = log10(dmin), b = log10(dmax), pad = b > a ? 0.04 * (b - a) : 0.5;
+    double a = log10(dmin), b = log10(dmax), pad = b - a > 1e-12 ? 0.04 * (b - a) : 0.5;
     *lo = pow(10, a - pad);
     *hi = pow(10, b + pad);
     return;
   }
-  double pad = dmax > dmin ? 0.04 * (dmax - dmin) : (dmin != 0 ? 0.1 * fabs(dmin) : 0.5);
+  double pad = dmax - dmin > 1e-12 * fmax(fabs(dmin), fabs(dmax)) ? 0.04 * (dmax - dmin) : (dmin != 0 ? 0.1 * fabs(dmin) : 0.5);
   *lo = dmin - pad;
   *hi = dmax + pad;
 }
@@ -355,6 +356,10 @@ static void axis_range(int fixed, const double lim[2], int log, double a, double
   }
   *lo = log ? log10(l) : l;
   *hi = log ? log10(h) : h;
+  if (!(isfinite(*lo) && isfinite(*hi) && *hi - *lo > 1e-300 * fmax(1, fabs(*lo)) && isfinite(*hi - *lo))) {
+    *lo = 0; /* data too extreme to scale: an empty unit axis */
+    *hi = 1;
+  }
 }
 
 static void draw_series(cairo_t *cr, const frame *fr, const series *s, const double c[3], double lw) {
@@ -466,6 +471,13 @@ static long crowd(const panel *p, const frame *fr, double bx, double by, double 
         continue;
       }
       double x = X(fr, s->x[i]), y = Y(fr, s->y[i]);
+      if (s->style & TS_BARS) { /* the bar from its base up to y */
+        double base = fr->logy ? fr->py + fr->ph : Y(fr, 0);
+        for (int j = 0; j <= 20; j++) {
+          double sy = base + (y - base) * j / 20;
+          n += x >= bx && x <= bx + bw && sy >= by && sy <= by + bh;
+        }
+      }
       int steps = 1;
       if (isfinite(px) && (s->style & (TS_LINE | TS_STEP))) steps = 1 + (int)fmin(200, hypot(x - px, y - py) / 6);
       for (int j = 0; j < steps; j++) {
@@ -565,7 +577,7 @@ static void draw_panel(cairo_t *cr, const panel *p, double cx, double cy, double
     ts_plot_tick_label(yt[i], ystep, fr.logy, lab, sizeof lab);
     ylw = fmax(ylw, text_width(cr, lab));
   }
-  double left = 8 + (p->ylabel ? fs_label * 1.5 : 0) + ylw + 8, right = 12;
+  double left = 8 + (p->ylabel ? fs_label * 1.5 : 0) + ylw + 8, right = 8 + 1.2 * fs_tick; /* room for half a label */
   fr.px = cx + left;
   fr.py = cy + top;
   fr.pw = fmax(10, cw - left - right);

@@ -64,7 +64,8 @@ int ts_fig_save(const ts_fig *f, const char *path);
  * most cap values to ticks and returns how many; 0 for an empty or non-finite range. */
 int ts_plot_ticks(double lo, double hi, int log, int max_ticks, double *ticks, int cap);
 /* The padded axis range ts_fig_save uses for data spanning [dmin, dmax]: 4% of the span on
- * each side (of the log span on a log axis), or +-0.5 (a factor of 10^0.5) when dmin == dmax. */
+ * each side (of the log span on a log axis); when dmin and dmax agree to 12 digits, +-10% of
+ * the value (+-0.5 at 0; a factor of 10^0.5 on a log axis). */
 void ts_plot_range(double dmin, double dmax, int log, double *lo, double *hi);
 /* The label of tick value v among ticks `step` apart (linear) or on a log axis: "0.2", "-3",
  * "250k", "1.5M", "1e-05"; on log axes "0.001".."1000" and "1e-4", "1e6" beyond. */
