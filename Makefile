@@ -52,7 +52,8 @@ test: deps
 	@$(MAKE) --no-print-directory check
 
 check: $(BUILD)/test_tsdp $(BUILD)/tsdp
-	TSDP_DATA_DIR=$(DATA_DIR) TSDP_BIN=$(BUILD)/tsdp OPENBLAS_NUM_THREADS=1 $(BUILD)/test_tsdp
+	TSDP_DATA_DIR=$(DATA_DIR) TSDP_BIN=$(BUILD)/tsdp OPENBLAS_NUM_THREADS=1 \
+	  LSAN_OPTIONS=suppressions=tests/lsan.supp:print_suppressions=0 $(BUILD)/test_tsdp
 
 asan: deps
 	@$(MAKE) --no-print-directory check BUILD=build/asan OPT=-O1 \
