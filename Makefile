@@ -4,6 +4,7 @@
 #   make asan       the same tests under AddressSanitizer + UBSan
 #   make demo       run the pipeline end to end on small defaults
 #   make bench      GEMM benchmark, and U-Net forward latency for CKPT (default: the demo's)
+#   make plot-demo  draw a sample figure to build/plot_demo.png (the plot module's look)
 #   make fixtures   regenerate the PyTorch reference fixtures (needs scripts/deps.sh --dev)
 #   make clean
 
@@ -13,8 +14,8 @@ DATA_DIR ?= ../shared/data
 OPT      ?= -O2
 SAN      ?=
 CFLAGS   = -std=c11 -D_DEFAULT_SOURCE $(OPT) -g -Wall -Wextra -I. $(SAN) \
-           $(shell pkg-config --cflags hdf5 openblas 2>/dev/null)
-LDLIBS   = $(shell pkg-config --libs hdf5 openblas 2>/dev/null) -lblosc -linih -lgif -lchipmunk -lz -lm -lpthread
+           $(shell pkg-config --cflags hdf5 openblas cairo 2>/dev/null)
+LDLIBS   = $(shell pkg-config --libs hdf5 openblas cairo 2>/dev/null) -lblosc -linih -lgif -lchipmunk -lz -lm -lpthread
 TESTLIBS = $(shell pkg-config --libs check 2>/dev/null)
 
 LIB_SRC  = $(wildcard core/*.c nn/*.c data/*.c sim/*.c train/*.c infer/*.c rl/*.c)
@@ -25,7 +26,7 @@ CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 HEADERS  = $(wildcard */*.h)
 
-.PHONY: all deps test check asan demo bench fixtures clean
+.PHONY: all deps test check asan demo bench plot-demo fixtures clean
 all: $(BUILD)/libtsdp.a $(BUILD)/tsdp
 
 deps:
@@ -51,7 +52,8 @@ test: deps
 	@$(MAKE) --no-print-directory check
 
 check: $(BUILD)/test_tsdp $(BUILD)/tsdp
-	TSDP_DATA_DIR=$(DATA_DIR) TSDP_BIN=$(BUILD)/tsdp OPENBLAS_NUM_THREADS=1 $(BUILD)/test_tsdp
+	TSDP_DATA_DIR=$(DATA_DIR) TSDP_BIN=$(BUILD)/tsdp OPENBLAS_NUM_THREADS=1 \
+	  LSAN_OPTIONS=suppressions=tests/lsan.supp:print_suppressions=0 $(BUILD)/test_tsdp
 
 asan: deps
 	@$(MAKE) --no-print-directory check BUILD=build/asan OPT=-O1 \
@@ -67,6 +69,9 @@ bench: deps
 	OPENBLAS_NUM_THREADS=1 $(BUILD)/tsdp bench gemm
 	@if [ -f "$(CKPT)" ]; then $(BUILD)/tsdp bench step --ckpt "$(CKPT)"; \
 	else echo "bench step: no checkpoint at $(CKPT) (make demo trains one; or make bench CKPT=FILE.h5)"; fi
+
+plot-demo: $(BUILD)/test_tsdp
+	CK_RUN_SUITE=plot CK_RUN_CASE=plot TSDP_PLOT_DEMO=$(BUILD)/plot_demo.png $(BUILD)/test_tsdp
 
 fixtures:
 	/usr/bin/python3 scripts/make_fixtures.py tests/fixtures

@@ -37,5 +37,5 @@ echo "== 5. bench: U-Net forward latency per batch size"
 echo "== 6. spec: exact speculative DDPM (frozen-target drafter) against DDPM, batch 1"
 "$tsdp" bench spec --ckpt "$out/base.h5" --data "$out/pusht.h5" --blocks 2,4 --windows 5
 
-echo "== done: loss curve $out/base.h5.png, rollouts $out/eval_gifs/, replay $out/replay_ep0.gif"
+echo "== done: training curves $out/base.h5.png, rollouts $out/eval_gifs/, replay $out/replay_ep0.gif"
 echo "== not in the demo yet: drafter distillation (tsdp distill exists; see README), PPO scheduler (rl)"

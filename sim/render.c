@@ -1,6 +1,7 @@
 #include "render.h"
 #include "pusht.h"
 #include "core/error.h"
+#include <cairo.h>
 #include <gif_lib.h>
 #include <math.h>
 #include <stdio.h>
@@ -16,52 +17,86 @@
 #include <stb/stb_image_write.h>
 #pragma GCC diagnostic pop
 
-/* The palette every frame is drawn from (a GIF needs one anyway). */
-enum { C_BG, C_WALL, C_GOAL, C_BLOCK, C_AGENT, C_ACTION, C_OVERLAP, NCOLORS };
-static const uint8_t palette[8][3] = {
+/* The colours every frame is drawn in; the GIF palette starts with them (exact), then holds a
+ * 6x6x6 colour cube for the antialiased edges between them. */
+enum { C_BG, C_WALL, C_GOAL, C_BLOCK, C_AGENT, C_ACTION, C_OVERLAP, C_GOAL_EDGE, NCOLORS };
+static const uint8_t palette[NCOLORS][3] = {
   {255, 255, 255}, {80, 80, 80}, {144, 238, 144}, {119, 136, 153},
-  {65, 105, 225}, {220, 40, 40}, {98, 160, 120}, {0, 0, 0},
+  {65, 105, 225}, {220, 40, 40}, {98, 160, 120}, {46, 139, 87},
 };
 
-static int in_box(const double pose[3], int k, double x, double y) {
-  double c = cos(pose[2]), s = sin(pose[2]), dx = x - pose[0], dy = y - pose[1];
-  double lx = c * dx + s * dy, ly = -s * dx + c * dy; /* into the body frame */
-  double x0 = 1e9, x1 = -1e9, y0 = 1e9, y1 = -1e9;
-  for (int i = 0; i < 4; i++) {
-    x0 = fmin(x0, ts_pusht_boxes[k][i][0]);
-    x1 = fmax(x1, ts_pusht_boxes[k][i][0]);
-    y0 = fmin(y0, ts_pusht_boxes[k][i][1]);
-    y1 = fmax(y1, ts_pusht_boxes[k][i][1]);
+static void rgb(cairo_t *cr, int k) { cairo_set_source_rgb(cr, palette[k][0] / 255.0, palette[k][1] / 255.0, palette[k][2] / 255.0); }
+
+/* The T at pose (x, y, angle) as the path of its two boxes (world units). */
+static void t_path(cairo_t *cr, const double pose[3]) {
+  cairo_save(cr);
+  cairo_translate(cr, pose[0], pose[1]);
+  cairo_rotate(cr, pose[2]);
+  for (int k = 0; k < 2; k++) {
+    cairo_move_to(cr, ts_pusht_boxes[k][0][0], ts_pusht_boxes[k][0][1]);
+    for (int i = 1; i < 4; i++) cairo_line_to(cr, ts_pusht_boxes[k][i][0], ts_pusht_boxes[k][i][1]);
+    cairo_close_path(cr);
   }
-  return lx >= x0 && lx <= x1 && ly >= y0 && ly <= y1;
+  cairo_restore(cr);
 }
 
-static int color_at(const double st[5], const double *act, double x, double y, double px) {
-  double block[3] = {st[2], st[3], st[4]};
-  if (act && ((fabs(x - act[0]) < 1.5 * px + 1 && fabs(y - act[1]) < 8) || (fabs(y - act[1]) < 1.5 * px + 1 && fabs(x - act[0]) < 8)))
-    return C_ACTION;
-  if (hypot(x - st[0], y - st[1]) <= 15) return C_AGENT;
-  int b = in_box(block, 0, x, y) || in_box(block, 1, x, y);
-  int g = in_box(ts_pusht_goal, 0, x, y) || in_box(ts_pusht_goal, 1, x, y);
-  if (b && g) return C_OVERLAP;
-  if (b) return C_BLOCK;
-  if (g) return C_GOAL;
-  if (x < 7 || y < 7 || x > 504 || y > 504) return C_WALL;
-  return C_BG;
-}
-
-static void render_idx(const double st[5], const double *act, int size, uint8_t *idx) {
-  double px = 512.0 / size;
-  for (int r = 0; r < size; r++)
-    for (int c = 0; c < size; c++) idx[r * size + c] = (uint8_t)color_at(st, act, (c + 0.5) * px, (r + 0.5) * px, px);
-}
-
-void ts_pusht_render(const double st[5], const double *act, int size, uint8_t *rgb) {
-  uint8_t *idx = malloc((size_t)size * size);
-  if (!idx) abort();
-  render_idx(st, act, size, idx);
-  for (int i = 0; i < size * size; i++) memcpy(rgb + 3 * i, palette[idx[i]], 3);
-  free(idx);
+void ts_pusht_render(const double st[5], const double *act, int size, uint8_t *out) {
+  cairo_surface_t *sf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, size, size);
+  cairo_t *cr = cairo_create(sf);
+  cairo_scale(cr, size / 512.0, size / 512.0); /* world units (512 a side, y down) */
+  double px = 512.0 / size;                    /* world units per pixel */
+  rgb(cr, C_WALL);
+  cairo_paint(cr);
+  rgb(cr, C_BG);
+  cairo_rectangle(cr, 7, 7, 504 - 7, 504 - 7);
+  cairo_fill(cr);
+  /* The goal: light green with a darker outline (a stroke of both boxes, its inner half and
+   * the seam between the boxes covered by the fill). */
+  const double block[3] = {st[2], st[3], st[4]};
+  cairo_set_fill_rule(cr, CAIRO_FILL_RULE_WINDING);
+  cairo_set_line_join(cr, CAIRO_LINE_JOIN_MITER);
+  t_path(cr, ts_pusht_goal);
+  cairo_set_line_width(cr, 2 * fmax(1.5 * px, 3));
+  rgb(cr, C_GOAL_EDGE);
+  cairo_stroke(cr);
+  t_path(cr, ts_pusht_goal);
+  rgb(cr, C_GOAL);
+  cairo_fill(cr);
+  /* The block, in a blend colour where it covers the goal. */
+  t_path(cr, block);
+  rgb(cr, C_BLOCK);
+  cairo_fill(cr);
+  cairo_save(cr);
+  t_path(cr, ts_pusht_goal);
+  cairo_clip(cr);
+  t_path(cr, block);
+  rgb(cr, C_OVERLAP);
+  cairo_fill(cr);
+  cairo_restore(cr);
+  cairo_arc(cr, st[0], st[1], 15, 0, 2 * M_PI);
+  rgb(cr, C_AGENT);
+  cairo_fill(cr);
+  if (act) { /* a red cross at the commanded target */
+    double w = 3 * px + 2;
+    cairo_rectangle(cr, act[0] - w / 2, act[1] - 8, w, 16);
+    cairo_rectangle(cr, act[0] - 8, act[1] - w / 2, 16, w);
+    rgb(cr, C_ACTION);
+    cairo_fill(cr);
+  }
+  cairo_destroy(cr);
+  cairo_surface_flush(sf);
+  const unsigned char *d = cairo_image_surface_get_data(sf);
+  int stride = cairo_image_surface_get_stride(sf);
+  for (int y = 0; y < size; y++)
+    for (int x = 0; x < size; x++) {
+      uint32_t v;
+      memcpy(&v, d + (size_t)y * stride + 4 * x, 4); /* RGB24: 0x00RRGGBB in native order */
+      uint8_t *o = out + 3 * ((size_t)y * size + x);
+      o[0] = (uint8_t)(v >> 16);
+      o[1] = (uint8_t)(v >> 8);
+      o[2] = (uint8_t)v;
+    }
+  cairo_surface_destroy(sf);
 }
 
 static void tmp_name(const char *path, char *out, size_t n) { snprintf(out, n, "%s.tmp-%ld", path, (long)getpid()); }
@@ -101,15 +136,20 @@ ts_gif *ts_gif_open(const char *path, int w, int h, int delay_cs) {
   }
   g->w = w;
   g->h = h;
-  GifColorType colors[8];
-  for (int i = 0; i < 8; i++) {
+  GifColorType colors[256] = {{0, 0, 0}};
+  for (int i = 0; i < NCOLORS; i++) {
     colors[i].Red = palette[i][0];
     colors[i].Green = palette[i][1];
     colors[i].Blue = palette[i][2];
   }
-  ColorMapObject *map = GifMakeMapObject(8, colors);
+  for (int i = 0; i < 216; i++) {
+    colors[NCOLORS + i].Red = (GifByteType)(51 * (i / 36));
+    colors[NCOLORS + i].Green = (GifByteType)(51 * (i / 6 % 6));
+    colors[NCOLORS + i].Blue = (GifByteType)(51 * (i % 6));
+  }
+  ColorMapObject *map = GifMakeMapObject(256, colors);
   EGifSetGifVersion(g->f, true);
-  int ok = EGifPutScreenDesc(g->f, w, h, 8, 0, map) == GIF_OK;
+  int ok = EGifPutScreenDesc(g->f, w, h, 256, 0, map) == GIF_OK;
   GifFreeMapObject(map);
   unsigned char loop[3] = {1, 0, 0};
   ok = ok && EGifPutExtensionLeader(g->f, APPLICATION_EXT_FUNC_CODE) == GIF_OK &&
@@ -129,17 +169,12 @@ ts_gif *ts_gif_open(const char *path, int w, int h, int delay_cs) {
 int ts_gif_frame(ts_gif *g, const uint8_t *rgb) {
   int delay = g->delay;
   unsigned char gce[4] = {0, (unsigned char)(delay & 255), (unsigned char)(delay >> 8), 0};
-  for (int i = 0; i < g->w * g->h; i++) { /* nearest palette entry (frames use it exactly) */
-    int best = 0, bd = 1 << 30;
-    for (int k = 0; k < NCOLORS; k++) {
-      int d = 0;
-      for (int ch = 0; ch < 3; ch++) d += (rgb[3 * i + ch] - palette[k][ch]) * (rgb[3 * i + ch] - palette[k][ch]);
-      if (d < bd) {
-        bd = d;
-        best = k;
-      }
-    }
-    g->line[i] = (uint8_t)best;
+  for (int i = 0; i < g->w * g->h; i++) { /* a frame colour exactly, else the cube's nearest */
+    const uint8_t *p = rgb + 3 * i;
+    int k = 0;
+    while (k < NCOLORS && memcmp(p, palette[k], 3)) k++;
+    if (k == NCOLORS) k = NCOLORS + 36 * ((p[0] + 25) / 51) + 6 * ((p[1] + 25) / 51) + (p[2] + 25) / 51;
+    g->line[i] = (uint8_t)k;
   }
   if (EGifPutExtension(g->f, GRAPHICS_EXT_FUNC_CODE, 4, gce) != GIF_OK ||
       EGifPutImageDesc(g->f, 0, 0, g->w, g->h, false, NULL) != GIF_OK)

@@ -134,6 +134,14 @@ START_TEST(test_distill_unet_base) {
     snprintf(p, sizeof p, "%s%s", da, ext[k]);
     ck_assert_msg(file_exists(p), "%s missing", p);
   }
+  /* The curves are two panels (loss, accept); the per-step plot is one 800 x 480 figure. */
+  int pw, ph;
+  snprintf(p, sizeof p, "%s.png", da);
+  free(fix_png(p, &pw, &ph));
+  ck_assert_msg(pw == 2 * 560 && ph == 420, "%s is %dx%d", p, pw, ph);
+  snprintf(p, sizeof p, "%s.accept.png", da);
+  free(fix_png(p, &pw, &ph));
+  ck_assert_msg(pw == 800 && ph == 480, "%s is %dx%d", p, pw, ph);
   /* The drafter loads for its base, and is refused for another, in one line naming both. */
   ts_policy pa, pb;
   ck_assert_msg(ts_policy_load(&pa, base, "ema") == 0, "%s", ts_error());

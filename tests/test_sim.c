@@ -4,6 +4,7 @@
 #include "data/dataset.h"
 #include "sim/pusht.h"
 #include "sim/render.h"
+#include <gif_lib.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -174,15 +175,37 @@ START_TEST(test_keypoint_fit) {
 }
 END_TEST
 
+static int is_rgb(const uint8_t *p, int r, int g, int b) { return p[0] == r && p[1] == g && p[2] == b; }
+
 START_TEST(test_render_png_gif) {
   double st[5] = {100, 100, 256, 256, M_PI / 4}, act[2] = {300, 400};
   uint8_t *rgb = malloc(128 * 128 * 3);
   ts_pusht_render(st, act, 128, rgb);
   const uint8_t *agent = rgb + 3 * (25 * 128 + 25); /* (100, 100) world -> pixel (25, 25) */
-  ck_assert_int_eq(agent[0], 65);
-  ck_assert_int_eq(agent[2], 225);
+  ck_assert(is_rgb(agent, 65, 105, 225));
   const uint8_t *blank = rgb + 3 * (120 * 128 + 10);
-  ck_assert_int_eq(blank[0], 255);
+  ck_assert(is_rgb(blank, 255, 255, 255));
+  ck_assert(is_rgb(rgb, 80, 80, 80));                           /* the wall in the corner */
+  ck_assert(is_rgb(rgb + 3 * (100 * 128 + 75), 220, 40, 40));   /* the cross at (300, 400) */
+  ck_assert(is_rgb(rgb + 3 * (74 * 128 + 53), 98, 160, 120));   /* block on goal: the blend */
+  /* Antialiased: the agent's edge along its row has a pixel between blue and white. */
+  int blended = 0;
+  for (int c = 25; c < 32; c++) {
+    const uint8_t *p = rgb + 3 * (25 * 128 + c);
+    blended += p[0] > 65 && p[0] < 255 && p[2] > 225 && p[2] < 255;
+  }
+  ck_assert_msg(blended >= 1, "no blended pixel on the agent's edge");
+  /* The block away from the goal: goal green inside the goal's stem, its outline around it,
+   * the block's grey at its own stem. */
+  double away[5] = {60, 450, 400, 120, 0};
+  uint8_t *big = malloc(512 * 512 * 3);
+  ts_pusht_render(away, NULL, 512, big);
+  ck_assert(is_rgb(big + 3 * (298 * 512 + 213), 144, 238, 144)); /* goal local (0, 60) */
+  ck_assert(is_rgb(big + 3 * (180 * 512 + 400), 119, 136, 153)); /* block local (0, 60) */
+  long edge = 0;
+  for (int i = 0; i < 512 * 512; i++) edge += is_rgb(big + 3 * i, 46, 139, 87);
+  ck_assert_msg(edge > 500 && edge < 4000, "goal outline pixels %ld", edge);
+  free(big);
   char png[512], gif[512];
   snprintf(png, sizeof png, "%s/f.png", tmp_dir());
   snprintf(gif, sizeof gif, "%s/f.gif", tmp_dir());
@@ -196,9 +219,25 @@ START_TEST(test_render_png_gif) {
   FILE *f = fopen(png, "rb");
   ck_assert(fread(head, 1, 8, f) == 8 && memcmp(head, "\x89PNG", 4) == 0);
   fclose(f);
-  f = fopen(gif, "rb");
-  ck_assert(fread(head, 1, 6, f) == 6 && memcmp(head, "GIF89a", 6) == 0);
-  fclose(f);
+  /* The GIF reads back: two frames, every pixel within a cube step of the frame's colour and
+   * the frame's own colours exact. */
+  int err = 0;
+  GifFileType *gf = DGifOpenFileName(gif, &err);
+  ck_assert_ptr_nonnull(gf);
+  ck_assert_int_eq(DGifSlurp(gf), GIF_OK);
+  ck_assert_int_eq(gf->ImageCount, 2);
+  const ColorMapObject *map = gf->SColorMap;
+  const GifByteType *px = gf->SavedImages[1].RasterBits;
+  int worst = 0;
+  for (int i = 0; i < 128 * 128; i++) {
+    const GifColorType *c = &map->Colors[px[i]];
+    const int d[3] = {abs(c->Red - rgb[3 * i]), abs(c->Green - rgb[3 * i + 1]), abs(c->Blue - rgb[3 * i + 2])};
+    for (int k = 0; k < 3; k++) worst = d[k] > worst ? d[k] : worst;
+  }
+  ck_assert_msg(worst <= 26, "GIF colour off by %d", worst);
+  const GifColorType *ca = &map->Colors[px[25 * 128 + 25]];
+  ck_assert(ca->Red == 65 && ca->Green == 105 && ca->Blue == 225);
+  DGifCloseFile(gf, &err);
   free(rgb);
 }
 END_TEST

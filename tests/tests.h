@@ -18,12 +18,16 @@ Suite *suite_cli(void);
 Suite *suite_run(void);
 Suite *suite_config(void);
 Suite *suite_distill(void);
+Suite *suite_plot(void);
 
 /* Path under tests/fixtures, or under $TSDP_DATA_DIR (NULL when that variable is unset). */
 const char *fixture_path(const char *name);
 const char *data_path(const char *rel);
 /* A two-episode Push-T-shaped zarr (lengths 12 and 9) under root (test_data.c). */
 void make_pusht_zarr(const char *root, int with_nan);
+
+/* The PNG at path as w x h RGB bytes (malloc'd; fails the test when unreadable; test_plot.c). */
+unsigned char *fix_png(const char *path, int *w, int *h);
 
 /* A fresh temporary folder for this process (created once). */
 const char *tmp_dir(void);

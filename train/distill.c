@@ -47,7 +47,7 @@ typedef struct {
 enum { COL_LOSS, COL_ACCEPT, COL_LR, COL_SPS, NCOLS };
 static const ts_run_col cols[NCOLS] = {
   {"loss", "%.6g", "loss %.5f", 2, 0, 0},
-  {"accept", "%.4f", "accept %.3f", 1, 0, 0},
+  {"accept", "%.4f", "accept %.3f", 3, 0, 0},
   {"lr", "%.6g", "lr %.2e", 0, 0, 0},
   {"samples_per_s", "%.1f", "| %.0f samples/s", 0, 1, 0},
 };
@@ -294,9 +294,20 @@ static int heldout(distiller *r, ts_distill_result *res) {
   }
   res->heldout = 1;
   res->heldout_accept = sum / (T - 1);
-  char path[1024];
+  char path[1024], title[1200], name[96];
   snprintf(path, sizeof path, "%s.accept.png", r->o->out);
-  return ts_plot_png(path, tx + 1, res->accept_t + 1, T - 1, 0);
+  const char *base = strrchr(r->o->out, '/');
+  snprintf(title, sizeof title, "%s: predicted acceptance per step (%d held-out chains)", base ? base + 1 : r->o->out, hc);
+  snprintf(name, sizeof name, "EMA drafter (mean %.3f over t >= 1)", res->heldout_accept);
+  ts_fig *f = ts_fig_new(800, 480, 1, 1);
+  if (!f) return -1;
+  int rc = ts_fig_title(f, title);
+  if (!rc) rc = ts_fig_axes(f, 0, NULL, "diffusion step t", "predicted acceptance", 0);
+  if (!rc) rc = ts_fig_ylim(f, 0, 0, 1);
+  if (!rc) rc = ts_fig_series(f, 0, name, tx + 1, res->accept_t + 1, NULL, T - 1, T <= 40 ? TS_LINE | TS_MARKERS : TS_LINE);
+  if (!rc) rc = ts_fig_save(f, path);
+  ts_fig_free(f);
+  return rc;
 }
 
 static int fail_free(distiller *r, ts_run *run) {

@@ -305,10 +305,34 @@ static int write_csv(const ts_run *r) {
   return 0;
 }
 
+/* "samples_per_s" -> "samples/s", "eval_score" -> "eval score": a column's axis label. */
+static void axis_label(const char *name, char *buf, size_t n) {
+  size_t j = 0;
+  for (const char *p = name; *p && j + 1 < n; p++) {
+    if (!strncmp(p, "_per_", 5) && p[5]) {
+      buf[j++] = '/';
+      p += 4;
+    } else buf[j++] = *p == '_' ? ' ' : *p;
+  }
+  buf[j] = 0;
+}
+
+/* One figure, <out>.png: a panel per plotted column against step, titled with the run. */
 static int write_curves(const ts_run *r) {
-  double *x = malloc((size_t)(r->n ? r->n : 1) * sizeof(double)), *y = malloc((size_t)(r->n ? r->n : 1) * sizeof(double));
+  int np = 0;
+  for (int k = 0; k < r->s.n_cols; k++) np += r->s.cols[k].plot != 0;
+  if (!np || !r->n) return 0;
+  int cols = np <= 3 ? np : (int)ceil(sqrt((double)np)), rows = (np + cols - 1) / cols;
+  ts_fig *f = ts_fig_new(cols == 1 ? 800 : 560 * cols, 380 * rows + 40, rows, cols);
+  if (!f) return -1;
+  const char *base = strrchr(r->s.out, '/');
+  char title[1200], label[128], path[1200];
+  snprintf(title, sizeof title, "%s: training log to step %.0f", base ? base + 1 : r->s.out,
+           r->hist[(size_t)(r->n - 1) * (size_t)r->w]);
+  ts_fig_title(f, title);
+  double *x = malloc((size_t)r->n * sizeof(double)), *y = malloc((size_t)r->n * sizeof(double));
   if (!x || !y) abort();
-  int rc = 0, first = 1;
+  int rc = 0, panel = 0;
   for (int k = 0; k < r->s.n_cols && !rc; k++) {
     const ts_run_col *c = &r->s.cols[k];
     if (!c->plot) continue;
@@ -319,14 +343,19 @@ static int write_curves(const ts_run *r) {
       x[m] = row[0];
       y[m++] = row[k + 1];
     }
-    char path[1200];
-    if (first) snprintf(path, sizeof path, "%s.png", r->s.out);
-    else snprintf(path, sizeof path, "%s.%s.png", r->s.out, c->name);
-    first = 0;
-    if (m >= 2) rc = ts_plot_png(path, x, y, m, c->plot == 2);
+    axis_label(c->name, label, sizeof label);
+    snprintf(title, sizeof title, "%s%s", label, c->plot == 2 ? " (log scale)" : "");
+    rc = ts_fig_axes(f, panel, title, "step", label, c->plot == 2 ? TS_LOGY : 0);
+    if (!rc && c->plot == 3) rc = ts_fig_ylim(f, panel, 0, 1);
+    /* Sparse columns (the periodic evaluation) get a marker at each value. */
+    if (!rc) rc = ts_fig_series(f, panel, NULL, x, y, NULL, m, m <= 40 ? TS_LINE | TS_MARKERS : TS_LINE);
+    panel++;
   }
   free(x);
   free(y);
+  snprintf(path, sizeof path, "%s.png", r->s.out);
+  if (!rc) rc = ts_fig_save(f, path);
+  ts_fig_free(f);
   return rc;
 }
 

@@ -22,8 +22,9 @@
  *   root attributes             config (spec.config), step, rng_seed, rng_counter, rng_avail
  *   what the trainer's writer adds (base training: normalizer/obs, normalizer/action)
  *   log/step, log/<column>      float32, one entry per history row
- * Beside it: <out>.csv (header "step,<columns>", a row per log, NaN cells empty), <out>.png
- * (the first plotted column against step) and <out>.<column>.png for each further plotted one.
+ * Beside it: <out>.csv (header "step,<columns>", a row per log, NaN cells empty) and <out>.png,
+ * one figure titled with the checkpoint's file name and its last step, a panel per plotted
+ * column against step (1 to 3 side by side, more in a grid; markers on sparse columns).
  *
  * Resume: when spec.out exists and spec.fresh is 0, its config must equal spec.config except
  * in the keys spec.may_change names, or the resume is refused naming the section and both
@@ -55,7 +56,8 @@ typedef struct ts_run_col {
   const char *name; /* dataset log/<name> and the CSV header */
   const char *csv;  /* printf format of a CSV cell (NULL: "%.6g"); NaN is written as an empty cell */
   const char *show; /* printf format in the progress line, e.g. "loss %.5f" (NULL: not shown) */
-  int plot;         /* 0: no curve; 1: linear y; 2: log-scale y */
+  int plot;         /* 0: no panel in <out>.png; 1: linear y; 2: log-scale y; 3: y on 0..1 (a
+                       rate or score) */
   int per_s;        /* the trainer logs a count since the previous row (samples, env steps);
                        the run stores count / wall seconds since that row */
   int optional;     /* may be absent from older checkpoints: its rows then read as NaN */
@@ -89,7 +91,7 @@ typedef struct ts_run_spec {
 } ts_run_spec;
 
 /* Checks the spec, removes stale temporaries next to spec.out left by processes that are no
- * longer alive (<out>.tmp-PID, <out>.csv.tmp-PID, <out>[.<column>].png.tmp-PID) and fails
+ * longer alive (<out>.tmp-PID, <out>.csv.tmp-PID, <out>[.<name>].png.tmp-PID) and fails
  * now, not at the first checkpoint, if the folder is not writable. */
 int ts_run_open(ts_run **run, const ts_run_spec *spec);
 /* Restores tensors, RNG, AdamW state and history from spec.out after the recipe check.

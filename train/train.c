@@ -41,7 +41,7 @@ static const ts_run_col cols[NCOLS] = {
   {"loss", "%.6g", "loss %.5f", 2, 0, 0},
   {"lr", "%.6g", "lr %.2e", 0, 0, 0},
   {"samples_per_s", "%.1f", "| %.0f samples/s", 0, 1, 0},
-  {"eval_score", "%.4f", NULL, 0, 0, 1}, /* older checkpoints have no eval column */
+  {"eval_score", "%.4f", NULL, 3, 0, 1}, /* older checkpoints have no eval column */
 };
 
 /* Keys a resumed run may change: how long it trains, how often it logs, checkpoints and

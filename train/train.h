@@ -4,7 +4,8 @@
  * The run checkpoints to `out` every checkpoint_every steps and at the end (model, EMA,
  * AdamW moments, RNG, step, normalisers, config, loss history); rerunning the same command
  * after a kill resumes from the last checkpoint and continues bit-for-bit as if never
- * stopped. Beside the checkpoint it writes <out>.csv (the log) and <out>.png (loss curve).
+ * stopped. Beside the checkpoint it writes <out>.csv (the log) and <out>.png (loss and
+ * evaluation score against step).
  * The checkpoint, resume and log machinery is train/run.h, shared with the other trainers;
  * this file's trainer keeps the data, the model, the loss and the optimiser step. */
 #ifndef TS_TRAIN_H
