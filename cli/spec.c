@@ -10,8 +10,8 @@
  * Each row: ms per chunk split into drafting, verification and the rest, sequential target
  * and drafter calls, acceptance (accepted / checked drafts), speed-up over DDPM-T. With a list
  * of thread counts the whole table is measured once per count, in the same process. --plot
- * PREFIX writes PREFIX-<drafter>.png: measured acceptance per diffusion step (the first thread
- * count's run; every count draws from the same seeds). */
+ * PREFIX writes PREFIX.png: measured acceptance per diffusion step of each drafter, and the
+ * verify-cost curve (the first thread count's run; every count draws from the same seeds). */
 #include "cli.h"
 #include "core/error.h"
 #include "core/timer.h"
@@ -54,9 +54,9 @@ static void jnum(FILE *f, double v) {
   else fprintf(f, "%.4f", v);
 }
 
-/* Acceptance per diffusion step of one drafter, summed over its rows, as a PNG. */
-static int plot_acceptance(const char *prefix, const char *drafter, int threads, row *rows, int nr, int T) {
-  double x[TS_MAX_T], y[TS_MAX_T];
+/* Measured acceptance per diffusion step of one drafter ("frozen" / "learned"), summed over its
+ * rows, into x / y; returns the number of points. */
+static int acceptance_of(const char *drafter, row *rows, int nr, int T, double *x, double *y) {
   int m = 0;
   for (int t = 1; t < T; t++) {
     long dr = 0, ac = 0;
@@ -67,11 +67,33 @@ static int plot_acceptance(const char *prefix, const char *drafter, int threads,
       }
     if (dr) x[m] = t, y[m++] = (double)ac / dr;
   }
-  if (m < 2) return 0;
-  char path[1024];
-  (void)threads;
-  snprintf(path, sizeof path, "%s-%s.png", prefix, drafter);
-  return ts_plot_png(path, x, y, m, 0);
+  return m;
+}
+
+/* PREFIX.png: acceptance per diffusion step for each drafter (left) and the target's cost of a
+ * verification call against its batch (right), from this run. */
+static int plot_spec(const char *prefix, const char *ck, int threads, row *rows, int nr, int T, const double *vms,
+                     int maxb, int learned) {
+  double x[TS_MAX_T], y[TS_MAX_T], bx[TS_SPEC_MAX_BLOCK + 2], per[TS_SPEC_MAX_BLOCK + 2];
+  ts_fig *f = ts_fig_new(1200, 480, 1, 2);
+  char title[1024], path[1024];
+  snprintf(title, sizeof title, "exact speculative DDPM-%d on %s", T, ck);
+  ts_fig_title(f, title);
+  ts_fig_axes(f, 0, "acceptance of checked drafts per diffusion step", "diffusion step t", "acceptance", 0);
+  ts_fig_ylim(f, 0, 0, 1.02);
+  for (int k = 0; k < 1 + learned; k++) {
+    int m = acceptance_of(k ? "learned" : "frozen", rows, nr, T, x, y);
+    ts_fig_series(f, 0, k ? "learned drafter" : "frozen-target drafter", x, y, NULL, m, TS_LINE);
+  }
+  snprintf(title, sizeof title, "target call cost, %d thread%s", threads, threads > 1 ? "s" : "");
+  ts_fig_axes(f, 1, title, "rows in the call (batch)", "ms", 0);
+  for (int b = 1; b <= maxb + 1; b++) bx[b - 1] = b, per[b - 1] = vms[b] / b;
+  ts_fig_series(f, 1, "ms per call", bx, vms + 1, NULL, maxb + 1, TS_LINE | TS_MARKERS);
+  ts_fig_series(f, 1, "ms per row", bx, per, NULL, maxb + 1, TS_LINE | TS_MARKERS);
+  snprintf(path, sizeof path, "%s.png", prefix);
+  int rc = ts_fig_save(f, path);
+  ts_fig_free(f);
+  return rc;
 }
 
 int ts_bench_spec(int argc, char **argv) {
@@ -241,8 +263,9 @@ int ts_bench_spec(int argc, char **argv) {
     }
     if (!json) printf("best speculative row: %.2fx DDPM, %.0f%% of the bound\n", ddpm_ms / best_spec, 100 * best / best_spec);
     if (plot && ti == 0) { /* the acceptance does not depend on the thread count (same seeds) */
-      if (plot_acceptance(plot, "frozen", threads, rows, nr, T)) rc = -1;
-      if (learned && plot_acceptance(plot, "learned", threads, rows, nr, T)) rc = -1;
+      double vms[TS_SPEC_MAX_BLOCK + 2];
+      for (int b = 1; b <= maxb + 1; b++) vms[b] = 1e3 * vsec[b] / W;
+      if (plot_spec(plot, ck, threads, rows, nr, T, vms, maxb, learned != NULL)) rc = -1;
     }
     for (int i = 2; i < nr; i++) ts_spec_reset_stats(rows[i].s.spec);
   }
