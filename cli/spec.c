@@ -7,26 +7,28 @@
 #include "core/error.h"
 #include "infer/drafter.h"
 #include "infer/spec.h"
+#include "rl/sched.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { MAX_BLOCKS = 16, MAX_ROWS = 2 + 2 * MAX_BLOCKS };
+enum { MAX_BLOCKS = 16, MAX_ROWS = 5 + 2 * MAX_BLOCKS };
 
 typedef struct {
   char name[32];
   ts_sampler s;
-  double seconds;
+  double seconds, sq; /* sum of per-window seconds and of their squares */
 } row;
 
 int ts_bench_spec(int argc, char **argv) {
   const char *ck = ts_opt(argc, argv, "--ckpt"), *data = ts_opt(argc, argv, "--data"), *bl = ts_opt(argc, argv, "--blocks");
   int json = ts_has_flag(argc, argv, "--json"), blocks[MAX_BLOCKS], nb = 0;
   long W;
-  if (!ck || !data)
-    return ts_fail("usage: tsdp bench spec --ckpt C --data D.h5 [--drafter DRAFTER.h5|frozen] [--blocks 2,3,4,6,8] "
-                   "[--windows 20] [--threads T] [--json]");
+  const char *rollouts = ts_opt(argc, argv, "--rollouts");
+  if (!ck || (!data && !rollouts))
+    return ts_fail("usage: tsdp bench spec --ckpt C (--data D.h5 | --rollouts R.h5) [--drafter DRAFTER.h5|frozen] "
+                   "[--blocks 2,3,4,6,8] [--windows 20] [--scheduler SCHED.h5] [--threads T] [--json]");
   if (ts_int_opt(argc, argv, "--windows", 20, 1, 100000, &W)) return -1;
   char buf[256];
   snprintf(buf, sizeof buf, "%s", bl ? bl : "2,3,4,6,8");
@@ -39,22 +41,42 @@ int ts_bench_spec(int argc, char **argv) {
   ts_sampler probe = {.kind = TS_SAMPLER_SPEC, .steps = 1};
   ts_dataset d;
   memset(&d, 0, sizeof d);
+  ts_rollouts ro;
+  memset(&ro, 0, sizeof ro);
+  ts_sched_model sm;
+  ts_sampler sprobe = {.kind = TS_SAMPLER_SPEC, .steps = 1};
   int rc = ts_cli_drafter(argc, argv, &p, &dm, &probe);
   const ts_drafter *learned = probe.drafter;
+  sprobe.drafter = learned;
+  if (!rc) rc = ts_cli_scheduler(argc, argv, &p, &dm, &sprobe, &sm);
+  else memset(&sm, 0, sizeof sm);
   const char *keys[TS_CFG_MAXKEYS];
   for (int i = 0; i < p.cfg.data.n_obs_keys; i++) keys[i] = p.cfg.data.obs_keys[i];
-  if (!rc) rc = ts_dataset_load(data, keys, p.cfg.data.n_obs_keys, &d);
-  if (!rc && d.obs_dim != p.obs_dim) rc = ts_fail("%s: obs width %d, checkpoint expects %d", data, d.obs_dim, p.obs_dim);
+  if (!rc && rollouts) rc = ts_rollouts_load(&ro, rollouts, &p);
+  else if (!rc) rc = ts_dataset_load(data, keys, p.cfg.data.n_obs_keys, &d);
+  if (!rc && !rollouts && d.obs_dim != p.obs_dim) rc = ts_fail("%s: obs width %d, checkpoint expects %d", data, d.obs_dim, p.obs_dim);
   if (rc) {
+    ts_sched_model_free(&sm);
     ts_drafter_model_free(&dm);
     ts_dataset_free(&d);
+    ts_rollouts_free(&ro);
     ts_policy_free(&p);
     return -1;
   }
+  /* Windows spread evenly through the dataset, or through the recorded rollouts (with their
+   * control steps, which a scheduler may read). */
   int per = p.cfg.data.n_obs_steps * p.obs_dim;
   float *obs = malloc((size_t)W * per * sizeof(float)), *act = malloc((size_t)p.horizon * p.act_dim * sizeof(float));
-  if (!obs || !act) abort();
-  for (int w = 0; w < W; w++) ts_cli_obs_history(&d, &p, (long)((double)(w + 0.5) / W * d.n_steps), obs + (size_t)w * per);
+  int *csteps = calloc((size_t)W, sizeof(int));
+  if (!obs || !act || !csteps) abort();
+  for (int w = 0; w < W; w++)
+    if (rollouts) {
+      long i = (long)((double)(w + 0.5) / W * ro.n);
+      memcpy(obs + (size_t)w * per, ro.obs + (size_t)i * per, (size_t)per * sizeof(float));
+      csteps[w] = ro.control_step[i];
+    } else {
+      ts_cli_obs_history(&d, &p, (long)((double)(w + 0.5) / W * d.n_steps), obs + (size_t)w * per);
+    }
   /* The rows: DDPM-T, DDIM-10, then each block with the frozen drafter, then with the learned one. */
   row rows[MAX_ROWS];
   int nr = 0;
@@ -70,26 +92,45 @@ int ts_bench_spec(int argc, char **argv) {
       if (!(rows[nr].s.spec = ts_spec_new(&p.target, &p.sched, blocks[i]))) rc = -1;
       nr++;
     }
+  /* With a scheduler: its best fixed L, its static schedule and the learned policy, all with the
+   * scheduler's drafter, in work spaces of its largest block. */
+  if (sprobe.blocks && !rc) {
+    const ts_block_sched *bs[3] = {&sm.fixed, &sm.stat, &sm.learned};
+    const char *nm[3] = {"fixed-best", "static-best", "rl"};
+    for (int k = 0; k < 3 && !rc; k++) {
+      snprintf(rows[nr].name, sizeof rows[nr].name, "%s", nm[k]);
+      rows[nr].s = (ts_sampler){.kind = TS_SAMPLER_SPEC, .steps = sprobe.steps, .drafter = learned, .blocks = bs[k]};
+      if (!(rows[nr].s.spec = ts_spec_new(&p.target, &p.sched, sprobe.steps))) rc = -1;
+      nr++;
+    }
+  }
   ts_rng rng;
   ts_rng_init(&rng, 5);
   /* One warm-up chunk each first (not counted). */
   for (int rep = -1; rep < W && !rc; rep++) {
     const float *ob = obs + (size_t)(rep < 0 ? 0 : rep) * per;
     for (int i = 0; i < nr && !rc; i++) {
+      rows[i].s.control_step = csteps[rep < 0 ? 0 : rep];
       double t0 = ts_now();
       rc = ts_policy_sample(&p, ob, 1, &rows[i].s, &rng, act);
-      if (rep >= 0) rows[i].seconds += ts_now() - t0;
+      double dt = ts_now() - t0;
+      if (rep >= 0) rows[i].seconds += dt, rows[i].sq += dt * dt;
       else if (rows[i].s.spec) ts_spec_reset_stats(rows[i].s.spec);
     }
   }
   double ddpm_ms = 1e3 * rows[0].seconds / W;
   if (!rc) {
-    if (json) printf("{\"ckpt\": \"%s\", \"threads\": %d, \"windows\": %ld, \"rows\": [", ck, threads, W);
+    if (json)
+      printf("{\"ckpt\": \"%s\", \"threads\": %d, \"windows\": %ld, \"source\": \"%s\", \"rows\": [", ck, threads, W,
+             rollouts ? rollouts : data);
     else
-      printf("batch-1 action chunks on %ld observation windows, %d thread%s\n%-18s %10s %13s %14s %11s %9s\n", W, threads,
-             threads > 1 ? "s" : "", "sampler", "ms/chunk", "target calls", "drafter calls", "acceptance", "speed-up");
+      printf("batch-1 action chunks on %ld observation windows of %s, %d thread%s\n%-18s %10s %7s %13s %14s %11s %9s\n", W,
+             rollouts ? rollouts : data, threads, threads > 1 ? "s" : "", "sampler", "ms/chunk", "+-se", "target calls",
+             "drafter calls", "acceptance", "speed-up");
     for (int i = 0; i < nr; i++) {
       double m = 1e3 * rows[i].seconds / W, calls = i == 0 ? p.sched.T : 10, dcalls = 0, acc = NAN;
+      double var = W > 1 ? (rows[i].sq - rows[i].seconds * rows[i].seconds / W) / (W - 1) : 0;
+      double se = 1e3 * sqrt(var > 0 ? var / W : 0);
       if (rows[i].s.spec) {
         const ts_spec_stats *st = ts_spec_stats_of(rows[i].s.spec);
         calls = (double)st->target_calls / W;
@@ -97,15 +138,15 @@ int ts_bench_spec(int argc, char **argv) {
         acc = st->drafted ? (double)st->accepted / st->drafted : 0;
       }
       if (json) {
-        printf("%s{\"name\": \"%s\", \"ms_per_chunk\": %.3f, \"target_calls_per_chunk\": %.2f, "
-               "\"drafter_calls_per_chunk\": %.2f, \"acceptance\": ", i ? ", " : "", rows[i].name, m, calls, dcalls);
+        printf("%s{\"name\": \"%s\", \"ms_per_chunk\": %.3f, \"ms_se\": %.3f, \"target_calls_per_chunk\": %.2f, "
+               "\"drafter_calls_per_chunk\": %.2f, \"acceptance\": ", i ? ", " : "", rows[i].name, m, se, calls, dcalls);
         if (rows[i].s.spec) printf("%.4f", acc);
         else printf("null");
         printf(", \"speedup_vs_ddpm\": %.3f}", ddpm_ms / m);
       } else {
         char a[16] = "";
         if (rows[i].s.spec) snprintf(a, sizeof a, "%.1f%%", 100 * acc);
-        printf("%-18s %10.2f %13.1f %14.1f %11s %8.2fx\n", rows[i].name, m, calls, dcalls, a, ddpm_ms / m);
+        printf("%-18s %10.2f %7.2f %13.1f %14.1f %11s %8.2fx\n", rows[i].name, m, se, calls, dcalls, a, ddpm_ms / m);
       }
     }
     if (json) printf("]}\n");
@@ -113,6 +154,9 @@ int ts_bench_spec(int argc, char **argv) {
   for (int i = 0; i < nr; i++) ts_spec_free(rows[i].s.spec);
   free(obs);
   free(act);
+  free(csteps);
+  ts_sched_model_free(&sm);
+  ts_rollouts_free(&ro);
   ts_drafter_model_free(&dm);
   ts_dataset_free(&d);
   ts_policy_free(&p);

@@ -32,7 +32,7 @@ void ts_loop_free(ts_loop *l) {
 
 void ts_loop_reset(ts_loop *l) {
   l->have_obs = 0;
-  l->queued = l->next = 0;
+  l->queued = l->next = l->step = 0;
 }
 
 int ts_loop_act(ts_loop *l, const float *obs, float *action) {
@@ -41,6 +41,7 @@ int ts_loop_act(ts_loop *l, const float *obs, float *action) {
   ts_policy_push_obs(p, l->hist, obs, !l->have_obs);
   l->have_obs = 1;
   if (l->next == l->queued) {
+    l->sampler.control_step = l->step;
     if (ts_policy_sample(l->p, l->hist, 1, &l->sampler, &l->rng, l->chunk)) return -1;
     l->queued = p->cfg.data.n_action_steps;
     l->next = 0;
@@ -48,5 +49,6 @@ int ts_loop_act(ts_loop *l, const float *obs, float *action) {
   }
   memcpy(action, l->chunk + (size_t)(No - 1 + l->next) * A, (size_t)A * sizeof(float));
   l->next++;
+  l->step++;
   return 0;
 }

@@ -43,6 +43,10 @@ typedef struct ts_sampler {
   ts_denoiser *target;       /* the denoiser sampled: NULL = the policy's target (e.g. &p->reference) */
   ts_spec *spec;             /* spec: work space and counters (ts_spec_new for the same target, max block
                                 >= steps); NULL = one made and freed inside each ts_policy_sample call */
+  const struct ts_block_sched *blocks; /* spec: picks each round's draft length (infer/blocks.h); steps is
+                                then the largest it may pick. NULL = steps every round */
+  int control_step;          /* spec with blocks: the chunks' control step in their episode (the
+                                schedulers may read it; ts_loop and ts_eval_pusht set it) */
 } ts_sampler;
 
 /* Load a tsdp checkpoint; group "ema" (default for inference) or "model". */
