@@ -318,7 +318,7 @@ static void state_of(trainer *r, int w, const ts_spec_round_info *prev, int roun
  * chain's modelled cost (ms); *Lsum, *rounds, *acc, *dr for the log. */
 static double episode(trainer *r, int w, batch *b, double *Lsum, long *rounds, long *acc, long *dr) {
   const ts_config *c = &r->cfg;
-  double tm1 = ts_cost_target(&r->cost, 1), cost = 0;
+  double unit = r->static_ms, cost = 0;
   ts_spec_begin(r->spec, r->conds + (size_t)w * r->base.cond_dim, &r->rng);
   ts_spec_round_info prev;
   int round = 0, rc;
@@ -333,7 +333,7 @@ static double episode(trainer *r, int w, batch *b, double *Lsum, long *rounds, l
     rc = ts_spec_round(r->spec, r->drafter, L, &r->rng, &prev);
     double cr = ts_cost_round(&r->cost, &prev);
     cost += cr;
-    b->rew[i] = (float)(-cr / tm1);
+    b->rew[i] = (float)(-cr / unit);
     b->done[i] = rc != 1;
     *Lsum += L;
     (*rounds)++;

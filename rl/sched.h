@@ -7,9 +7,11 @@
  * last frame's final two values (Push-T: the agent's position), the centroid of its other
  * values taken as (x, y) pairs (Push-T: the block's keypoints) and the motion of the final two
  * values since the previous frame); the action is an index into [rl] blocks; the reward is
- * minus the round's cost from the cost model (infer/blocks.h) in units of one batch-1 target
- * call, so an episode's return is minus the chunk's modelled wall-clock cost. An episode is
- * one chunk's chain on a recorded observation window.
+ * minus the round's cost from the cost model (infer/blocks.h) in units of the static DP
+ * schedule's expected cost per chunk, so an episode's return is minus the chunk's modelled
+ * wall-clock cost relative to static-best (-1: as good; above -1: better), a scale of order
+ * one that keeps the critic's loss from swamping the shared gradient clip. An episode is one
+ * chunk's chain on a recorded observation window.
  *
  * Exactness: the scheduler only chooses L from the past of the chain, so the chunk keeps
  * DDPM's law (infer/blocks.h) and the observation stream of closed-loop episodes does not
