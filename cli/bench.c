@@ -265,6 +265,7 @@ int ts_cmd_bench(int argc, char **argv) {
   if (argc >= 1 && strcmp(argv[0], "gemm") == 0) return bench_gemm(argc - 1, argv + 1);
   if (argc >= 1 && strcmp(argv[0], "step") == 0) return bench_step(argc - 1, argv + 1);
   if (argc >= 1 && strcmp(argv[0], "spec") == 0) return ts_bench_spec(argc - 1, argv + 1);
+  if (argc >= 1 && strcmp(argv[0], "cost") == 0) return ts_bench_cost(argc - 1, argv + 1);
   return ts_fail("usage: tsdp bench gemm [--dims 64,128,256] [--batch B] [--json] | tsdp bench step --ckpt C ... | "
                  "tsdp bench spec --ckpt C --data D.h5 ...");
 }

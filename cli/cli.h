@@ -35,6 +35,15 @@ struct ts_drafter_model;
 int ts_cli_drafter(int argc, char **argv, const ts_policy *p, struct ts_drafter_model *dm, ts_sampler *s);
 int ts_cmd_distill(int argc, char **argv);
 int ts_bench_spec(int argc, char **argv); /* tsdp bench spec (cli/spec.c) */
+int ts_bench_cost(int argc, char **argv); /* tsdp bench cost (cli/rl.c) */
+int ts_cmd_rl(int argc, char **argv);     /* tsdp rl record | train (cli/rl.c) */
+/* --scheduler SCHED.h5 for the spec sampler: loads it into *sm for p and the drafter in dm (or
+ * the frozen one when s->drafter is NULL), refusing one trained for another base or drafter;
+ * s->blocks points at its learned scheduler and s->steps becomes its largest block. sm must
+ * outlive the sampling and be freed with ts_sched_model_free (also after a failure). */
+struct ts_sched_model;
+int ts_cli_scheduler(int argc, char **argv, const ts_policy *p, const struct ts_drafter_model *dm, ts_sampler *s,
+                     struct ts_sched_model *sm);
 int ts_has_flag(int argc, char **argv, const char *flag);    /* --json style */
 const char *ts_opt(int argc, char **argv, const char *name); /* value after --name, or NULL */
 /* Integer option: *out = dflt when absent; a non-integer or a value outside lo..hi fails

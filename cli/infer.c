@@ -7,6 +7,7 @@
 #include "infer/policy.h"
 #include "infer/rollout.h"
 #include "infer/spec.h"
+#include "rl/sched.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,8 +76,11 @@ int ts_cmd_eval(int argc, char **argv) {
            cli_sampler(argc, argv, &p, p.cfg.eval.sampler, &smp) ||
            ts_int_opt(argc, argv, "--seed", 0, 0, 1L << 30, &seed) || ts_int_opt(argc, argv, "--gif-count", 4, 0, 1024, &ngif);
   ts_drafter_model dm;
+  ts_sched_model sm;
+  memset(&sm, 0, sizeof sm);
   if (!rc) rc = ts_cli_drafter(argc, argv, &p, &dm, &smp);
   else memset(&dm, 0, sizeof dm);
+  if (!rc) rc = ts_cli_scheduler(argc, argv, &p, &dm, &smp, &sm);
   const char *gif = ts_opt(argc, argv, "--gif");
   if (!rc && gif && mkdir(gif, 0755) != 0 && access(gif, W_OK) != 0) rc = ts_fail("%s: cannot create folder", gif);
   int json = ts_has_flag(argc, argv, "--json");
@@ -88,23 +92,25 @@ int ts_cmd_eval(int argc, char **argv) {
   }
   if (!rc) {
     if (json) {
-      printf("{\"episodes\": %d, \"seed_start\": %ld, \"sampler\": \"%s\", \"steps\": %ld, \"mean_score\": %.6f, "
-             "\"success_rate\": %.6f, \"ms_per_chunk\": %.3f, \"chunks_per_s\": %.3f, \"ms_per_call\": %.3f, ",
-             r.episodes, start, ts_sampler_names[smp.kind], (long)smp.steps, r.mean_score, r.success_rate,
-             r.ms_per_chunk, r.chunks_per_s, r.ms_per_call);
+      printf("{\"episodes\": %d, \"seed_start\": %ld, \"sampler\": \"%s\", \"steps\": %ld, \"scheduler\": \"%s\", "
+             "\"mean_score\": %.6f, \"success_rate\": %.6f, \"ms_per_chunk\": %.3f, \"chunks_per_s\": %.3f, "
+             "\"ms_per_call\": %.3f, ", r.episodes, start, ts_sampler_names[smp.kind], (long)smp.steps,
+             smp.blocks ? "rl" : "none", r.mean_score, r.success_rate, r.ms_per_chunk, r.chunks_per_s, r.ms_per_call);
       print_spec(&r.spec, &p, &smp, 1);
       printf("\"chunks\": %ld, \"scores\": [", r.chunks);
       for (int i = 0; i < r.episodes; i++) printf("%s%.4f", i ? ", " : "", r.scores[i]);
       printf("]}\n");
     } else {
-      printf("%s-%d on %d legacy seeds from %ld: mean score %.4f, success rate %.3f\n", ts_sampler_names[smp.kind],
-             smp.steps, r.episodes, start, r.mean_score, r.success_rate);
+      printf("%s-%d%s on %d legacy seeds from %ld: mean score %.4f, success rate %.3f\n", ts_sampler_names[smp.kind],
+             smp.steps, smp.blocks ? " (rl block scheduler, L up to the block)" : "", r.episodes, start, r.mean_score,
+             r.success_rate);
       printf("sampling: %ld chunks in %ld batched calls, %.2f ms per chunk (amortised), %.1f chunks/s, %.1f ms per call\n",
              r.chunks, r.calls, r.ms_per_chunk, r.chunks_per_s, r.ms_per_call);
       print_spec(&r.spec, &p, &smp, 0);
       if (gif) printf("GIFs of the first %ld episodes in %s/\n", ngif < eps ? ngif : eps, gif);
     }
   }
+  ts_sched_model_free(&sm);
   ts_drafter_model_free(&dm);
   ts_policy_free(&p);
   return rc ? 1 : 0;

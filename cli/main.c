@@ -38,15 +38,19 @@ static void usage(FILE *f) {
           "  train --config C.ini --data D.h5 --out CKPT.h5 [--max-steps N] [--fresh] [section.key=value ...]\n"
           "  distill --config C.ini --base BASE.h5 --data D.h5 --out DRAFTER.h5 [--max-steps N] [--fresh] [section.key=value ...]\n"
           "  eval --ckpt CKPT.h5 [--episodes 50] [--sampler ddpm|ddim|spec] [--steps N | --block L] [--seed-start S]\n"
-          "       [--drafter DRAFTER.h5|frozen] [--gif DIR] [--json]\n"
+          "       [--drafter DRAFTER.h5|frozen] [--scheduler SCHED.h5] [--gif DIR] [--json]\n"
           "  sample --ckpt C --data D.h5 --index I --n N --sampler ddpm|ddim|spec [--steps K | --block L]\n"
           "       [--drafter DRAFTER.h5|frozen] --seed S --out OUT.h5 [--json]\n"
           "  forward --ckpt C --in IN.h5 --out OUT.h5     one batched eps forward (x, t, cond -> eps)\n"
           "    (eval, sample, forward: --threads T, default all CPUs)\n"
           "  bench gemm [--dims 64,128,256] [--batch B] [--json]\n"
           "  bench step --ckpt C [--batch 1,2,4,8,16] [--threads T] [--json]\n"
-          "  bench spec --ckpt C --data D.h5 [--drafter DRAFTER.h5|frozen] [--blocks 2,4] [--windows 20] [--json]\n"
-          "  rl                                         (not implemented yet: see the issues)\n"
+          "  bench spec --ckpt C (--data D.h5 | --rollouts R.h5) [--drafter DRAFTER.h5|frozen] [--blocks 2,4]\n"
+          "       [--windows 20] [--scheduler SCHED.h5] [--json]\n"
+          "  bench cost --ckpt C [--drafter DRAFTER.h5] --out COST.ini [--max-batch 17]   the scheduler's cost model\n"
+          "  rl record --ckpt BASE.h5 --episodes N --out R.h5 [--seed-start S] [--sampler ddpm|ddim] [--steps K]\n"
+          "  rl train --config C.ini --ckpt BASE.h5 [--drafter D.h5|frozen] --rollouts R.h5 --out SCHED.h5 [--cost COST.ini]\n"
+          "       [--updates N] [--stop-after N] [--fresh] [--json] [section.key=value ...]\n"
           "  (spec: exact speculative DDPM, L drafted steps per round; the frozen-target drafter by default)\n");
 }
 
@@ -65,10 +69,8 @@ int main(int argc, char **argv) {
   else if (strcmp(cmd, "sample") == 0) rc = ts_cmd_sample(argc - 2, argv + 2);
   else if (strcmp(cmd, "forward") == 0) rc = ts_cmd_forward(argc - 2, argv + 2);
   else if (strcmp(cmd, "distill") == 0) rc = ts_cmd_distill(argc - 2, argv + 2);
-  else if (!strcmp(cmd, "rl")) {
-    fprintf(stderr, "tsdp: '%s' is not implemented yet\n", cmd);
-    return 2;
-  } else {
+  else if (!strcmp(cmd, "rl")) rc = ts_cmd_rl(argc - 2, argv + 2);
+  else {
     fprintf(stderr, "tsdp: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;

@@ -17,18 +17,19 @@
 #include "core/timer.h"
 #include "infer/drafter.h"
 #include "infer/spec.h"
+#include "rl/sched.h"
 #include "train/plot.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { MAX_BLOCKS = 16, MAX_ROWS = 2 + 2 * MAX_BLOCKS, MAX_THREADS = 8 };
+enum { MAX_BLOCKS = 16, MAX_ROWS = 5 + 2 * MAX_BLOCKS, MAX_THREADS = 8 };
 
 typedef struct {
   char name[32];
   ts_sampler s;
-  double seconds;
+  double seconds, sq; /* sum of per-window seconds and of their squares */
 } row;
 
 /* Comma-separated positive integers into v (at most cap), each in lo..hi. */
@@ -101,9 +102,10 @@ int ts_bench_spec(int argc, char **argv) {
   const char *ths = ts_opt(argc, argv, "--threads"), *plot = ts_opt(argc, argv, "--plot");
   int json = ts_has_flag(argc, argv, "--json"), blocks[MAX_BLOCKS], nb = 0, thr[MAX_THREADS], nt = 0;
   long W;
-  if (!ck || !data)
-    return ts_fail("usage: tsdp bench spec --ckpt C --data D.h5 [--drafter DRAFTER.h5|frozen] [--blocks 2,3,4,6,8] "
-                   "[--windows 20] [--threads 1,2] [--plot PREFIX] [--json]");
+  const char *rollouts = ts_opt(argc, argv, "--rollouts");
+  if (!ck || (!data && !rollouts))
+    return ts_fail("usage: tsdp bench spec --ckpt C (--data D.h5 | --rollouts R.h5) [--drafter DRAFTER.h5|frozen] "
+                   "[--blocks 2,3,4,6,8] [--windows 20] [--scheduler SCHED.h5] [--threads 1,2] [--plot PREFIX] [--json]");
   if (ts_int_opt(argc, argv, "--windows", 20, 1, 100000, &W)) return -1;
   if (int_list("--blocks", bl ? bl : "2,3,4,6,8", 1, TS_SPEC_MAX_BLOCK, blocks, MAX_BLOCKS, &nb)) return -1;
   char dflt[16];
@@ -118,13 +120,24 @@ int ts_bench_spec(int argc, char **argv) {
   ts_sampler probe = {.kind = TS_SAMPLER_SPEC, .steps = 1};
   ts_dataset d;
   memset(&d, 0, sizeof d);
+  ts_rollouts ro;
+  memset(&ro, 0, sizeof ro);
+  ts_sched_model sm;
+  ts_sampler sprobe = {.kind = TS_SAMPLER_SPEC, .steps = 1};
   int rc = ts_cli_drafter(argc, argv, &p, &dm, &probe);
   const ts_drafter *learned = probe.drafter;
+  sprobe.drafter = learned;
+  if (!rc) rc = ts_cli_scheduler(argc, argv, &p, &dm, &sprobe, &sm);
+  else memset(&sm, 0, sizeof sm);
   const char *keys[TS_CFG_MAXKEYS];
   for (int i = 0; i < p.cfg.data.n_obs_keys; i++) keys[i] = p.cfg.data.obs_keys[i];
-  if (!rc) rc = ts_dataset_load(data, keys, p.cfg.data.n_obs_keys, &d);
-  if (!rc && d.obs_dim != p.obs_dim) rc = ts_fail("%s: obs width %d, checkpoint expects %d", data, d.obs_dim, p.obs_dim);
+  if (!rc && rollouts) rc = ts_rollouts_load(&ro, rollouts, &p);
+  else if (!rc) rc = ts_dataset_load(data, keys, p.cfg.data.n_obs_keys, &d);
+  if (!rc && !rollouts && d.obs_dim != p.obs_dim)
+    rc = ts_fail("%s: obs width %d, checkpoint expects %d", data, d.obs_dim, p.obs_dim);
   if (rc) {
+    ts_sched_model_free(&sm);
+    ts_rollouts_free(&ro);
     ts_drafter_model_free(&dm);
     ts_dataset_free(&d);
     ts_policy_free(&p);
@@ -139,8 +152,16 @@ int ts_bench_spec(int argc, char **argv) {
   if (!obs || !act || !vx || !ve || !vc) abort();
   long *wstep = malloc((size_t)W * sizeof(long)); /* each window's control step (temporal drafters) */
   if (!wstep) abort();
+  /* Windows spread evenly through the dataset, or through the recorded rollouts, with their
+   * control steps (which a scheduler or a temporal drafter may read). */
   for (int w = 0; w < W; w++)
-    wstep[w] = ts_cli_obs_history(&d, &p, (long)((double)(w + 0.5) / W * d.n_steps), obs + (size_t)w * per);
+    if (rollouts) {
+      long i = (long)((double)(w + 0.5) / W * ro.n);
+      memcpy(obs + (size_t)w * per, ro.obs + (size_t)i * per, (size_t)per * sizeof(float));
+      wstep[w] = ro.control_step[i];
+    } else {
+      wstep[w] = ts_cli_obs_history(&d, &p, (long)((double)(w + 0.5) / W * d.n_steps), obs + (size_t)w * per);
+    }
   /* The rows: DDPM-T, DDIM-10, then each block with the frozen drafter, then with the learned one. */
   row rows[MAX_ROWS];
   int nr = 0;
@@ -156,6 +177,18 @@ int ts_bench_spec(int argc, char **argv) {
       if (!(rows[nr].s.spec = ts_spec_new(&p.target, &p.sched, blocks[i]))) rc = -1;
       nr++;
     }
+  /* With a scheduler: its best fixed L, its static schedule and the learned policy, all with the
+   * scheduler's drafter, in work spaces of its largest block. */
+  if (sprobe.blocks && !rc) {
+    const ts_block_sched *bs[3] = {&sm.fixed, &sm.stat, &sm.learned};
+    const char *nm[3] = {"fixed-best", "static-best", "rl"};
+    for (int k = 0; k < 3 && !rc; k++) {
+      snprintf(rows[nr].name, sizeof rows[nr].name, "%s", nm[k]);
+      rows[nr].s = (ts_sampler){.kind = TS_SAMPLER_SPEC, .steps = sprobe.steps, .drafter = learned, .blocks = bs[k]};
+      if (!(rows[nr].s.spec = ts_spec_new(&p.target, &p.sched, sprobe.steps))) rc = -1;
+      nr++;
+    }
+  }
   /* JSON: {"ckpt", "windows", "rows": [every row of every thread count], "threads": [per count: the
    * verify-cost curve, the drafter call, the bound]}, collected in memory and printed at the end. */
   char *jrows = NULL, *jth = NULL;
@@ -169,7 +202,7 @@ int ts_bench_spec(int argc, char **argv) {
     ts_policy_set_threads(&p, threads);
     ts_rng_init(&rng, 5);
     ts_rng_init(&vr, 6);
-    for (int i = 0; i < nr; i++) rows[i].seconds = 0;
+    for (int i = 0; i < nr; i++) rows[i].seconds = rows[i].sq = 0;
     memset(vsec, 0, sizeof vsec);
     dsec = 0;
     /* One warm-up chunk each first (not counted). */
@@ -179,7 +212,8 @@ int ts_bench_spec(int argc, char **argv) {
         rows[i].s.control_step = wstep[rep < 0 ? 0 : rep];
         double t0 = ts_now();
         rc = ts_policy_sample(&p, ob, 1, &rows[i].s, &rng, act);
-        if (rep >= 0) rows[i].seconds += ts_now() - t0;
+        double dt = ts_now() - t0;
+        if (rep >= 0) rows[i].seconds += dt, rows[i].sq += dt * dt;
         else if (rows[i].s.spec) ts_spec_reset_stats(rows[i].s.spec);
       }
       /* The verification cost curve: one target call at each batch size 1 .. maxb + 1 on this
@@ -219,18 +253,21 @@ int ts_bench_spec(int argc, char **argv) {
       jnum(ft, learned ? ddpm_ms / best_d : NAN);
       fprintf(ft, ", \"best_spec_fraction\": %.3f}}", best / best_spec);
     } else {
-      printf("batch-1 action chunks on %ld observation windows, %d thread%s\n", W, threads, threads > 1 ? "s" : "");
+      printf("batch-1 action chunks on %ld observation windows of %s, %d thread%s\n", W, rollouts ? rollouts : data, threads,
+             threads > 1 ? "s" : "");
       printf("target call, ms at batch 1..%d:", maxb + 1);
       for (int b = 1; b <= maxb + 1; b++) printf(" %.3f", 1e3 * vsec[b] / W);
       if (learned) printf("; drafter call %.4f ms", draft_ms);
       printf("\nbound (free drafter, every draft accepted): (%d/%d) x verify(%d) = %.2f ms per chunk, %.2fx DDPM",
              T, bestL, bestL + 1, best, ddpm_ms / best);
       if (learned) printf("; with this drafter's calls %.2fx", ddpm_ms / best_d);
-      printf("\n%-18s %9s %7s %7s %7s %8s %8s %10s %8s\n", "sampler", "ms/chunk", "draft", "verify", "other", "target",
-             "drafter", "accepted", "speed-up");
+      printf("\n%-18s %9s %6s %7s %7s %7s %8s %8s %10s %8s\n", "sampler", "ms/chunk", "+-se", "draft", "verify", "other",
+             "target", "drafter", "accepted", "speed-up");
     }
     for (int i = 0; i < nr; i++) {
       double m = 1e3 * rows[i].seconds / W, calls = i == 0 ? T : 10, dcalls = 0, acc = NAN, dms = NAN, vms = NAN, oms = NAN;
+      double var = W > 1 ? (rows[i].sq - rows[i].seconds * rows[i].seconds / W) / (W - 1) : 0;
+      double se = 1e3 * sqrt(var > 0 ? var / W : 0); /* standard error of the mean over windows */
       if (rows[i].s.spec) {
         const ts_spec_stats *st = ts_spec_stats_of(rows[i].s.spec);
         long checked = 0;
@@ -241,8 +278,8 @@ int ts_bench_spec(int argc, char **argv) {
         dms = 1e3 * st->draft_s / W, vms = 1e3 * st->verify_s / W, oms = m - dms - vms;
       }
       if (json) {
-        fprintf(fr, "%s{\"name\": \"%s\", \"threads\": %d, \"ms_per_chunk\": %.3f, \"draft_ms\": ", i || ti ? ", " : "",
-                rows[i].name, threads, m);
+        fprintf(fr, "%s{\"name\": \"%s\", \"threads\": %d, \"ms_per_chunk\": %.3f, \"ms_se\": %.3f, \"draft_ms\": ",
+                i || ti ? ", " : "", rows[i].name, threads, m, se);
         jnum(fr, dms);
         fprintf(fr, ", \"verify_ms\": ");
         jnum(fr, vms);
@@ -257,8 +294,8 @@ int ts_bench_spec(int argc, char **argv) {
           snprintf(a, sizeof a, "%.1f%%", 100 * acc);
           snprintf(sp[0], 16, "%.2f", dms), snprintf(sp[1], 16, "%.2f", vms), snprintf(sp[2], 16, "%.2f", oms);
         }
-        printf("%-18s %9.2f %7s %7s %7s %8.1f %8.1f %10s %7.2fx\n", rows[i].name, m, sp[0], sp[1], sp[2], calls, dcalls, a,
-               ddpm_ms / m);
+        printf("%-18s %9.2f %6.2f %7s %7s %7s %8.1f %8.1f %10s %7.2fx\n", rows[i].name, m, se, sp[0], sp[1], sp[2], calls,
+               dcalls, a, ddpm_ms / m);
       }
     }
     if (!json) printf("best speculative row: %.2fx DDPM, %.0f%% of the bound\n", ddpm_ms / best_spec, 100 * best / best_spec);
@@ -271,11 +308,15 @@ int ts_bench_spec(int argc, char **argv) {
   }
   if (json) {
     fclose(fr), fclose(ft);
-    if (!rc) printf("{\"ckpt\": \"%s\", \"windows\": %ld, \"rows\": [%s], \"threads\": [%s]}\n", ck, W, jrows, jth);
+    if (!rc)
+      printf("{\"ckpt\": \"%s\", \"source\": \"%s\", \"windows\": %ld, \"rows\": [%s], \"threads\": [%s]}\n", ck,
+             rollouts ? rollouts : data, W, jrows, jth);
     free(jrows), free(jth);
   }
   for (int i = 0; i < nr; i++) ts_spec_free(rows[i].s.spec);
   free(obs), free(act), free(vx), free(ve), free(vc), free(wstep);
+  ts_sched_model_free(&sm);
+  ts_rollouts_free(&ro);
   ts_drafter_model_free(&dm);
   ts_dataset_free(&d);
   ts_policy_free(&p);

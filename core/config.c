@@ -120,6 +120,30 @@ static const field fields[] = {
     "steps), with the base's eps there; 0: base chains only"),
   B("distill", "temporal", distill.temporal, "false",
     "the drafter also reads each observation's control step within its episode (TS-DP's temporal input; ablation)"),
+  IL("rl", "blocks", rl.blocks, rl.n_blocks, 8, "1, 2, 3, 4, 6, 8, 12, 16", 1, 128,
+     "draft lengths L the block scheduler chooses from, ascending"),
+  S("rl", "cost_model", rl.cost_model, "", "cost model file written by tsdp bench cost (ms per target call by batch, per drafter call)"),
+  B("rl", "lossy", rl.lossy, "false", "LOSSY relaxed mode (acceptance tolerance in the action): not implemented, must stay false"),
+  I("rl", "hidden", rl.hidden, "64", 1, 4096, "units per hidden layer of the actor and the critic"),
+  I("rl", "layers", rl.layers, "2", 1, 4, "hidden layers of the actor and the critic"),
+  D("rl", "lr", rl.lr, "3e-4", '(', 0, 1, ']', "Adam learning rate of PPO"),
+  D("rl", "clip", rl.clip, "0.2", '(', 0, 1, ')', "PPO ratio clip epsilon"),
+  D("rl", "gamma", rl.gamma, "1.0", '[', 0, 1, ']', "discount per round (1: the chunk's total cost)"),
+  D("rl", "lam", rl.lam, "0.95", '[', 0, 1, ']', "GAE lambda"),
+  D("rl", "vf_coef", rl.vf_coef, "0.5", '[', 0, 1e3, ']', "weight of the value loss"),
+  D("rl", "ent_coef", rl.ent_coef, "0.01", '[', 0, 1e3, ']', "weight of the entropy bonus"),
+  D("rl", "max_grad_norm", rl.max_grad_norm, "0.5", '(', 0, 1e6, ']', "gradient norm clip"),
+  I("rl", "epochs", rl.epochs, "4", 1, 1000, "passes over each rollout batch"),
+  I("rl", "minibatch", rl.minibatch, "64", 1, 1 << 20, "rounds per minibatch"),
+  I("rl", "chains_per_update", rl.chains_per_update, "8", 1, 1 << 20,
+    "speculative chains (episodes of the scheduling problem) collected per PPO update"),
+  I("rl", "updates", rl.updates, "50", 1, G30, "PPO updates to train (the run's steps)"),
+  I("rl", "accept_chains", rl.accept_chains, "16", 1, 1 << 20,
+    "chains at block accept_block on training windows to measure per-step acceptance for the static schedule"),
+  I("rl", "accept_block", rl.accept_block, "16", 1, 128, "block of the acceptance measurement"),
+  IANY("rl", "seed", rl.seed, "1", "seed of the scheduler's initialisation, window picks, chains and actions"),
+  I("rl", "log_every", rl.log_every, "1", 1, G30, "updates per history row"),
+  I("rl", "checkpoint_every", rl.checkpoint_every, "10", 1, G30, "updates between checkpoints"),
   E("eval", "sampler", eval.sampler, ts_sampler_names, "ddpm", "sampler for eval"),
   I("eval", "steps", eval.steps, "100", 1, 1000,
     "inference steps of ddim, drafted steps per round of spec; at most num_train_timesteps"),
@@ -368,13 +392,18 @@ int ts_config_validate(const ts_config *c, const char *o) {
   if (c->distill.buffer_chains % c->distill.chains)
     return ts_fail("%s: [distill] buffer_chains = %d must be a multiple of chains = %d", o, c->distill.buffer_chains,
                    c->distill.chains);
+  for (int i = 1; i < c->rl.n_blocks; i++)
+    if (c->rl.blocks[i] <= c->rl.blocks[i - 1])
+      return ts_fail("%s: [rl] blocks must be ascending (%d after %d)", o, c->rl.blocks[i], c->rl.blocks[i - 1]);
+  if (c->rl.lossy)
+    return ts_fail("%s: [rl] lossy = true: the relaxed (lossy) scheduling mode is not implemented", o);
   if (c->model.n_emb % c->model.n_head || c->model.n_emb % 2)
     return ts_fail("%s: [model] n_emb = %d must be even and divisible by n_head = %d", o, c->model.n_emb, c->model.n_head);
   return 0;
 }
 
 char *ts_config_help(void) {
-  size_t cap = 16384, o = 0;
+  size_t cap = 32768, o = 0;
   char *s = malloc(cap);
   if (!s) abort();
   s[0] = 0;
@@ -396,7 +425,7 @@ char *ts_config_help(void) {
 }
 
 char *ts_config_to_ini(const ts_config *c) {
-  size_t cap = 8192, o = 0;
+  size_t cap = 16384, o = 0;
   char *s = malloc(cap);
   if (!s) abort();
   const char *sec = "";

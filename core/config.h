@@ -56,6 +56,14 @@ typedef struct ts_config {
     int temporal; /* the drafter also sees each observation's control step (infer/spec.h) */
     double eps_weight, late_weight;
   } distill;
+  struct { /* the PPO block scheduler (rl/sched.h) */
+    int blocks[8], n_blocks;  /* the draft lengths it chooses from */
+    char cost_model[256];     /* the cost model file (infer/blocks.h), written by tsdp bench cost */
+    int lossy;                /* the relaxed lossy mode: not implemented, refused */
+    int hidden, layers, epochs, minibatch, chains_per_update, updates, accept_chains, accept_block;
+    int seed, log_every, checkpoint_every;
+    double lr, clip, gamma, lam, vf_coef, ent_coef, max_grad_norm;
+  } rl;
   struct {
     int sampler; /* ts_sampler_kind */
     int steps;   /* inference steps for ddim, drafted steps per round for spec */

@@ -32,8 +32,7 @@ void ts_loop_free(ts_loop *l) {
 
 void ts_loop_reset(ts_loop *l) {
   l->have_obs = 0;
-  l->queued = l->next = 0;
-  l->step = 0;
+  l->queued = l->next = l->step = 0;
 }
 
 int ts_loop_act(ts_loop *l, const float *obs, float *action) {

@@ -6,7 +6,8 @@
  * and queues actions [n_obs_steps - 1, n_obs_steps - 1 + n_action_steps) of it (docs/math.md §3).
  * ts_eval_pusht runs the same rule for many environments in lockstep. No allocation after
  * ts_loop_init: it reserves the policy's buffers, and for the speculative sampler holds its own
- * work space (unless the sampler brings one). */
+ * work space (unless the sampler brings one). A speculative sampler may carry a block scheduler
+ * (ts_sampler.blocks, infer/blocks.h): the loop tells it each chunk's control step. */
 #ifndef TS_LOOP_H
 #define TS_LOOP_H
 
@@ -20,8 +21,8 @@ typedef struct ts_loop {
   float *hist;  /* (n_obs_steps, obs_dim) raw */
   float *chunk; /* (horizon, act_dim) */
   int queued, next, have_obs;
+  int step;     /* control steps since the reset (the sampler's control_step for a new chunk) */
   long chunks;  /* chunks sampled since init */
-  long step;    /* control steps (ts_loop_act calls) since the episode's reset: the sampler's control_step */
 } ts_loop;
 
 /* Checks the sampler (ts_sampler_check) and sizes everything the loop will use. */

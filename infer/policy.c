@@ -1,4 +1,5 @@
 #include "policy.h"
+#include "infer/blocks.h"
 #include "infer/denoisers.h"
 #include "core/error.h"
 #include "core/h5io.h"
@@ -115,6 +116,8 @@ int ts_sampler_check(const ts_sampler *s, const ts_policy *p) {
   if (tg->horizon != p->horizon || tg->act_dim != p->act_dim || tg->cond_dim != p->cond_dim)
     return ts_fail("sampler: target denoiser (%d, %d | %d) does not fit the policy (%d, %d | %d)", tg->horizon,
                    tg->act_dim, tg->cond_dim, p->horizon, p->act_dim, p->cond_dim);
+  if (s->blocks && (s->kind != TS_SAMPLER_SPEC || !s->blocks->block))
+    return ts_fail("sampler: a block scheduler needs the spec sampler");
   if (s->kind != TS_SAMPLER_SPEC) return 0;
   if (s->steps < 1 || s->steps > TS_SPEC_MAX_BLOCK)
     return ts_fail("speculative block %d: expected 1..%d", s->steps, TS_SPEC_MAX_BLOCK);
@@ -133,8 +136,11 @@ static int sample_spec(ts_policy *p, ts_denoiser *tg, const float *cond, int B, 
   if (!sp) return -1;
   int rc = 0, n = p->horizon * p->act_dim;
   ts_spec_set_control_step(sp, s->control_step);
-  for (int c = 0; c < B && !rc; c++)
-    rc = ts_spec_sample(sp, cond + (size_t)c * p->cond_dim, s->drafter, s->steps, rng, x + (size_t)c * n);
+  for (int c = 0; c < B && !rc; c++) {
+    const float *cd = cond + (size_t)c * p->cond_dim;
+    rc = s->blocks ? ts_spec_sample_sched(sp, cd, p->obs_dim, s->drafter, s->blocks, s->control_step, rng, x + (size_t)c * n)
+                   : ts_spec_sample(sp, cd, s->drafter, s->steps, rng, x + (size_t)c * n);
+  }
   if (sp != s->spec) ts_spec_free(sp);
   return rc;
 }

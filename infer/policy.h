@@ -43,8 +43,11 @@ typedef struct ts_sampler {
   ts_denoiser *target;       /* the denoiser sampled: NULL = the policy's target (e.g. &p->reference) */
   ts_spec *spec;             /* spec: work space and counters (ts_spec_new for the same target, max block
                                 >= steps); NULL = one made and freed inside each ts_policy_sample call */
-  long control_step;         /* control step within the episode of the latest observation (every chunk of
-                                the call): read by temporal drafters only; ts_loop keeps it */
+  const struct ts_block_sched *blocks; /* spec: picks each round's draft length (infer/blocks.h); steps is
+                                then the largest it may pick. NULL = steps every round */
+  long control_step;         /* the chunks' control step within their episode (of the latest
+                                observation): read by schedulers and temporal drafters; ts_loop and
+                                ts_eval_pusht set it */
 } ts_sampler;
 
 /* Load a tsdp checkpoint; group "ema" (default for inference) or "model". */

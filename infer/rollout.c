@@ -45,6 +45,7 @@ int ts_eval_pusht(ts_policy *p, const ts_sampler *s, const ts_eval_opts *o, ts_e
   ts_rng rng;
   ts_rng_init(&rng, o->seed);
   double t_start = ts_now(), t_report = t_start;
+  int control_step = 0;
   while (!rc) {
     int B = 0;
     for (int i = 0; i < n; i++)
@@ -53,8 +54,11 @@ int ts_eval_pusht(ts_policy *p, const ts_sampler *s, const ts_eval_opts *o, ts_e
         active[B++] = i;
       }
     if (B == 0) break;
+    for (int b = 0; b < B && o->on_chunk && !rc; b++)
+      if (o->on_chunk(o->user, active[b], control_step, obs + (size_t)b * No * Od)) rc = -1;
+    if (rc) break;
+    smp.control_step = control_step;
     double t0 = ts_now();
-    smp.control_step = (long)r->calls * Na; /* episodes run in lockstep: every active one is at this step */
     if ((rc = ts_policy_sample(p, obs, B, &smp, &rng, acts))) break;
     r->sample_seconds += ts_now() - t0;
     r->chunks += B;
@@ -73,6 +77,7 @@ int ts_eval_pusht(ts_policy *p, const ts_sampler *s, const ts_eval_opts *o, ts_e
         }
       }
       ts_pusht_vec_step(v, step_act);
+      control_step++;
       for (int b = 0; b < B; b++) {
         int i = active[b];
         ts_pusht_get_obs(v->envs[i], cur);

@@ -15,6 +15,10 @@ typedef struct ts_eval_opts {
   const char *gif_dir; /* NULL: no GIFs; else the first gif_count episodes as DIR/seed_S.gif */
   int gif_count;
   int quiet;
+  /* Called (when set) for each chunk before it is sampled: its episode index, control step and
+   * raw observation window (n_obs_steps * obs_dim); non-zero stops the evaluation. */
+  int (*on_chunk)(void *user, int episode, int control_step, const float *obs_window);
+  void *user;
 } ts_eval_opts;
 
 typedef struct ts_eval_result {
@@ -28,7 +32,8 @@ typedef struct ts_eval_result {
 } ts_eval_result;
 
 /* Evaluate with sampler s. A speculative sampler without a work space gets one for the
- * evaluation. */
+ * evaluation; its control_step is set to each replanning point's step (all running episodes
+ * replan at the same steps). */
 int ts_eval_pusht(ts_policy *p, const ts_sampler *s, const ts_eval_opts *o, ts_eval_result *r);
 
 #endif

@@ -100,6 +100,7 @@ int ts_spec_max_block(const ts_spec *s) { return s->max_block; }
 void ts_spec_set_verify(ts_spec *s, int verify) { s->verify = verify != 0; }
 const float *ts_spec_x(const ts_spec *s) { return s->x; }
 int ts_spec_t(const ts_spec *s) { return s->t; }
+int ts_spec_have_eps(const ts_spec *s) { return s->have_eps; }
 const ts_spec_stats *ts_spec_stats_of(const ts_spec *s) { return &s->st; }
 void ts_spec_reset_stats(ts_spec *s) { memset(&s->st, 0, sizeof s->st); }
 
@@ -215,6 +216,7 @@ int ts_spec_round(ts_spec *s, const ts_drafter *d, int block, ts_rng *rng, ts_sp
       int r0 = s->have_eps ? 1 : 0;
       for (int j = r0; j <= K; j++) s->tt[j - r0] = t - j;
       target_eps(s, s->ys + r0 * N, s->tt, K + 1 - r0, s->et + r0 * N, &in, 1);
+      in.verify_rows = K + 1 - r0;
       const float *e_start = r0 ? s->e0 : s->et;
       double dsum = 0;
       int k;

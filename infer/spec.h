@@ -76,6 +76,8 @@ typedef struct ts_spec_round_info {
   int t_before, t_after; /* the chain's step before and after the round (-1: finished) */
   int drafted, accepted, target_calls, drafter_calls;
   double max_delta, mean_delta; /* of |Delta| over the checked steps */
+  int verify_rows; /* rows of the round's batched verification call (0: none); its other target
+                      calls, if any, are batch 1 (what a cost model needs) */
 } ts_spec_round_info;
 
 /* 0 when d (NULL or frozen: always) fits target: same x shape, and cond_dim the target's (plus
@@ -107,6 +109,10 @@ int ts_spec_round(ts_spec *s, const ts_drafter *d, int block, ts_rng *rng, ts_sp
 const float *ts_spec_x(const ts_spec *s);
 /* The step the current state is at (T-1 after begin, -1 once finished). */
 int ts_spec_t(const ts_spec *s);
+/* 1 when the target's eps at the current state is already known (the last round accepted every
+ * draft), so the next round's target call has one row fewer (learned drafter) or no extra
+ * batch-1 call (frozen); 0 after begin and after a rejection. */
+int ts_spec_have_eps(const ts_spec *s);
 
 /* One chunk: begin, rounds of the same block until finished, the sample copied to x. */
 int ts_spec_sample(ts_spec *s, const float *cond, const ts_drafter *d, int block, ts_rng *rng, float *x);

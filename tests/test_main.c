@@ -174,6 +174,8 @@ int main(void) {
   srunner_add_suite(sr, suite_config());
   srunner_add_suite(sr, suite_distill());
   srunner_add_suite(sr, suite_plot());
+  srunner_add_suite(sr, suite_rl());
+  srunner_add_suite(sr, suite_sched());
   srunner_add_suite(sr, suite_cli());
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);

@@ -1,0 +1,559 @@
+#include "sched.h"
+#include "core/error.h"
+#include "core/h5io.h"
+#include "core/timer.h"
+#include "infer/drafter.h"
+#include "train/plot.h"
+#include "train/run.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void ts_sched_features(const ts_round_state *st, float *f) {
+  const ts_spec_round_info *pv = st->prev;
+  f[0] = st->T > 1 ? (float)st->t / (st->T - 1) : 0;
+  f[1] = (float)st->have_eps;
+  f[2] = pv ? (float)pv->accepted : 0;
+  f[3] = pv ? (float)pv->drafted : 0;
+  f[4] = pv && pv->drafted > 0 && pv->accepted == pv->drafted;
+  f[5] = pv ? (float)pv->max_delta : 0;
+  f[6] = pv ? (float)pv->mean_delta : 0;
+  f[7] = !pv;
+  f[8] = (float)st->control_step;
+  for (int i = 9; i < TS_SCHED_FEATURES; i++) f[i] = 0;
+  int Od = st->obs_dim, No = Od > 0 ? st->cond_dim / Od : 0;
+  if (!st->cond || Od < 2 || No < 1) return;
+  const float *last = st->cond + (size_t)(No - 1) * Od;
+  f[9] = last[Od - 2], f[10] = last[Od - 1];
+  int pairs = (Od - 2) / 2;
+  for (int k = 0; k < pairs; k++) f[11] += last[2 * k] / pairs, f[12] += last[2 * k + 1] / pairs;
+  if (No >= 2) {
+    const float *prev = last - Od;
+    f[13] = last[Od - 2] - prev[Od - 2], f[14] = last[Od - 1] - prev[Od - 1];
+  }
+}
+
+/* ---- rollouts ---- */
+
+typedef struct {
+  int n, cap, per;
+  float *obs;
+  int64_t *step, *ep;
+} rec;
+
+static int rec_chunk(void *user, int episode, int control_step, const float *w) {
+  rec *r = user;
+  if (r->n == r->cap) {
+    r->cap = r->cap ? 2 * r->cap : 1024;
+    r->obs = realloc(r->obs, (size_t)r->cap * r->per * sizeof(float));
+    r->step = realloc(r->step, (size_t)r->cap * sizeof(int64_t));
+    r->ep = realloc(r->ep, (size_t)r->cap * sizeof(int64_t));
+    if (!r->obs || !r->step || !r->ep) abort();
+  }
+  memcpy(r->obs + (size_t)r->n * r->per, w, (size_t)r->per * sizeof(float));
+  r->step[r->n] = control_step;
+  r->ep[r->n] = episode;
+  r->n++;
+  return 0;
+}
+
+int ts_rollouts_record(ts_policy *p, const ts_sampler *s, const ts_eval_opts *o, const char *sampler_name,
+                       const char *ckpt, const char *out, ts_eval_result *res) {
+  rec r = {0, 0, p->cond_dim, NULL, NULL, NULL};
+  ts_eval_opts eo = *o;
+  eo.on_chunk = rec_chunk;
+  eo.user = &r;
+  ts_eval_result er;
+  int rc = ts_eval_pusht(p, s, &eo, &er);
+  if (!rc && r.n > 0) { /* episode-major order (the evaluation visits episodes in lockstep) */
+    float *obs = malloc((size_t)r.n * r.per * sizeof(float));
+    int64_t *st = malloc((size_t)r.n * sizeof(int64_t)), *ep = malloc((size_t)r.n * sizeof(int64_t));
+    if (!obs || !st || !ep) abort();
+    int k = 0;
+    for (int e = 0; e < o->episodes; e++)
+      for (int i = 0; i < r.n; i++)
+        if (r.ep[i] == e) {
+          memcpy(obs + (size_t)k * r.per, r.obs + (size_t)i * r.per, (size_t)r.per * sizeof(float));
+          st[k] = r.step[i], ep[k++] = e;
+        }
+    free(r.obs), free(r.step), free(r.ep);
+    r.obs = obs, r.step = st, r.ep = ep;
+  }
+  if (!rc) {
+    ts_h5 *f = ts_h5_create(out);
+    if (!f) rc = -1;
+    else {
+      int64_t *seed = malloc((size_t)(r.n ? r.n : 1) * sizeof(int64_t));
+      if (!seed) abort();
+      for (int i = 0; i < r.n; i++) seed[i] = o->seed_start + r.ep[i];
+      rc = ts_h5_write_f32(f, "obs", r.obs, 2, (int64_t[]){r.n, r.per}) || ts_h5_write_i64(f, "control_step", r.step, 1, (int64_t[]){r.n}) ||
+           ts_h5_write_i64(f, "episode", r.ep, 1, (int64_t[]){r.n}) || ts_h5_write_i64(f, "seed", seed, 1, (int64_t[]){r.n}) ||
+           ts_h5_attr_str(f, "/", "ckpt", ckpt) || ts_h5_attr_str(f, "/", "sampler", sampler_name) ||
+           ts_h5_attr_i64(f, "/", "seed_start", o->seed_start) || ts_h5_attr_i64(f, "/", "episodes", o->episodes) ||
+           ts_h5_attr_f64(f, "/", "mean_score", er.mean_score);
+      free(seed);
+      if (rc) ts_h5_close(f);
+      else rc = ts_h5_commit(f);
+    }
+  }
+  if (res) *res = er;
+  free(r.obs);
+  free(r.step);
+  free(r.ep);
+  return rc ? -1 : 0;
+}
+
+int ts_rollouts_load(ts_rollouts *r, const char *path, const ts_policy *p) {
+  memset(r, 0, sizeof *r);
+  ts_h5 *f = ts_h5_open(path);
+  if (!f) return -1;
+  int nd, nd2, nd3;
+  int64_t d[TS_MAXDIM], d2[TS_MAXDIM], d3[TS_MAXDIM];
+  int rc = 0;
+  if (!ts_h5_exists(f, "obs") || !ts_h5_exists(f, "control_step") || !ts_h5_exists(f, "episode")) {
+    ts_h5_close(f);
+    return ts_fail("%s: not a rollouts file (needs obs, control_step, episode; tsdp rl record writes one)", path);
+  }
+  r->obs = ts_h5_read_f32(f, "obs", &nd, d);
+  int64_t *cs = ts_h5_read_i64(f, "control_step", &nd2, d2), *ep = ts_h5_read_i64(f, "episode", &nd3, d3);
+  ts_h5_close(f);
+  if (!r->obs || !cs || !ep) rc = -1;
+  else if (nd != 2 || d[1] != p->cond_dim || nd2 != 1 || d2[0] != d[0] || nd3 != 1 || d3[0] != d[0] || d[0] < 1)
+    rc = ts_fail("%s: obs must be (N, %d) with N >= 1 control_step and episode entries for this checkpoint", path, p->cond_dim);
+  if (!rc) {
+    r->n = (int)d[0];
+    r->cond_raw = p->cond_dim;
+    r->control_step = malloc((size_t)r->n * sizeof(int));
+    r->episode = malloc((size_t)r->n * sizeof(int));
+    if (!r->control_step || !r->episode) abort();
+    for (int i = 0; i < r->n; i++) r->control_step[i] = (int)cs[i], r->episode[i] = (int)ep[i];
+  }
+  free(cs);
+  free(ep);
+  if (rc) ts_rollouts_free(r);
+  return rc;
+}
+
+void ts_rollouts_free(ts_rollouts *r) {
+  free(r->obs);
+  free(r->control_step);
+  free(r->episode);
+  memset(r, 0, sizeof *r);
+}
+
+/* ---- the learned scheduler ---- */
+
+static int agent_block(void *self, const ts_round_state *st) {
+  ts_sched_agent *a = self;
+  float f[TS_SCHED_FEATURES];
+  ts_sched_features(st, f);
+  int k;
+  ts_ppo_act(a->ppo, f, 1, NULL, &k, NULL, NULL);
+  return a->blocks[k];
+}
+
+ts_block_sched ts_sched_agent_sched(ts_sched_agent *a) { return (ts_block_sched){"rl", agent_block, a}; }
+
+static ts_ppo_cfg ppo_cfg(const ts_config *c) {
+  return (ts_ppo_cfg){.obs_dim = TS_SCHED_FEATURES, .n_actions = c->rl.n_blocks, .hidden = c->rl.hidden,
+                      .layers = c->rl.layers, .lr = c->rl.lr, .clip = c->rl.clip, .gamma = c->rl.gamma,
+                      .lam = c->rl.lam, .vf_coef = c->rl.vf_coef, .ent_coef = c->rl.ent_coef,
+                      .max_grad_norm = c->rl.max_grad_norm, .epochs = c->rl.epochs, .minibatch = c->rl.minibatch};
+}
+
+/* ---- training ---- */
+
+typedef struct {
+  const ts_sched_train_opts *o;
+  ts_config cfg;
+  ts_policy base;
+  ts_drafter_model dm;
+  const ts_drafter *drafter;
+  char base_hash[17], drafter_id[32];
+  ts_cost_model cost;
+  ts_rollouts ro;
+  float *conds; /* (n, cond_dim) normalised */
+  ts_spec *spec;
+  ts_ppo ppo;
+  ts_rng rng;
+  char *cfg_text;
+  ts_named *named;
+  int n_named;
+  ts_accept_table acc;
+  double rate[TS_MAX_T];
+  ts_block_table table;
+  double static_ms, fixed_ms[8];
+  int fixed_best;
+} trainer;
+
+enum { C_COST, C_RETURN, C_ENT, C_MEANL, C_ACCEPT, C_PG, C_VL, C_KL, C_RATE, NC };
+static const ts_run_col cols[NC] = {
+  {"cost_ms", "%.4f", "cost %.1f ms/chunk", 1, 0, 0},
+  {"return", "%.4f", NULL, 1, 0, 0},
+  {"entropy", "%.4f", "entropy %.3f", 1, 0, 0},
+  {"mean_L", "%.3f", "L %.2f", 1, 0, 0},
+  {"accept", "%.4f", "accept %.3f", 0, 0, 0},
+  {"pg_loss", "%.6g", NULL, 0, 0, 0},
+  {"v_loss", "%.6g", NULL, 0, 0, 0},
+  {"approx_kl", "%.6g", NULL, 0, 0, 0},
+  {"chains_per_s", "%.2f", "| %.1f chains/s", 0, 1, 0},
+};
+
+static const char *const may_change[] = {"rl.updates", "rl.log_every", "rl.checkpoint_every", "train.threads", "eval.*",
+                                         NULL};
+
+static int write_extras(ts_h5 *f, void *user) {
+  trainer *r = user;
+  int T = r->base.sched.T;
+  int64_t bl[8];
+  for (int i = 0; i < r->cfg.rl.n_blocks; i++) bl[i] = r->cfg.rl.blocks[i];
+  float *tab = malloc((size_t)2 * T * sizeof(float)), *acc = malloc((size_t)T * sizeof(float));
+  if (!tab || !acc) abort();
+  for (int h = 0; h < 2; h++)
+    for (int t = 0; t < T; t++) tab[h * T + t] = r->table.L[h][t];
+  for (int t = 0; t < T; t++) acc[t] = (float)r->rate[t];
+  int rc = ts_h5_attr_str(f, "/", "kind", "block_scheduler") || ts_h5_attr_str(f, "/", "base_hash", r->base_hash) ||
+           ts_h5_attr_str(f, "/", "base_path", r->o->base) || ts_h5_attr_str(f, "/", "drafter", r->drafter_id) ||
+           ts_h5_attr_i64(f, "/", "fixed_best", r->fixed_best) || ts_h5_attr_f64(f, "/", "static_expected_ms", r->static_ms) ||
+           ts_h5_attr_f64(f, "/", "fixed_best_expected_ms", r->fixed_ms[0]) ||
+           ts_h5_write_i64(f, "sched/blocks", bl, 1, (int64_t[]){r->cfg.rl.n_blocks}) ||
+           ts_h5_write_f32(f, "sched/static_L", tab, 2, (int64_t[]){2, T}) ||
+           ts_h5_write_f32(f, "sched/accept_t", acc, 1, (int64_t[]){T});
+  free(tab);
+  free(acc);
+  return rc ? -1 : 0;
+}
+
+static void teardown(trainer *r) {
+  if (r->named) ts_named_free(r->named, r->n_named);
+  ts_ppo_free(&r->ppo);
+  ts_spec_free(r->spec);
+  ts_rollouts_free(&r->ro);
+  free(r->conds);
+  free(r->cfg_text);
+  ts_drafter_model_free(&r->dm);
+  ts_policy_free(&r->base);
+}
+
+static int setup(trainer *r, const ts_config *cfg, const ts_sched_train_opts *o) {
+  r->cfg = *cfg;
+  ts_config *c = &r->cfg;
+  if (!c->rl.cost_model[0]) return ts_fail("config: [rl] cost_model is empty (tsdp bench cost writes one)");
+  if (ts_cost_load(&r->cost, c->rl.cost_model)) return -1;
+  if (ts_policy_load(&r->base, o->base, "ema")) return -1;
+  ts_hash_hex(ts_model_hash(&r->base.model), r->base_hash);
+  snprintf(r->drafter_id, sizeof r->drafter_id, "frozen");
+  if (o->drafter && strcmp(o->drafter, "frozen")) {
+    if (ts_drafter_load(&r->dm, o->drafter, o->base, &r->base)) return -1;
+    r->drafter = &r->dm.drafter;
+    ts_hash_hex(ts_model_hash(&r->dm.model), r->drafter_id);
+    ts_denoiser_reserve(&r->dm.net, 1);
+  }
+  /* The checkpoint's [data], [model] and [diffusion] are the base's. */
+  c->data = r->base.cfg.data;
+  c->model = r->base.cfg.model;
+  c->diffusion = r->base.cfg.diffusion;
+  if (ts_rollouts_load(&r->ro, o->rollouts, &r->base)) return -1;
+  r->conds = malloc((size_t)r->ro.n * r->base.cond_dim * sizeof(float));
+  if (!r->conds) abort();
+  memcpy(r->conds, r->ro.obs, (size_t)r->ro.n * r->base.cond_dim * sizeof(float));
+  ts_norm_apply(&r->base.nobs, r->conds, (int64_t)r->ro.n * r->base.cfg.data.n_obs_steps);
+  int maxL = c->rl.blocks[c->rl.n_blocks - 1] > c->rl.accept_block ? c->rl.blocks[c->rl.n_blocks - 1] : c->rl.accept_block;
+  if (!(r->spec = ts_spec_new(&r->base.target, &r->base.sched, maxL))) return -1;
+  ts_rng init;
+  ts_rng_init_stream(&init, (uint64_t)c->rl.seed, 1);
+  ts_ppo_cfg pc = ppo_cfg(c);
+  if (ts_ppo_new(&r->ppo, &pc, &init)) return -1;
+  r->named = ts_ppo_tensors(&r->ppo, &r->n_named);
+  ts_rng_init_stream(&r->rng, (uint64_t)c->rl.seed, 2);
+  r->cfg_text = ts_config_to_ini(c);
+  return 0;
+}
+
+/* Per-step acceptance from accept_chains chains at accept_block on training windows (its own
+ * random stream), then the DP's static schedule and each fixed L's expected cost. */
+static void measure(trainer *r) {
+  const ts_config *c = &r->cfg;
+  int T = r->base.sched.T, frozen = !r->drafter;
+  ts_rng g;
+  ts_rng_init_stream(&g, (uint64_t)c->rl.seed, 3);
+  memset(&r->acc, 0, sizeof r->acc);
+  r->acc.T = T;
+  for (int k = 0; k < c->rl.accept_chains; k++) {
+    int w = (int)ts_rng_below(&g, (uint32_t)r->ro.n);
+    ts_spec_begin(r->spec, r->conds + (size_t)w * r->base.cond_dim, &g);
+    ts_spec_round_info in;
+    while (ts_spec_round(r->spec, r->drafter, c->rl.accept_block, &g, &in) == 1) ts_accept_add(&r->acc, &in, frozen);
+  }
+  ts_accept_rates(&r->acc, r->rate);
+  r->static_ms = ts_block_dp(r->rate, T, &r->cost, frozen, c->rl.blocks, c->rl.n_blocks, &r->table);
+  double best = INFINITY;
+  for (int i = 0; i < c->rl.n_blocks; i++) {
+    ts_block_table ft = {.T = T};
+    memset(ft.L, c->rl.blocks[i], sizeof ft.L);
+    double v = ts_block_eval(r->rate, T, &r->cost, frozen, &ft);
+    if (v < best) best = v, r->fixed_best = c->rl.blocks[i];
+  }
+  r->fixed_ms[0] = best;
+}
+
+typedef struct {
+  float *obs, *logp, *val, *rew;
+  int *act;
+  unsigned char *done;
+  int n;
+} batch;
+
+static void state_of(trainer *r, int w, const ts_spec_round_info *prev, int round, ts_round_state *st) {
+  *st = (ts_round_state){.t = ts_spec_t(r->spec), .T = r->base.sched.T, .have_eps = ts_spec_have_eps(r->spec),
+                         .round = round, .max_block = ts_spec_max_block(r->spec),
+                         .control_step = r->ro.control_step[w], .prev = prev,
+                         .cond = r->conds + (size_t)w * r->base.cond_dim, .cond_dim = r->base.cond_dim,
+                         .obs_dim = r->base.obs_dim};
+}
+
+/* One chain on window w with the stochastic policy, its rounds appended to b. Returns the
+ * chain's modelled cost (ms); *Lsum, *rounds, *acc, *dr for the log. */
+static double episode(trainer *r, int w, batch *b, double *Lsum, long *rounds, long *acc, long *dr) {
+  const ts_config *c = &r->cfg;
+  double unit = r->static_ms, cost = 0;
+  ts_spec_begin(r->spec, r->conds + (size_t)w * r->base.cond_dim, &r->rng);
+  ts_spec_round_info prev;
+  int round = 0, rc;
+  do {
+    ts_round_state st;
+    state_of(r, w, round ? &prev : NULL, round, &st);
+    int i = b->n++;
+    float *f = b->obs + (size_t)i * TS_SCHED_FEATURES;
+    ts_sched_features(&st, f);
+    ts_ppo_act(&r->ppo, f, 0, &r->rng, &b->act[i], &b->logp[i], &b->val[i]);
+    int L = c->rl.blocks[b->act[i]];
+    rc = ts_spec_round(r->spec, r->drafter, L, &r->rng, &prev);
+    double cr = ts_cost_round(&r->cost, &prev);
+    cost += cr;
+    b->rew[i] = (float)(-cr / unit);
+    b->done[i] = rc != 1;
+    *Lsum += L;
+    (*rounds)++;
+    *acc += prev.accepted;
+    *dr += prev.drafted;
+    round++;
+  } while (rc == 1);
+  return cost;
+}
+
+/* Greedy scheduler statistics for the plots: mean L by chain step over `chains` windows, and
+ * per chunk of the first recorded episode its mean L and acceptance. */
+static int plots(trainer *r) {
+  const ts_config *c = &r->cfg;
+  int T = r->base.sched.T;
+  ts_sched_agent ag = {&r->ppo, c->rl.blocks, c->rl.n_blocks};
+  ts_rng g;
+  ts_rng_init_stream(&g, (uint64_t)c->rl.seed, 4);
+  double *ls = calloc((size_t)T, sizeof(double)), *ln = calloc((size_t)T, sizeof(double));
+  double *tx = malloc((size_t)T * sizeof(double)), *sl = malloc((size_t)T * sizeof(double));
+  int n0 = 0;
+  while (n0 < r->ro.n && r->ro.episode[n0] == r->ro.episode[0]) n0++;
+  double *ex = malloc((size_t)n0 * sizeof(double)), *eL = malloc((size_t)n0 * sizeof(double));
+  double *eA = malloc((size_t)n0 * sizeof(double));
+  if (!ls || !ln || !tx || !sl || !ex || !eL || !eA) abort();
+  int chains = c->rl.accept_chains;
+  for (int k = 0; k < chains + n0; k++) {
+    int w = k < chains ? (int)ts_rng_below(&g, (uint32_t)r->ro.n) : k - chains;
+    ts_spec_begin(r->spec, r->conds + (size_t)w * r->base.cond_dim, &g);
+    ts_spec_round_info prev;
+    int round = 0, rc;
+    double Ls = 0, a = 0, d = 0;
+    do {
+      ts_round_state st;
+      state_of(r, w, round ? &prev : NULL, round, &st);
+      int L = agent_block(&ag, &st);
+      int t = st.t;
+      rc = ts_spec_round(r->spec, r->drafter, L, &g, &prev);
+      ls[t] += L, ln[t] += 1;
+      Ls += L, a += prev.accepted, d += prev.drafted;
+      round++;
+    } while (rc == 1);
+    if (k >= chains) {
+      ex[k - chains] = r->ro.control_step[w];
+      eL[k - chains] = Ls / round;
+      eA[k - chains] = d > 0 ? a / d : 0;
+    }
+  }
+  int m = 0;
+  for (int t = 0; t < T; t++)
+    if (ln[t] > 0) tx[m] = t, sl[m++] = ls[t] / ln[t];
+  char path[1100];
+  int rc = 0;
+  snprintf(path, sizeof path, "%s.L_t.png", r->o->out);
+  rc |= ts_plot_png(path, tx, sl, m, 0);
+  for (int t = 0; t < T; t++) tx[t] = t, sl[t] = r->table.L[0][t];
+  snprintf(path, sizeof path, "%s.static_L_t.png", r->o->out);
+  rc |= ts_plot_png(path, tx, sl, T, 0);
+  if (n0 > 0) {
+    snprintf(path, sizeof path, "%s.episode_L.png", r->o->out);
+    rc |= ts_plot_png(path, ex, eL, n0, 0);
+    snprintf(path, sizeof path, "%s.episode_accept.png", r->o->out);
+    rc |= ts_plot_png(path, ex, eA, n0, 0);
+  }
+  free(ls), free(ln), free(tx), free(sl), free(ex), free(eL), free(eA);
+  return rc ? -1 : 0;
+}
+
+static int fail_free(trainer *r, ts_run *run) {
+  ts_run_close(run);
+  teardown(r);
+  return -1;
+}
+
+int ts_sched_train(const ts_config *cfg, const ts_sched_train_opts *o, ts_sched_train_result *res) {
+  trainer r;
+  memset(&r, 0, sizeof r);
+  memset(res, 0, sizeof *res);
+  r.o = o;
+  if (!o->base || !o->rollouts || !o->out) return ts_fail("rl train: no --ckpt, --rollouts or --out");
+  if (ts_config_validate(cfg, "config")) return -1;
+  if (setup(&r, cfg, o)) return fail_free(&r, NULL);
+  const ts_config *c = &r.cfg;
+  double t0 = ts_now();
+  measure(&r);
+  res->static_ms = r.static_ms;
+  res->fixed_best_ms = r.fixed_ms[0];
+  res->fixed_best = r.fixed_best;
+  if (!o->quiet)
+    fprintf(stderr, "rl train: %d windows from %d episodes, drafter %s; per-step acceptance from %d chains at L = %d "
+            "(%.1f s): static schedule %.1f ms/chunk expected, best fixed L = %d %.1f ms/chunk\n", r.ro.n,
+            r.ro.episode[r.ro.n - 1] + 1, r.drafter_id, c->rl.accept_chains, c->rl.accept_block, ts_now() - t0,
+            r.static_ms, r.fixed_best, r.fixed_ms[0]);
+  ts_run_spec spec = {.out = o->out, .config = r.cfg_text, .may_change = may_change, .tensors = r.named,
+                      .n_tensors = r.n_named, .rng = &r.rng, .opt = r.ppo.opt, .cols = cols, .n_cols = NC,
+                      .total_steps = c->rl.updates, .fresh = o->fresh, .quiet = o->quiet};
+  ts_run *run;
+  if (ts_run_open(&run, &spec)) return fail_free(&r, NULL);
+  long step = ts_run_resume(run);
+  if (step < 0) return fail_free(&r, run);
+  res->resumed_from = (int)step;
+  int T = r.base.sched.T, cap = c->rl.chains_per_update * (T + 1);
+  batch b;
+  b.obs = malloc((size_t)cap * TS_SCHED_FEATURES * sizeof(float));
+  b.logp = malloc((size_t)cap * sizeof(float));
+  b.val = malloc((size_t)cap * sizeof(float));
+  b.rew = malloc((size_t)cap * sizeof(float));
+  b.act = malloc((size_t)cap * sizeof(int));
+  b.done = malloc((size_t)cap);
+  if (!b.obs || !b.logp || !b.val || !b.rew || !b.act || !b.done) abort();
+  double lc = 0, lret = 0, lent = 0, lL = 0, lacc = 0, lpg = 0, lvl = 0, lkl = 0;
+  long ln = 0, lch = 0;
+  int rc = 0;
+  long stop_at = o->stop_after > 0 && step + o->stop_after < c->rl.updates ? step + o->stop_after : c->rl.updates;
+  for (; step < stop_at && !rc; step++) {
+    b.n = 0;
+    double cost = 0, Lsum = 0;
+    long rounds = 0, acc = 0, dr = 0;
+    for (int k = 0; k < c->rl.chains_per_update; k++)
+      cost += episode(&r, (int)ts_rng_below(&r.rng, (uint32_t)r.ro.n), &b, &Lsum, &rounds, &acc, &dr);
+    double ret = 0;
+    for (int i = 0; i < b.n; i++) ret += b.rew[i];
+    ts_ppo_stats ps;
+    if ((rc = ts_ppo_update(&r.ppo, b.obs, b.act, b.logp, b.val, b.rew, b.done, b.n, 0, &r.rng, &ps))) break;
+    int K = c->rl.chains_per_update;
+    lc += cost / K, lret += ret / K, lent += ps.entropy, lL += Lsum / rounds, lacc += dr ? (double)acc / dr : 0;
+    lpg += ps.pg_loss, lvl += ps.v_loss, lkl += ps.approx_kl;
+    ln++, lch += K;
+    long done = step + 1;
+    int last = done == stop_at;
+    if (done % c->rl.log_every == 0 || last) {
+      double row[NC] = {lc / ln, lret / ln, lent / ln, lL / ln, lacc / ln, lpg / ln, lvl / ln, lkl / ln, (double)lch};
+      ts_run_log(run, done, row);
+      res->final_cost_ms = lc / ln, res->final_mean_L = lL / ln, res->final_entropy = lent / ln;
+      lc = lret = lent = lL = lacc = lpg = lvl = lkl = 0;
+      ln = lch = 0;
+    }
+    if (done % c->rl.checkpoint_every == 0 || last) rc = ts_run_checkpoint(run, done, write_extras, &r);
+  }
+  res->updates = step;
+  if (!rc && step == c->rl.updates) rc = plots(&r);
+  res->seconds = ts_now() - t0;
+  free(b.obs), free(b.logp), free(b.val), free(b.rew), free(b.act), free(b.done);
+  ts_run_close(run);
+  teardown(&r);
+  return rc ? -1 : 0;
+}
+
+/* ---- loading ---- */
+
+int ts_sched_load(ts_sched_model *m, const char *path, const ts_policy *base, const char *drafter_id) {
+  memset(m, 0, sizeof *m);
+  ts_h5 *f = ts_h5_open(path);
+  if (!f) return -1;
+  char *kind = ts_h5_get_attr_str(f, "/", "kind"), *cfgtxt = NULL, *bh = NULL, *dr = NULL;
+  int rc = 0;
+  if (!kind || strcmp(kind, "block_scheduler")) rc = ts_fail("%s: not a block scheduler (tsdp rl train writes one)", path);
+  if (!rc) {
+    cfgtxt = ts_h5_get_attr_str(f, "/", "config");
+    bh = ts_h5_get_attr_str(f, "/", "base_hash");
+    dr = ts_h5_get_attr_str(f, "/", "drafter");
+    ts_config_defaults(&m->cfg);
+    if (!cfgtxt || !bh || !dr) rc = ts_fail("%s: a scheduler without config, base_hash or drafter", path);
+    else if (ts_config_parse_string(&m->cfg, cfgtxt, path)) rc = -1;
+  }
+  if (!rc) {
+    char have[17];
+    ts_hash_hex(ts_model_hash(&base->model), have);
+    snprintf(m->drafter, sizeof m->drafter, "%s", dr);
+    if (strcmp(have, bh)) rc = ts_fail("%s: trained for base hash %s, the loaded base is %s", path, bh, have);
+    else if (drafter_id && strcmp(drafter_id, dr))
+      rc = ts_fail("%s: trained with drafter %s, not with %s", path, dr, drafter_id);
+  }
+  int64_t fb = 0;
+  if (!rc) {
+    ts_rng init;
+    ts_rng_init(&init, 0);
+    ts_ppo_cfg pc = ppo_cfg(&m->cfg);
+    rc = ts_ppo_new(&m->ppo, &pc, &init);
+  }
+  if (!rc) {
+    int n;
+    ts_named *nm = ts_ppo_tensors(&m->ppo, &n);
+    rc = ts_ckpt_read(f, nm, n, NULL, NULL);
+    ts_named_free(nm, n);
+  }
+  int T = base->sched.T;
+  if (!rc) {
+    int nd;
+    int64_t d[TS_MAXDIM];
+    float *tab = ts_h5_read_f32(f, "sched/static_L", &nd, d);
+    float *acc = ts_h5_read_f32(f, "sched/accept_t", &nd, d);
+    if (!tab || !acc || ts_h5_get_attr_i64(f, "/", "fixed_best", &fb)) rc = -1;
+    else if (d[0] != T) rc = ts_fail("%s: accept_t has %lld steps, the base %d", path, (long long)d[0], T);
+    else {
+      m->table.T = T;
+      for (int t = 0; t < T; t++) {
+        m->table.L[0][t] = (unsigned char)tab[t];
+        m->table.L[1][t] = (unsigned char)tab[T + t];
+        m->accept_t[t] = acc[t];
+      }
+    }
+    free(tab);
+    free(acc);
+  }
+  ts_h5_close(f);
+  free(kind), free(cfgtxt), free(bh), free(dr);
+  if (rc) {
+    ts_sched_model_free(m);
+    return -1;
+  }
+  m->fixed_best = (int)fb;
+  m->agent = (ts_sched_agent){&m->ppo, m->cfg.rl.blocks, m->cfg.rl.n_blocks};
+  m->learned = ts_sched_agent_sched(&m->agent);
+  m->stat = ts_block_table_sched(&m->table);
+  m->fixed = ts_block_fixed(&m->fixed_best);
+  return 0;
+}
+
+void ts_sched_model_free(ts_sched_model *m) {
+  ts_ppo_free(&m->ppo);
+  memset(m, 0, sizeof *m);
+}
