@@ -1,5 +1,6 @@
 /* tsdp: one program, one subcommand per pipeline stage. */
 #include "cli.h"
+#include "core/dist.h"
 #include "core/error.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +58,10 @@ int main(int argc, char **argv) {
   }
   const char *cmd = argv[1];
   int rc;
+  if (ts_dist_init(&argc, &argv)) { /* under mpirun: one rank of the job (core/dist.h) */
+    fprintf(stderr, "tsdp: %s\n", ts_error());
+    return 1;
+  }
   if (strcmp(cmd, "bench") == 0) rc = ts_cmd_bench(argc - 2, argv + 2);
   else if (strcmp(cmd, "data") == 0) rc = ts_cmd_data(argc - 2, argv + 2);
   else if (strcmp(cmd, "sim") == 0) rc = ts_cmd_sim(argc - 2, argv + 2);
@@ -73,6 +78,8 @@ int main(int argc, char **argv) {
     usage(stderr);
     return 2;
   }
+  if (rc != 0 && ts_dist_size() > 1) ts_dist_fail(cmd); /* ends every rank; does not return */
   if (rc != 0 && ts_error()[0]) fprintf(stderr, "tsdp %s: %s\n", cmd, ts_error());
+  ts_dist_finalize();
   return rc ? 1 : 0; /* subcommands return -1 or 1 on failure; the process exits 1 */
 }
