@@ -44,6 +44,7 @@ static void usage(FILE *f) {
           "       [--drafter DRAFTER.h5|frozen] --seed S --out OUT.h5 [--json]\n"
           "  forward --ckpt C --in IN.h5 --out OUT.h5     one batched eps forward (x, t, cond -> eps)\n"
           "    (eval, sample, forward: --threads T, default all CPUs)\n"
+          "  under mpirun -np N, train and distill split each batch and eval its episodes over the N ranks\n"
           "  bench gemm [--dims 64,128,256] [--batch B] [--json]\n"
           "  bench step --ckpt C [--batch 1,2,4,8,16] [--threads T] [--json]\n"
           "  bench spec --ckpt C --data D.h5 [--drafter DRAFTER.h5|frozen] [--blocks 2,4] [--windows 20] [--json]\n"

@@ -1,6 +1,7 @@
 /* dist.c: MPI ranks (see dist.h); without TS_HAVE_MPI a job of one. */
 #include "dist.h"
 #include "error.h"
+#include "timer.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,10 +10,15 @@
 #include <mpi.h>
 #endif
 
-static int g_rank = 0, g_size = 1;
+static int g_rank = 0, g_size = 1, g_local = 1;
 
 int ts_dist_rank(void) { return g_rank; }
 int ts_dist_size(void) { return g_size; }
+int ts_dist_local_size(void) { return g_local; }
+int ts_dist_default_threads(void) {
+  int n = ts_cpu_count() / g_local;
+  return n > 0 ? n : 1;
+}
 
 void ts_dist_split(int64_t n, int rank, int size, int64_t *lo, int64_t *hi) {
   int64_t q = n / size, m = n % size;
@@ -71,6 +77,10 @@ int ts_dist_init(int *argc, char ***argv) {
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_ARE_FATAL);
   MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
   MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+  MPI_Comm node;
+  MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+  MPI_Comm_size(node, &g_local);
+  MPI_Comm_free(&node);
   if (g_rank > 0 && !freopen("/dev/null", "w", stdout)) return ts_fail("rank %d: cannot silence stdout", g_rank);
   return 0;
 }

@@ -31,6 +31,10 @@ int ts_dist_init(int *argc, char ***argv);
 void ts_dist_finalize(void);
 int ts_dist_rank(void);
 int ts_dist_size(void);
+/* Ranks of the job on this machine (1 for a job of one): CPUs are shared among them. */
+int ts_dist_local_size(void);
+/* Compute threads a rank should use by default: the CPUs over the ranks on this machine, >= 1. */
+int ts_dist_default_threads(void);
 /* 1 when this binary was built with MPI. */
 int ts_dist_have_mpi(void);
 

@@ -43,6 +43,10 @@ typedef struct ts_sampler {
   ts_denoiser *target;       /* the denoiser sampled: NULL = the policy's target (e.g. &p->reference) */
   ts_spec *spec;             /* spec: work space and counters (ts_spec_new for the same target, max block
                                 >= steps); NULL = one made and freed inside each ts_policy_sample call */
+  int batch_row0, batch_rows; /* ddpm, ddim: batch_rows > 0 makes a call of B rows draw its noise as rows
+                                 [batch_row0, batch_row0 + B) of a batch of batch_rows (every row's
+                                 noise is drawn, these rows' used), so a batch split over ranks samples
+                                 what the whole batch would; B may then be 0. 0: the batch is whole */
 } ts_sampler;
 
 /* Load a tsdp checkpoint; group "ema" (default for inference) or "model". */

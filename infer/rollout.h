@@ -3,7 +3,7 @@
  * episode in a single batched call. The observation queue starts filled with the first
  * observation; each chunk's actions [n_obs_steps-1, n_obs_steps-1+n_action_steps) are executed.
  * An episode ends at success (coverage > 0.95) or after 300 steps; its score is its max
- * reward. */
+ * reward. Under mpirun the episodes can be split over the ranks (ts_eval_opts.split). */
 #ifndef TS_ROLLOUT_H
 #define TS_ROLLOUT_H
 
@@ -15,6 +15,11 @@ typedef struct ts_eval_opts {
   const char *gif_dir; /* NULL: no GIFs; else the first gif_count episodes as DIR/seed_S.gif */
   int gif_count;
   int quiet;
+  int split;           /* 1: every rank of the job (core/dist.h) calls this and runs its ts_dist_split
+                          block of the episodes, drawing the noise of the whole lockstep batch, so
+                          the results (gathered on every rank) equal a one-process evaluation's;
+                          the speculative sampler, whose chains share one stream, is not split
+                          (every rank runs every episode) */
 } ts_eval_opts;
 
 typedef struct ts_eval_result {
