@@ -47,6 +47,7 @@ static void usage(FILE *f) {
           "  under mpirun -np N, train and distill split each batch and eval its episodes over the N ranks\n"
           "  bench gemm [--dims 64,128,256] [--batch B] [--json]\n"
           "  bench step --ckpt C [--batch 1,2,4,8,16] [--threads T] [--json]\n"
+          "  bench allreduce [--floats 262144,...] [--reps R] [--json]   (under mpirun -np N: the gradient all-reduce)\n"
           "  bench spec --ckpt C --data D.h5 [--drafter DRAFTER.h5|frozen] [--blocks 2,4] [--windows 20] [--json]\n"
           "  rl                                         (not implemented yet: see the issues)\n"
           "  (spec: exact speculative DDPM, L drafted steps per round; the frozen-target drafter by default)\n");

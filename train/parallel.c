@@ -2,6 +2,8 @@
 #include "parallel.h"
 #include "core/dist.h"
 #include "core/error.h"
+#include "core/timer.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +16,7 @@ int ts_dp_init(ts_dp *dp, int shards_cfg, ts_tensor **params, int n) {
     return ts_fail("train.grad_shards = %d is not a multiple of the %d ranks", dp->shards, dp->size);
   dp->count = dp->shards / dp->size;
   dp->first = dp->rank * dp->count;
+  dp->profile = getenv("TSDP_DP_PROFILE") != NULL;
   dp->params = params;
   dp->n = n;
   for (int i = 0; i < n; i++) dp->total += params[i]->n;
@@ -76,13 +79,33 @@ void ts_dp_add(ts_dp *dp, double weighted_loss) {
 double ts_dp_reduce(ts_dp *dp) {
   if (ts_dp_legacy(dp)) return dp->loss;
   if (!dp->added) memset(dp->acc, 0, (size_t)(dp->total + 1) * sizeof(float));
+  double t0 = ts_now();
+  if (dp->profile) {
+    ts_dist_barrier();
+    dp->wait_s += ts_now() - t0;
+    t0 = ts_now();
+  }
   ts_dist_allreduce_sum(dp->acc, dp->total + 1);
+  dp->reduce_s += ts_now() - t0;
+  dp->reduces++;
   const float *a = dp->acc;
   for (int i = 0; i < dp->n; i++) {
     memcpy(dp->params[i]->grad, a, (size_t)dp->params[i]->n * sizeof(float));
     a += dp->params[i]->n;
   }
   return *a;
+}
+
+void ts_dp_report(const ts_dp *dp, double step_seconds, long steps, char *buf, size_t n) {
+  double per = steps > 0 ? step_seconds / steps : 0, k = dp->reduces > 0 ? (double)dp->reduces : 1;
+  int o = snprintf(buf, n, "data parallel: %d rank%s x %d shard%s, all-reduce of %.2f M floats %.2f ms/step", dp->size,
+                   dp->size > 1 ? "s" : "", dp->count, dp->count > 1 ? "s" : "", (double)dp->total / 1e6,
+                   1e3 * dp->reduce_s / k);
+  if (o > 0 && (size_t)o < n && dp->profile)
+    o += snprintf(buf + o, n - (size_t)o, " (+ %.2f ms/step waiting for the slowest rank)", 1e3 * dp->wait_s / k);
+  if (o > 0 && (size_t)o < n)
+    snprintf(buf + o, n - (size_t)o, ", %.1f%% of %.1f ms/step", per > 0 ? 100 * (dp->reduce_s + dp->wait_s) / k / per : 0,
+             1e3 * per);
 }
 
 int ts_dp_agree(int rc) {

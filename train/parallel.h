@@ -42,6 +42,12 @@ typedef struct ts_dp {
   float *acc;         /* total + 1 floats (the loss last); NULL when S = 1 and one rank */
   int added;          /* shards added since ts_dp_begin */
   double loss;        /* S = 1, one rank: the step's loss */
+  /* Wall seconds in ts_dp_reduce: waiting for the slowest rank, then the all-reduce itself. The
+   * two are told apart only when TSDP_DP_PROFILE is set in the environment (a barrier before the
+   * reduce; otherwise the wait counts as reduce time). */
+  double wait_s, reduce_s;
+  long reduces;
+  int profile;
 } ts_dp;
 
 /* shards_cfg: train.grad_shards. -1 with a message naming the key when it is not a multiple of
@@ -67,6 +73,10 @@ void ts_dp_add(ts_dp *dp, double weighted_loss);
 /* Sum over the rank's shards and the ranks, into the params' grads on every rank. Returns the
  * batch's loss (the sum of the weighted shard losses). */
 double ts_dp_reduce(ts_dp *dp);
+
+/* One line on what the all-reduce cost, e.g. "data parallel: 2 ranks x 1 shard, all-reduce of
+ * 0.26 M floats 1.9 ms/step (wait for the slowest rank 0.4 ms), 3.1% of 61.0 ms/step". */
+void ts_dp_report(const ts_dp *dp, double step_seconds, long steps, char *buf, size_t n);
 
 /* Rank 0's rc to every rank (rc of the other ranks is ignored): after rank-0-only work. */
 int ts_dp_agree(int rc);

@@ -273,6 +273,11 @@ int ts_train(const ts_config *cfg, const ts_train_opts *o, ts_train_result *res)
   res->io_seconds = run ? ts_run_io_seconds(run) : 0;
   res->step_samples_per_s =
       (double)(step - start_step) * B / (res->seconds - res->io_seconds > 0 ? res->seconds - res->io_seconds : 1);
+  if (!o->quiet && !ts_dp_legacy(&dp)) {
+    char line[256];
+    ts_dp_report(&dp, res->seconds - res->io_seconds, step - start_step, line, sizeof line);
+    fprintf(stderr, "%s\n", line);
+  }
   free(perm);
   free(x0);
   free(ob);
