@@ -1,6 +1,7 @@
 # tsdp: pure-C Diffusion Policy training and speculative inference.
 #   make            build build/libtsdp.a and build/tsdp
-#   make test       install missing Debian packages, build and run the Check test suite
+#   make test       install missing Debian packages (OpenMPI included), build and run the Check test suite
+#                   (the MPI tests run when the build found MPI; plain make builds without it too)
 #   make asan       the same tests under AddressSanitizer + UBSan
 #   make demo       run the pipeline end to end on small defaults
 #   make bench      GEMM benchmark, and U-Net forward latency for CKPT (default: the demo's)
@@ -17,6 +18,15 @@ CFLAGS   = -std=c11 -D_DEFAULT_SOURCE $(OPT) -g -Wall -Wextra -I. $(SAN) \
            $(shell pkg-config --cflags hdf5 openblas cairo 2>/dev/null)
 LDLIBS   = $(shell pkg-config --libs hdf5 openblas cairo 2>/dev/null) -lblosc -linih -lgif -lchipmunk -lz -lm -lpthread
 TESTLIBS = $(shell pkg-config --libs check 2>/dev/null)
+# MPI (core/dist.c only): used when pkg-config knows ompi-c or mpicc is on the PATH, else the
+# build is single-process (make MPI=0 forces that; make clean when switching).
+ifeq ($(origin MPI),undefined)
+  MPI := $(shell (pkg-config --exists ompi-c 2>/dev/null || command -v mpicc >/dev/null 2>&1) && echo 1 || echo 0)
+endif
+ifeq ($(MPI),1)
+  CFLAGS += -DTS_HAVE_MPI $(shell pkg-config --cflags ompi-c 2>/dev/null || mpicc --showme:compile)
+  LDLIBS += $(shell pkg-config --libs ompi-c 2>/dev/null || mpicc --showme:link)
+endif
 
 LIB_SRC  = $(wildcard core/*.c nn/*.c data/*.c sim/*.c train/*.c infer/*.c rl/*.c)
 CLI_SRC  = $(wildcard cli/*.c)
@@ -30,11 +40,16 @@ HEADERS  = $(wildcard */*.h)
 all: $(BUILD)/libtsdp.a $(BUILD)/tsdp
 
 deps:
-	@bash scripts/deps.sh
+	@bash scripts/deps.sh --mpi
 
 $(BUILD)/obj/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+# core/dist.o follows the MPI switch (the only object that depends on it).
+$(BUILD)/obj/core/dist.o: $(BUILD)/mpi-$(MPI).stamp
+$(BUILD)/mpi-$(MPI).stamp:
+	@mkdir -p $(BUILD) && rm -f $(BUILD)/mpi-*.stamp && touch $@
 
 $(BUILD)/libtsdp.a: $(LIB_OBJ)
 	@rm -f $@

@@ -2,7 +2,9 @@
  * convolutions and FiLM/step-encoder linears), through the tensor library's ts_matmul and
  * through cblas_sgemm directly on the same buffers, side by side. */
 #include "cli.h"
+#include "core/dist.h"
 #include "core/error.h"
+#include "core/timer.h"
 #include "core/ops.h"
 #include "core/kernels.h"
 #include "core/rng.h"
@@ -261,11 +263,58 @@ static int bench_step(int argc, char **argv) {
   return 0;
 }
 
+/* tsdp bench allreduce [--floats 262144,...] [--reps R] [--json], under mpirun -np N: the
+ * gradient all-reduce of train/parallel.h (core/dist.h) timed on float buffers of those sizes;
+ * the median of R after a warm-up, measured on rank 0 after a barrier. */
+static int bench_allreduce(int argc, char **argv) {
+  const char *fl = ts_opt(argc, argv, "--floats");
+  long reps;
+  if (ts_int_opt(argc, argv, "--reps", 20, 1, 100000, &reps)) return 1;
+  int json = ts_has_flag(argc, argv, "--json");
+  char list[512];
+  snprintf(list, sizeof list, "%s", fl ? fl : "262144,4194304,67108864");
+  if (json) printf("{\"ranks\": %d, \"floats\": [", ts_dist_size());
+  int first = 1;
+  for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
+    char *e;
+    long n = strtol(tok, &e, 10);
+    if (e == tok || *e || n < 1 || n > (1L << 30)) return ts_fail("--floats: '%s' is not a count in 1..2^30", tok);
+    float *buf = malloc((size_t)n * sizeof(float));
+    double *t = malloc((size_t)reps * sizeof(double));
+    if (!buf || !t) abort();
+    for (long i = 0; i < n; i++) buf[i] = (float)(i % 7);
+    ts_dist_allreduce_sum(buf, n); /* warm-up: connections, pages */
+    for (long r = 0; r < reps; r++) {
+      ts_dist_barrier();
+      double t0 = ts_now();
+      ts_dist_allreduce_sum(buf, n);
+      t[r] = ts_now() - t0;
+    }
+    for (long i = 1; i < reps; i++) /* insertion sort for the median */
+      for (long j = i; j > 0 && t[j] < t[j - 1]; j--) {
+        double x = t[j];
+        t[j] = t[j - 1];
+        t[j - 1] = x;
+      }
+    double med = t[reps / 2], gbs = (double)n * 4 * 2 * (ts_dist_size() - 1) / ts_dist_size() / med / 1e9;
+    if (json) printf("%s{\"n\": %ld, \"ms\": %.3f, \"bus_gb_s\": %.2f}", first ? "" : ", ", n, 1e3 * med, gbs);
+    else
+      printf("all-reduce of %ld floats (%.1f MB) over %d rank%s: %.3f ms (median of %ld), %.2f GB/s moved per rank\n", n,
+             n * 4 / 1e6, ts_dist_size(), ts_dist_size() > 1 ? "s" : "", 1e3 * med, reps, gbs);
+    first = 0;
+    free(buf);
+    free(t);
+  }
+  if (json) printf("]}\n");
+  return 0;
+}
+
 int ts_cmd_bench(int argc, char **argv) {
+  if (argc >= 1 && strcmp(argv[0], "allreduce") == 0) return bench_allreduce(argc - 1, argv + 1);
   if (argc >= 1 && strcmp(argv[0], "gemm") == 0) return bench_gemm(argc - 1, argv + 1);
   if (argc >= 1 && strcmp(argv[0], "step") == 0) return bench_step(argc - 1, argv + 1);
   if (argc >= 1 && strcmp(argv[0], "spec") == 0) return ts_bench_spec(argc - 1, argv + 1);
   if (argc >= 1 && strcmp(argv[0], "cost") == 0) return ts_bench_cost(argc - 1, argv + 1);
   return ts_fail("usage: tsdp bench gemm [--dims 64,128,256] [--batch B] [--json] | tsdp bench step --ckpt C ... | "
-                 "tsdp bench spec --ckpt C --data D.h5 ...");
+                 "tsdp bench spec --ckpt C --data D.h5 ... | mpirun -np N tsdp bench allreduce [--floats N,...]");
 }

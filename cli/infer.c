@@ -1,5 +1,6 @@
 /* tsdp eval | sample | forward: everything that runs a trained checkpoint. */
 #include "cli.h"
+#include "core/dist.h"
 #include "core/error.h"
 #include "core/h5io.h"
 #include "data/dataset.h"
@@ -19,7 +20,7 @@ int ts_cli_load_policy(int argc, char **argv, ts_policy *p) {
   const char *ck = ts_opt(argc, argv, "--ckpt");
   if (!ck) return ts_fail("--ckpt CKPT.h5 is required");
   long th;
-  if (ts_int_opt(argc, argv, "--threads", ts_cpu_count(), 1, 256, &th)) return -1;
+  if (ts_int_opt(argc, argv, "--threads", ts_dist_default_threads(), 1, 256, &th)) return -1;
   ts_set_threads((int)th);
   if (ts_policy_load(p, ck, ts_has_flag(argc, argv, "--raw-weights") ? "model" : "ema")) return -1;
   ts_policy_set_threads(p, (int)th);
@@ -87,7 +88,7 @@ int ts_cmd_eval(int argc, char **argv) {
   ts_eval_result r;
   if (!rc) {
     ts_eval_opts o = {.episodes = (int)eps, .seed_start = (int)start, .seed = (uint64_t)seed, .gif_dir = gif,
-                      .gif_count = (int)ngif, .quiet = json};
+                      .gif_count = (int)ngif, .quiet = json, .split = 1};
     rc = ts_eval_pusht(&p, &smp, &o, &r);
   }
   if (!rc) {

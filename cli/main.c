@@ -1,5 +1,6 @@
 /* tsdp: one program, one subcommand per pipeline stage. */
 #include "cli.h"
+#include "core/dist.h"
 #include "core/error.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,14 +44,16 @@ static void usage(FILE *f) {
           "       [--drafter DRAFTER.h5|frozen] --seed S --out OUT.h5 [--json]\n"
           "  forward --ckpt C --in IN.h5 --out OUT.h5     one batched eps forward (x, t, cond -> eps)\n"
           "    (eval, sample, forward: --threads T, default all CPUs)\n"
+          "  under mpirun -np N, train and distill split each batch and eval its episodes over the N ranks\n"
           "  bench gemm [--dims 64,128,256] [--batch B] [--json]\n"
           "  bench step --ckpt C [--batch 1,2,4,8,16] [--threads T] [--json]\n"
-          "  bench spec --ckpt C (--data D.h5 | --rollouts R.h5) [--drafter DRAFTER.h5|frozen] [--blocks 2,4]\n"
-          "       [--windows 20] [--scheduler SCHED.h5] [--json]\n"
-          "  bench cost --ckpt C [--drafter DRAFTER.h5] --out COST.ini [--max-batch 17]   the scheduler's cost model\n"
-          "  rl record --ckpt BASE.h5 --episodes N --out R.h5 [--seed-start S] [--sampler ddpm|ddim] [--steps K]\n"
-          "  rl train --config C.ini --ckpt BASE.h5 [--drafter D.h5|frozen] --rollouts R.h5 --out SCHED.h5 [--cost COST.ini]\n"
-          "       [--updates N] [--stop-after N] [--fresh] [--json] [section.key=value ...]\n"
+           "  bench spec --ckpt C (--data D.h5 | --rollouts R.h5) [--drafter DRAFTER.h5|frozen] [--blocks 2,4]\n"
+           "       [--windows 20] [--scheduler SCHED.h5] [--threads 1,2] [--plot PREFIX] [--json]\n"
+           "  bench cost --ckpt C [--drafter DRAFTER.h5] --out COST.ini [--max-batch 17]   the scheduler's cost model\n"
+           "  bench allreduce [--floats 262144,...] [--reps R] [--json]   (under mpirun -np N: the gradient all-reduce)\n"
+           "  rl record --ckpt BASE.h5 --episodes N --out R.h5 [--seed-start S] [--sampler ddpm|ddim] [--steps K]\n"
+           "  rl train --config C.ini --ckpt BASE.h5 [--drafter D.h5|frozen] --rollouts R.h5 --out SCHED.h5 [--cost COST.ini]\n"
+           "       [--updates N] [--stop-after N] [--fresh] [--json] [section.key=value ...]\n"
           "  (spec: exact speculative DDPM, L drafted steps per round; the frozen-target drafter by default)\n");
 }
 
@@ -61,6 +64,10 @@ int main(int argc, char **argv) {
   }
   const char *cmd = argv[1];
   int rc;
+  if (ts_dist_init(&argc, &argv)) { /* under mpirun: one rank of the job (core/dist.h) */
+    fprintf(stderr, "tsdp: %s\n", ts_error());
+    return 1;
+  }
   if (strcmp(cmd, "bench") == 0) rc = ts_cmd_bench(argc - 2, argv + 2);
   else if (strcmp(cmd, "data") == 0) rc = ts_cmd_data(argc - 2, argv + 2);
   else if (strcmp(cmd, "sim") == 0) rc = ts_cmd_sim(argc - 2, argv + 2);
@@ -75,6 +82,8 @@ int main(int argc, char **argv) {
     usage(stderr);
     return 2;
   }
+  if (rc != 0 && ts_dist_size() > 1) ts_dist_fail(cmd); /* ends every rank; does not return */
   if (rc != 0 && ts_error()[0]) fprintf(stderr, "tsdp %s: %s\n", cmd, ts_error());
+  ts_dist_finalize();
   return rc ? 1 : 0; /* subcommands return -1 or 1 on failure; the process exits 1 */
 }

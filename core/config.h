@@ -49,6 +49,7 @@ typedef struct ts_config {
     long max_steps; /* 0: epochs decide */
     double ema_power, ema_max_decay;
     int seed, checkpoint_every, log_every, eval_every, eval_episodes, threads;
+    int grad_shards; /* 0: one per rank (train/parallel.h) */
   } train;
   struct { /* drafter distillation (train/distill.h); the drafter's optimiser is [train]'s */
     int objective; /* ts_distill_objective */

@@ -145,8 +145,39 @@ static int sample_spec(ts_policy *p, ts_denoiser *tg, const float *cond, int B, 
   return rc;
 }
 
+/* n = B rows of noise into x, or rows [batch_row0, +B) of a batch of batch_rows (ts_sampler). */
+static void draw_noise(const ts_sampler *s, ts_rng *rng, float *x, int B, int64_t n) {
+  if (s->batch_rows <= 0) {
+    ts_rng_fill_normal(rng, x, n);
+    return;
+  }
+  int64_t row = B ? n / B : 0, all = (int64_t)s->batch_rows * row;
+  float *tmp = malloc((size_t)(all ? all : 1) * sizeof(float));
+  if (!tmp) abort();
+  ts_rng_fill_normal(rng, tmp, all);
+  if (n) memcpy(x, tmp + (int64_t)s->batch_row0 * row, (size_t)n * sizeof(float));
+  free(tmp);
+}
+
+/* A call with no rows of its own in a split batch: advance rng past the batch's noise. */
+static void skip_noise(const ts_policy *p, const ts_sampler *s, ts_rng *rng) {
+  int64_t all = (int64_t)s->batch_rows * p->horizon * p->act_dim, draws = 1;
+  if (s->kind == TS_SAMPLER_DDPM) draws = p->sched.T; /* x_T, then z for t = T-1 .. 1 */
+  float *tmp = malloc((size_t)(all ? all : 1) * sizeof(float));
+  if (!tmp) abort();
+  for (int64_t k = 0; k < draws; k++) ts_rng_fill_normal(rng, tmp, all);
+  free(tmp);
+}
+
 int ts_policy_sample(ts_policy *p, const float *obs_raw, int B, const ts_sampler *s, ts_rng *rng, float *actions) {
   if (ts_sampler_check(s, p)) return -1;
+  if (s->batch_rows > 0 && (s->kind == TS_SAMPLER_SPEC || s->batch_row0 < 0 || B < 0 || s->batch_row0 + B > s->batch_rows))
+    return ts_fail("sampling rows %d..%d of a batch of %d: not a part of it%s", s->batch_row0, s->batch_row0 + B,
+                   s->batch_rows, s->kind == TS_SAMPLER_SPEC ? " (or a speculative sampler, which cannot split)" : "");
+  if (B == 0 && s->batch_rows > 0) {
+    skip_noise(p, s, rng);
+    return 0;
+  }
   ts_denoiser *tg = s->target ? s->target : &p->target;
   ts_policy_reserve(p, B);
   ts_denoiser_reserve(tg, B);
@@ -162,7 +193,7 @@ int ts_policy_sample(ts_policy *p, const float *obs_raw, int B, const ts_sampler
     int ts[TS_MAX_T];
     if (steps <= 0 || steps > T) steps = T;
     ts_ddim_timesteps(T, steps, ts);
-    ts_rng_fill_normal(rng, x, n);
+    draw_noise(s, rng, x, B, n);
     for (int i = 0; i < steps; i++) {
       for (int b = 0; b < B; b++) tb[b] = ts[i];
       ts_denoiser_eps(tg, x, tb, cond, B, eps);
@@ -171,13 +202,13 @@ int ts_policy_sample(ts_policy *p, const float *obs_raw, int B, const ts_sampler
     break;
   }
   default: /* TS_SAMPLER_DDPM */
-    ts_rng_fill_normal(rng, x, n);
+    draw_noise(s, rng, x, B, n);
     for (int t = T - 1; t >= 0; t--) {
       for (int b = 0; b < B; b++) tb[b] = t;
       ts_denoiser_eps(tg, x, tb, cond, B, eps);
       float sigma = ts_ddpm_mean(&p->sched, t, x, eps, p->buf_mean, n);
       if (t > 0) {
-        ts_rng_fill_normal(rng, p->buf_z, n);
+        draw_noise(s, rng, p->buf_z, B, n);
         for (int i = 0; i < n; i++) x[i] = p->buf_mean[i] + sigma * p->buf_z[i];
       } else {
         memcpy(x, p->buf_mean, (size_t)n * sizeof(float));

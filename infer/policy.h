@@ -48,6 +48,10 @@ typedef struct ts_sampler {
   long control_step;         /* the chunks' control step within their episode (of the latest
                                 observation): read by schedulers and temporal drafters; ts_loop and
                                 ts_eval_pusht set it */
+  int batch_row0, batch_rows; /* ddpm, ddim: batch_rows > 0 makes a call of B rows draw its noise as rows
+                                 [batch_row0, batch_row0 + B) of a batch of batch_rows (every row's
+                                 noise is drawn, these rows' used), so a batch split over ranks samples
+                                 what the whole batch would; B may then be 0. 0: the batch is whole */
 } ts_sampler;
 
 /* Load a tsdp checkpoint; group "ema" (default for inference) or "model". */

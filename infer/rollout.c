@@ -1,4 +1,5 @@
 #include "rollout.h"
+#include "core/dist.h"
 #include "core/error.h"
 #include "core/timer.h"
 #include "sim/pusht.h"
@@ -9,13 +10,25 @@
 
 int ts_eval_pusht(ts_policy *p, const ts_sampler *s, const ts_eval_opts *o, ts_eval_result *r) {
   memset(r, 0, sizeof *r);
-  int n = o->episodes, No = p->cfg.data.n_obs_steps, Na = p->cfg.data.n_action_steps, H = p->horizon;
+  int n_all = o->episodes, No = p->cfg.data.n_obs_steps, Na = p->cfg.data.n_action_steps, H = p->horizon;
   int Od = p->obs_dim, A = p->act_dim;
-  if (n <= 0 || n > 1024) return ts_fail("episodes must be in 1..1024");
+  if (n_all <= 0 || n_all > 1024) return ts_fail("episodes must be in 1..1024");
   if (Od != TS_PUSHT_OBS_DIM || A != 2)
     return ts_fail("the checkpoint's policy has obs %d / action %d dims; Push-T needs 20 / 2", Od, A);
   if (ts_sampler_check(s, p)) return -1;
   ts_sampler smp = *s;
+  /* This rank's episodes [lo, lo + n) of n_all (all of them unless split) */
+  int split = o->split && ts_dist_size() > 1 && n_all >= ts_dist_size() && smp.kind != TS_SAMPLER_SPEC;
+  int n = n_all, lo = 0;
+  uint8_t *done_all = NULL;
+  if (split) {
+    int64_t a, b;
+    ts_dist_split(n_all, ts_dist_rank(), ts_dist_size(), &a, &b);
+    lo = (int)a;
+    n = (int)(b - a);
+    if (!(done_all = malloc((size_t)n_all))) abort();
+  }
+  int quiet = o->quiet || (o->split && ts_dist_rank() > 0);
   ts_spec *own = NULL;
   if (smp.kind == TS_SAMPLER_SPEC && !smp.spec &&
       !(smp.spec = own = ts_spec_new(smp.target ? smp.target : &p->target, &p->sched, smp.steps)))
@@ -31,12 +44,12 @@ int ts_eval_pusht(ts_policy *p, const ts_sampler *s, const ts_eval_opts *o, ts_e
   uint8_t *rgb = o->gif_dir ? malloc(256 * 256 * 3) : NULL;
   ts_gif **gifs = calloc((size_t)n, sizeof *gifs);
   if (!seeds || !active || !hist || !obs || !acts || !step_act || !gifs) abort();
-  for (int i = 0; i < n; i++) seeds[i] = o->seed_start + i;
+  for (int i = 0; i < n; i++) seeds[i] = o->seed_start + lo + i;
   int rc = ts_pusht_vec_reset_seeds(v, seeds);
   for (int i = 0; i < n && !rc; i++) {
     ts_pusht_get_obs(v->envs[i], cur);
     ts_policy_push_obs(p, hist + (size_t)i * No * Od, cur, 1);
-    if (o->gif_dir && i < o->gif_count) {
+    if (o->gif_dir && lo + i < o->gif_count) {
       char path[1024];
       snprintf(path, sizeof path, "%s/seed_%d.gif", o->gif_dir, seeds[i]);
       if (!(gifs[i] = ts_gif_open(path, 256, 256, 10))) rc = -1;
@@ -46,20 +59,32 @@ int ts_eval_pusht(ts_policy *p, const ts_sampler *s, const ts_eval_opts *o, ts_e
   ts_rng_init(&rng, o->seed);
   double t_start = ts_now(), t_report = t_start;
   int control_step = 0;
-  while (!rc) {
+  while (!rc || split) { /* split: a failure is shared at the next exchange, so no rank waits alone */
     int B = 0;
     for (int i = 0; i < n; i++)
       if (!v->done[i]) {
         memcpy(obs + (size_t)B * No * Od, hist + (size_t)i * No * Od, (size_t)No * Od * sizeof(float));
         active[B++] = i;
       }
-    if (B == 0) break;
+    if (split) { /* the whole batch: which episodes every rank still runs, and where this rank's rows sit */
+      int failed = 0;
+      for (int i = 0; i < n; i++) done_all[lo + i] = (uint8_t)(rc ? 2 : v->done[i] != 0);
+      ts_dist_allgather_split(done_all, n_all, 1);
+      smp.batch_rows = smp.batch_row0 = 0;
+      for (int i = 0; i < n_all; i++) {
+        failed |= done_all[i] == 2;
+        smp.batch_rows += !done_all[i];
+        smp.batch_row0 += !done_all[i] && i < lo;
+      }
+      if (failed && !rc) rc = ts_fail("evaluation failed on another rank");
+      if (failed || smp.batch_rows == 0) break;
+    } else if (B == 0) break;
     for (int b = 0; b < B && o->on_chunk && !rc; b++)
       if (o->on_chunk(o->user, active[b], control_step, obs + (size_t)b * No * Od)) rc = -1;
-    if (rc) break;
+    if (rc) continue; /* split: the failure is shared at the next exchange; else the loop ends */
     smp.control_step = control_step;
     double t0 = ts_now();
-    if ((rc = ts_policy_sample(p, obs, B, &smp, &rng, acts))) break;
+    if ((rc = ts_policy_sample(p, obs, B, &smp, &rng, acts))) continue;
     r->sample_seconds += ts_now() - t0;
     r->chunks += B;
     r->calls++;
@@ -84,19 +109,31 @@ int ts_eval_pusht(ts_policy *p, const ts_sampler *s, const ts_eval_opts *o, ts_e
         ts_policy_push_obs(p, hist + (size_t)i * No * Od, cur, 0);
       }
     }
-    if (!o->quiet && ts_now() - t_report > 10) {
+    if (!quiet && ts_now() - t_report > 10) {
       int left = 0;
       for (int i = 0; i < n; i++) left += !v->done[i];
       t_report = ts_now();
-      fprintf(stderr, "eval: %ld chunks, %d/%d episodes running, %.0f s elapsed, %.1f chunks/s\n", r->chunks, left, n,
+      fprintf(stderr, "eval: %ld chunks, %d/%d episodes running%s, %.0f s elapsed, %.1f chunks/s\n", r->chunks, left, n,
+              split ? " on rank 0" : "",
               t_report - t_start, r->chunks / r->sample_seconds);
     }
   }
   for (int i = 0; i < n; i++) {
-    r->scores[i] = v->score[i];
-    r->success[i] = v->score[i] >= 1.0; /* reward 1 <=> coverage >= 0.95 reached */
-    r->mean_score += v->score[i] / n;
-    r->success_rate += (double)r->success[i] / n;
+    r->scores[lo + i] = v->score[i];
+    r->success[lo + i] = v->score[i] >= 1.0; /* reward 1 <=> coverage >= 0.95 reached */
+  }
+  if (split && !rc) {
+    ts_dist_allgather_split(r->scores, n_all, sizeof r->scores[0]);
+    ts_dist_allgather_split(r->success, n_all, sizeof r->success[0]);
+    double ch = (double)r->chunks;
+    ts_dist_allreduce_sum_d(&ch, 1);
+    r->chunks = (long)ch;
+  }
+  for (int i = 0; i < n_all; i++) {
+    r->mean_score += r->scores[i] / n_all;
+    r->success_rate += (double)r->success[i] / n_all;
+  }
+  for (int i = 0; i < n; i++) {
     if (gifs[i]) {
       if (rc) ts_gif_abort(gifs[i]);
       else if (ts_gif_close(gifs[i])) rc = -1;
@@ -110,7 +147,7 @@ int ts_eval_pusht(ts_policy *p, const ts_sampler *s, const ts_eval_opts *o, ts_e
                               .rounds = s1->rounds - spec0.rounds};
   }
   ts_spec_free(own);
-  r->episodes = n;
+  r->episodes = n_all;
   r->ms_per_chunk = r->chunks ? 1e3 * r->sample_seconds / r->chunks : 0;
   r->chunks_per_s = r->sample_seconds > 0 ? r->chunks / r->sample_seconds : 0;
   r->ms_per_call = r->calls ? 1e3 * r->sample_seconds / r->calls : 0;
@@ -122,6 +159,7 @@ int ts_eval_pusht(ts_policy *p, const ts_sampler *s, const ts_eval_opts *o, ts_e
   free(step_act);
   free(rgb);
   free(gifs);
+  free(done_all);
   ts_pusht_vec_free(v);
   return rc ? -1 : 0;
 }

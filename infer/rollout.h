@@ -3,7 +3,7 @@
  * episode in a single batched call. The observation queue starts filled with the first
  * observation; each chunk's actions [n_obs_steps-1, n_obs_steps-1+n_action_steps) are executed.
  * An episode ends at success (coverage > 0.95) or after 300 steps; its score is its max
- * reward. */
+ * reward. Under mpirun the episodes can be split over the ranks (ts_eval_opts.split). */
 #ifndef TS_ROLLOUT_H
 #define TS_ROLLOUT_H
 
@@ -19,6 +19,11 @@ typedef struct ts_eval_opts {
    * raw observation window (n_obs_steps * obs_dim); non-zero stops the evaluation. */
   int (*on_chunk)(void *user, int episode, int control_step, const float *obs_window);
   void *user;
+  int split;           /* 1: every rank of the job (core/dist.h) calls this and runs its ts_dist_split
+                          block of the episodes, drawing the noise of the whole lockstep batch, so
+                          the results (gathered on every rank) equal a one-process evaluation's;
+                          the speculative sampler, whose chains share one stream, is not split
+                          (every rank runs every episode) */
 } ts_eval_opts;
 
 typedef struct ts_eval_result {

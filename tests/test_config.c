@@ -60,6 +60,7 @@ static const char *const default_ini =
     "eval_every = 0\n"
     "eval_episodes = 10\n"
     "threads = 0\n"
+    "grad_shards = 0\n"
     "\n"
     "[distill]\n"
     "objective = reject\n"

@@ -177,6 +177,7 @@ int main(void) {
   srunner_add_suite(sr, suite_rl());
   srunner_add_suite(sr, suite_sched());
   srunner_add_suite(sr, suite_cli());
+  srunner_add_suite(sr, suite_dist());
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
   srunner_free(sr);

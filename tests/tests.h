@@ -21,6 +21,7 @@ Suite *suite_distill(void);
 Suite *suite_plot(void);
 Suite *suite_rl(void);
 Suite *suite_sched(void);
+Suite *suite_dist(void);
 
 /* Path under tests/fixtures, or under $TSDP_DATA_DIR (NULL when that variable is unset). */
 const char *fixture_path(const char *name);

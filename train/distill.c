@@ -2,6 +2,7 @@
 #include "plot.h"
 #include "run.h"
 #include "core/checkpoint.h"
+#include "core/dist.h"
 #include "core/error.h"
 #include "core/h5io.h"
 #include "core/ops.h"
@@ -322,6 +323,8 @@ int ts_distill(const ts_config *cfg, const ts_distill_opts *o, ts_distill_result
   memset(res, 0, sizeof *res);
   r.o = o;
   if (!o->base || !o->data || !o->out) return ts_fail("distill: no --base, --data or --out");
+  if (ts_dist_size() > 1) /* not split over ranks yet: N copies would redo the same work */
+    return ts_fail("distill does not split over MPI ranks yet; run it as one process (without mpirun)");
   if (ts_config_validate(cfg, "config")) return -1;
   ts_set_threads(cfg->train.threads > 0 ? cfg->train.threads : ts_cpu_count());
   if (setup(&r, cfg, o)) return fail_free(&r, NULL);

@@ -1,6 +1,8 @@
 #include "train.h"
 #include "run.h"
+#include "parallel.h"
 #include "core/checkpoint.h"
+#include "core/dist.h"
 #include "core/error.h"
 #include "core/h5io.h"
 #include "core/ops.h"
@@ -48,7 +50,8 @@ static const ts_run_col cols[NCOLS] = {
  * evaluates, how many threads, and the [eval] and [distill] sections (the latter is unused here). Any other difference from the
  * checkpoint's config would make the continuation a different run than the one started. */
 static const char *const may_change[] = {"train.max_steps", "train.epochs", "train.checkpoint_every", "train.log_every",
-                                         "train.eval_every", "train.eval_episodes", "train.threads", "eval.*", "distill.*", NULL};
+                                         "train.eval_every", "train.eval_episodes", "train.threads", "train.grad_shards", "eval.*",
+                                         "distill.*", NULL};
 
 /* Checkpoint extras: the normalisers the policy needs at inference, and the network's
  * non-parameter state_dict entries (the Transformer's masks) so PyTorch loads it strictly. */
@@ -128,17 +131,52 @@ static int fail_free(trainer *r, ts_run *run) {
   return -1;
 }
 
+/* The gradient of one batch of bs rows (noised actions xt, timesteps tt, conds, noise eps) into
+ * the parameters' grads on every rank: this rank's shards one by one, then their sum over the
+ * ranks (train/parallel.h; with one shard and one rank, the plain step). Returns the loss. */
+static double batch_grads(trainer *r, ts_dp *dp, ts_ctx *c, long step, int bs, float *xt, float *tt, float *cond,
+                          float *eps) {
+  const int H = r->cfg->data.horizon, A = r->d.act_dim, NoOd = r->cfg->data.n_obs_steps * r->d.obs_dim;
+  ts_dp_begin(dp);
+  for (int s = dp->first; s < dp->first + dp->count; s++) {
+    int lo, hi;
+    ts_dp_rows(dp, s, bs, &lo, &hi);
+    int ns = hi - lo;
+    ts_ctx_reset(c);
+    ts_zero_grad(r->net.params->t, r->net.params->n);
+    if (!ns) {
+      ts_dp_add(dp, 0);
+      continue;
+    }
+    ts_rng shard_rng, *drop = &r->rng;
+    if (!ts_dp_legacy(dp)) ts_dp_shard_rng(drop = &shard_rng, (uint64_t)r->cfg->train.seed, step, s);
+    ts_tensor *X = ts_wrap(c, xt + (size_t)lo * H * A, 3, (int[]){ns, H, A}), *Tt = ts_wrap(c, tt + lo, 1, &ns);
+    ts_tensor *C = ts_wrap(c, cond + (size_t)lo * NoOd, 2, (int[]){ns, NoOd});
+    ts_tensor *E = ts_wrap(c, eps + (size_t)lo * H * A, 3, (int[]){ns, H, A});
+    ts_tensor *loss = ts_mse(c, ts_model_forward(c, &r->net, X, Tt, C, drop), E);
+    if (ns != bs) loss = ts_scale(c, loss, ts_dp_weight(ns, bs));
+    if (isfinite(loss->data[0])) ts_backward(c, loss);
+    ts_dp_add(dp, loss->data[0]);
+  }
+  return ts_dp_reduce(dp);
+}
+
 int ts_train(const ts_config *cfg, const ts_train_opts *o, ts_train_result *res) {
   trainer r;
   memset(&r, 0, sizeof r);
   memset(res, 0, sizeof *res);
+  ts_train_opts o_rank = *o; /* under MPI only rank 0 talks (train/parallel.h) */
+  o_rank.quiet |= ts_dist_rank() > 0;
+  o = &o_rank;
   r.o = o;
   /* Everything is checked before anything is written: an existing checkpoint at out (even
    * with --fresh) is replaced only when this run writes its first checkpoint. */
   if (!o->data || !o->out) return ts_fail("train: no --data or --out");
   if (ts_config_validate(cfg, "config")) return -1;
-  ts_set_threads(cfg->train.threads > 0 ? cfg->train.threads : ts_cpu_count());
+  ts_set_threads(cfg->train.threads > 0 ? cfg->train.threads : ts_dist_default_threads());
   if (setup(&r, cfg, o->data)) return fail_free(&r, NULL);
+  ts_dp dp;
+  if (ts_dp_init(&dp, cfg->train.grad_shards, r.net.params->t, r.net.params->n)) return fail_free(&r, NULL);
   const int B = cfg->train.batch_size, H = cfg->data.horizon, A = r.d.act_dim, Od = r.d.obs_dim;
   const int No = cfg->data.n_obs_steps, T = r.sched.T;
   const long spe = (r.win.n + B - 1) / B;
@@ -160,10 +198,14 @@ int ts_train(const ts_config *cfg, const ts_train_opts *o, ts_train_result *res)
                       .eval_col = "eval_score",
                       .fresh = o->fresh,
                       .quiet = o->quiet};
-  ts_run *run;
-  if (ts_run_open(&run, &spec)) return fail_free(&r, NULL);
-  long step = ts_run_resume(run);
-  if (step < 0) return fail_free(&r, run);
+  ts_run *run = NULL; /* rank 0's; the other ranks get its state from ts_dp_sync_state */
+  long step = 0;
+  if (ts_dist_rank() == 0) step = ts_run_open(&run, &spec) ? -1 : ts_run_resume(run);
+  if (ts_dp_agree(step < 0)) {
+    ts_dp_free(&dp);
+    return fail_free(&r, run);
+  }
+  ts_dp_sync_state(r.named, 2 * r.net.params->n, r.opt, &r.rng, &step);
   res->resumed_from = (int)step;
   if (!o->quiet)
     fprintf(stderr, "train: %lld windows from %d training episodes (of %d), %ld steps/epoch, %ld steps, %.2f M parameters%s\n",
@@ -189,8 +231,9 @@ int ts_train(const ts_config *cfg, const ts_train_opts *o, ts_train_result *res)
       ts_rng_shuffle(&pr, perm, (int)r.win.n);
       perm_epoch = epoch;
     }
-    int bs = (int)((k + 1) * B <= r.win.n ? B : r.win.n - k * B);
-    for (int b = 0; b < bs; b++) {
+    int bs = (int)((k + 1) * B <= r.win.n ? B : r.win.n - k * B), lo, hi;
+    ts_dp_my_rows(&dp, bs, &lo, &hi); /* the rows this rank's shards use: all of them in one process */
+    for (int b = lo; b < hi; b++) {
       ts_windows_get(&r.d, &r.win, perm[k * B + b], ob, x0 + (size_t)b * H * A);
       memcpy(cond + (size_t)b * No * Od, ob, (size_t)No * Od * sizeof(float));
     }
@@ -198,42 +241,43 @@ int ts_train(const ts_config *cfg, const ts_train_opts *o, ts_train_result *res)
     for (int b = 0; b < bs; b++) {
       int t = (int)ts_rng_below(&r.rng, (uint32_t)T);
       tt[b] = (float)t;
-      ts_ddpm_add_noise(&r.sched, t, x0 + (size_t)b * H * A, eps + (size_t)b * H * A, xt + (size_t)b * H * A, H * A);
+      if (b >= lo && b < hi) ts_ddpm_add_noise(&r.sched, t, x0 + (size_t)b * H * A, eps + (size_t)b * H * A, xt + (size_t)b * H * A, H * A);
     }
-    ts_ctx_reset(c);
-    ts_zero_grad(r.net.params->t, r.net.params->n);
-    ts_tensor *X = ts_wrap(c, xt, 3, (int[]){bs, H, A}), *Tt = ts_wrap(c, tt, 1, &bs);
-    ts_tensor *C = ts_wrap(c, cond, 2, (int[]){bs, No * Od}), *E = ts_wrap(c, eps, 3, (int[]){bs, H, A});
-    ts_tensor *loss = ts_mse(c, ts_model_forward(c, &r.net, X, Tt, C, &r.rng), E);
-    if (!isfinite(loss->data[0])) {
-      rc = ts_fail("training diverged at step %ld (loss %g)", step, loss->data[0]);
+    double loss = batch_grads(&r, &dp, c, step, bs, xt, tt, cond, eps);
+    if (!isfinite(loss)) {
+      rc = ts_fail("training diverged at step %ld (loss %g)", step, loss);
       break;
     }
-    ts_backward(c, loss);
     r.opt->lr = ts_lr_cosine((float)cfg->train.lr, step, cfg->train.warmup_steps, total);
     ts_adamw_step(r.opt);
     ts_ema_update(r.ema, r.net.params->t, step);
-    loss_acc += loss->data[0];
+    loss_acc += loss;
     log_n++;
     log_samples += bs;
     long done = step + 1;
     int last = done == stop_at;
     if (done % cfg->train.log_every == 0 || last) {
       double row[NCOLS] = {loss_acc / log_n, r.opt->lr, (double)log_samples, NAN};
-      ts_run_log(run, done, row);
+      if (run) ts_run_log(run, done, row);
       res->final_loss = loss_acc / log_n;
       loss_acc = 0;
       log_n = log_samples = 0;
     }
     int do_eval = cfg->train.eval_every > 0 && done % cfg->train.eval_every == 0;
-    if (done % cfg->train.checkpoint_every == 0 || last || do_eval) rc = ts_run_checkpoint(run, done, write_normalizers, &r);
+    if (done % cfg->train.checkpoint_every == 0 || last || do_eval)
+      rc = ts_dp_agree(run ? ts_run_checkpoint(run, done, write_normalizers, &r) : 0);
   }
   res->steps = step;
   res->seconds = ts_now() - t0;
   res->samples_per_s = (double)(step - start_step) * B / (res->seconds > 0 ? res->seconds : 1);
-  res->io_seconds = ts_run_io_seconds(run);
+  res->io_seconds = run ? ts_run_io_seconds(run) : 0;
   res->step_samples_per_s =
       (double)(step - start_step) * B / (res->seconds - res->io_seconds > 0 ? res->seconds - res->io_seconds : 1);
+  if (!o->quiet && !ts_dp_legacy(&dp)) {
+    char line[256];
+    ts_dp_report(&dp, res->seconds - res->io_seconds, step - start_step, line, sizeof line);
+    fprintf(stderr, "%s\n", line);
+  }
   free(perm);
   free(x0);
   free(ob);
@@ -242,6 +286,7 @@ int ts_train(const ts_config *cfg, const ts_train_opts *o, ts_train_result *res)
   free(cond);
   free(tt);
   ts_ctx_free(c);
+  ts_dp_free(&dp);
   ts_run_close(run);
   teardown(&r);
   return rc ? -1 : 0;
