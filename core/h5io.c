@@ -1,5 +1,6 @@
 #include "h5io.h"
 #include "error.h"
+#include "sizes.h"
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@ const char *ts_h5_path(const ts_h5 *f) { return f->path; }
 
 ts_h5 *ts_h5_create(const char *path) {
   quiet();
+  if (ts_regular_file(path) < 0) return NULL; /* an existing folder, FIFO or device is never replaced */
   ts_h5 *f = calloc(1, sizeof *f);
   if (!f) abort();
   snprintf(f->path, sizeof f->path, "%s", path);
@@ -38,7 +40,9 @@ void ts_h5_set_deflate(ts_h5 *f, int level) { f->deflate = level < 0 ? 0 : level
 
 ts_h5 *ts_h5_open(const char *path) {
   quiet();
-  if (access(path, R_OK) != 0) {
+  int reg = ts_regular_file(path); /* before any open: a FIFO would block the reader */
+  if (reg < 0) return NULL;
+  if (reg > 0 || access(path, R_OK) != 0) {
     ts_fail("%s: no such file or not readable", path);
     return NULL;
   }
@@ -243,16 +247,22 @@ static void *read_conv(ts_h5 *f, const char *name, hid_t mtype, size_t esize, in
   if (nd < 0) {
     ts_fail("%s: dataset '%s' has an unsupported rank", f->path, name);
   } else {
-    int64_t n = 1;
-    for (int i = 0; i < nd; i++) n *= dims[i];
+    int64_t n = 1, bytes;
     hid_t ty = H5Dget_type(ds);
     H5T_class_t cls = H5Tget_class(ty);
     H5Tclose(ty);
-    if (cls != H5T_FLOAT && cls != H5T_INTEGER) {
+    if (ts_check_array(f->path, name, nd, dims, (int64_t)esize, &bytes)) {
+      /* message set */
+    } else if (cls != H5T_FLOAT && cls != H5T_INTEGER) {
       ts_fail("%s: dataset '%s' is not numeric", f->path, name);
     } else {
+      n = bytes / (int64_t)esize;
       buf = malloc((size_t)(n ? n : 1) * esize);
-      if (!buf) abort();
+      if (!buf) {
+        ts_fail("%s: out of memory reading '%s' (%lld bytes)", f->path, name, (long long)bytes);
+        H5Dclose(ds);
+        return NULL;
+      }
       if (n > 0 && H5Dread(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
         ts_fail("%s: cannot read dataset '%s' (corrupt?)", f->path, name);
         free(buf);
