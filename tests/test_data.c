@@ -427,7 +427,7 @@ END_TEST
 /* The CLI prints one error line and exits non-zero on a corrupt dataset. */
 START_TEST(test_cli_errors) {
   const char *bin = getenv("TSDP_BIN");
-  if (!bin) return;
+  SKIP_IF(!bin, "TSDP_BIN (the tsdp binary) is not set");
   char cmd[2048], line[1024];
   snprintf(cmd, sizeof cmd, "%s data import --zarr %s --out %s 2>&1 >/dev/null", bin, tpath("z_missing_dir"), tpath("x.h5"));
   FILE *p = popen(cmd, "r");
@@ -555,10 +555,7 @@ END_TEST
 
 START_TEST(test_real_dataset_import) {
   const char *zarr = data_path("pusht/pusht_cchi_v7_replay.zarr");
-  if (!zarr) {
-    fprintf(stderr, "skipped: real Push-T dataset not found under TSDP_DATA_DIR\n");
-    return;
-  }
+  SKIP_IF(!zarr, "the real Push-T dataset is not under TSDP_DATA_DIR (pusht/pusht_cchi_v7_replay.zarr)");
   ts_import_report r;
   ck_assert_msg(ts_pusht_import_zarr(zarr, tpath("pusht.h5"), &r) == 0, "%s", ts_error());
   ck_assert_int_eq(r.episodes, 206);

@@ -25,6 +25,19 @@ const char *data_path(const char *rel);
 /* A two-episode Push-T-shaped zarr (lengths 12 and 9) under root (test_data.c). */
 void make_pusht_zarr(const char *root, int with_nan);
 
+/* Record that the calling test is skipped, and why (one line on stderr and in the run's skip
+ * registry); the suite ends with "skipped N check(s)" naming each, and fails when
+ * TSDP_FAIL_ON_SKIP=1 (CI, which has the data and the test dependencies). Use as
+ * `SKIP_IF(cond, "why"); ` at the top of a test: the test returns after recording it. */
+void test_skip(const char *test, const char *why);
+#define SKIP_IF(cond, why)            \
+  do {                                \
+    if (cond) {                       \
+      test_skip(__func__, (why));     \
+      return;                         \
+    }                                 \
+  } while (0)
+
 /* A fresh temporary folder for this process (created once). */
 const char *tmp_dir(void);
 
