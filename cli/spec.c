@@ -21,6 +21,12 @@ typedef struct {
 } row;
 
 int ts_bench_spec(int argc, char **argv) {
+  static const char *const vals[] = {"--ckpt", "--data", "--drafter", "--blocks", "--windows", "--threads", NULL},
+                           *const flags[] = {"--json", "--raw-weights", NULL};
+  const ts_cli_args spec = {vals, flags, 0, 0,
+                            "tsdp bench spec --ckpt C --data D.h5 [--drafter DRAFTER.h5|frozen] [--blocks 2,3,4,6,8] "
+                            "[--windows 20] [--threads T] [--raw-weights] [--json]"};
+  if (ts_cli_check(argc, argv, &spec)) return -1;
   const char *ck = ts_opt(argc, argv, "--ckpt"), *data = ts_opt(argc, argv, "--data"), *bl = ts_opt(argc, argv, "--blocks");
   int json = ts_has_flag(argc, argv, "--json"), blocks[MAX_BLOCKS], nb = 0;
   long W;
@@ -28,10 +34,7 @@ int ts_bench_spec(int argc, char **argv) {
     return ts_fail("usage: tsdp bench spec --ckpt C --data D.h5 [--drafter DRAFTER.h5|frozen] [--blocks 2,3,4,6,8] "
                    "[--windows 20] [--threads T] [--json]");
   if (ts_int_opt(argc, argv, "--windows", 20, 1, 100000, &W)) return -1;
-  char buf[256];
-  snprintf(buf, sizeof buf, "%s", bl ? bl : "2,3,4,6,8");
-  for (char *t = strtok(buf, ","); t && nb < MAX_BLOCKS; t = strtok(NULL, ","))
-    if ((blocks[nb++] = atoi(t)) < 1 || blocks[nb - 1] > TS_SPEC_MAX_BLOCK) return ts_fail("--blocks: bad block '%s'", t);
+  if ((nb = ts_int_list("--blocks", bl ? bl : "2,3,4,6,8", 1, TS_SPEC_MAX_BLOCK, blocks, MAX_BLOCKS)) < 0) return -1;
   ts_policy p;
   if (ts_cli_load_policy(argc, argv, &p)) return -1;
   int threads = p.threads;

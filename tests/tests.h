@@ -18,6 +18,7 @@ Suite *suite_cli(void);
 Suite *suite_run(void);
 Suite *suite_config(void);
 Suite *suite_distill(void);
+Suite *suite_harden(void);
 
 /* Path under tests/fixtures, or under $TSDP_DATA_DIR (NULL when that variable is unset). */
 const char *fixture_path(const char *name);
