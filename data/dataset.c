@@ -418,7 +418,9 @@ int ts_windows_build(const ts_dataset *d, const uint8_t *mask, int horizon, int 
       w->n++;
     }
   }
-  return w->n > 0 ? 0 : ts_fail("windows: no episode is long enough for horizon %d", horizon);
+  if (w->n > 0) return 0;
+  ts_windows_free(w); /* nothing for the caller to free on failure */
+  return ts_fail("windows: no episode is long enough for horizon %d", horizon);
 }
 
 void ts_windows_free(ts_windows *w) {

@@ -4,6 +4,7 @@
 #include <blosc.h>
 #include <ctype.h>
 #include <errno.h>
+#include <float.h>
 #include <fcntl.h>
 #include <unistd.h>
 #include <math.h>
@@ -319,8 +320,8 @@ static double elem_f(const ts_zarr *z, const unsigned char *p) {
 
 /* Read every chunk; store element i of the array via put(out, i, value). Only the in-bounds
  * box of each chunk is visited (edge chunks are stored padded to full size). */
-static int read_all(ts_zarr *z, void *out, void (*put)(void *, int64_t, const ts_zarr *, const unsigned char *),
-                    void (*fill)(void *, int64_t, double)) {
+static int read_all(ts_zarr *z, void *out, int (*put)(void *, int64_t, const ts_zarr *, const unsigned char *),
+                    int (*fill)(void *, int64_t, double)) {
   int nd = z->ndim;
   int64_t grid[TS_ZARR_MAXDIM], idx[TS_ZARR_MAXDIM] = {0}, chunk_n = 1, nchunks = 1;
   int64_t cstride[TS_ZARR_MAXDIM], gstride[TS_ZARR_MAXDIM];
@@ -376,8 +377,11 @@ static int read_all(ts_zarr *z, void *out, void (*put)(void *, int64_t, const ts
         e += loc[i] * cstride[i];
         gi += loc[i] * gstride[i];
       }
-      if (missing) fill(out, gi, z->fill);
-      else put(out, gi, z, buf + (size_t)e * (size_t)z->itemsize);
+      if (missing ? fill(out, gi, z->fill) : put(out, gi, z, buf + (size_t)e * (size_t)z->itemsize)) {
+        rc = ts_fail("%s: element %lld is %s, not an integer in int64's range", missing ? z->dir : path, (long long)gi,
+                     missing ? "the fill value" : "a value");
+        break;
+      }
       int i = nd - 1; /* next element of the box, C order */
       for (; i >= 0; i--) {
         if (++loc[i] < ext[i]) break;
@@ -394,22 +398,42 @@ static int read_all(ts_zarr *z, void *out, void (*put)(void *, int64_t, const ts
   return rc;
 }
 
-static void put_f(void *o, int64_t i, const ts_zarr *z, const unsigned char *p) { ((float *)o)[i] = (float)elem_f(z, p); }
-static void fill_f(void *o, int64_t i, double v) { ((float *)o)[i] = (float)v; }
-static void put_i(void *o, int64_t i, const ts_zarr *z, const unsigned char *p) {
+/* Element converters: 0, or -1 when the value does not fit the output type (NaN or beyond
+ * int64 in an integer read: refused rather than converted with undefined behaviour). */
+static float to_f32(double v) { /* beyond float's range: +-Inf, as IEEE rounding gives (a cast would be UB) */
+  if (v > FLT_MAX) return INFINITY;
+  if (v < -FLT_MAX) return -INFINITY;
+  return (float)v;
+}
+static int put_f(void *o, int64_t i, const ts_zarr *z, const unsigned char *p) {
+  ((float *)o)[i] = to_f32(elem_f(z, p));
+  return 0;
+}
+static int fill_f(void *o, int64_t i, double v) {
+  ((float *)o)[i] = to_f32(v);
+  return 0;
+}
+static int to_i64(double v, int64_t *out) {
+  if (!(v >= -9223372036854775808.0 && v < 9223372036854775808.0)) return -1; /* NaN fails too */
+  *out = (int64_t)v;
+  return 0;
+}
+static int put_i(void *o, int64_t i, const ts_zarr *z, const unsigned char *p) {
   if (z->kind == 'i' || z->kind == 'u') {
     int64_t s = 0;
     memcpy(&s, p, (size_t)z->itemsize);
     if (z->kind == 'i') {
       int shift = 64 - 8 * z->itemsize;
       s = (int64_t)((uint64_t)s << shift) >> shift;
+    } else if (z->itemsize == 8 && s < 0) {
+      return -1; /* a uint64 beyond int64 */
     }
     ((int64_t *)o)[i] = s;
-  } else {
-    ((int64_t *)o)[i] = (int64_t)elem_f(z, p);
+    return 0;
   }
+  return to_i64(elem_f(z, p), (int64_t *)o + i);
 }
-static void fill_i(void *o, int64_t i, double v) { ((int64_t *)o)[i] = isnan(v) ? 0 : (int64_t)v; }
+static int fill_i(void *o, int64_t i, double v) { return to_i64(v, (int64_t *)o + i); }
 
 float *ts_zarr_read_f32(ts_zarr *z) {
   float *out = malloc((size_t)(ts_zarr_numel(z) ? ts_zarr_numel(z) : 1) * sizeof(float));
