@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -208,14 +210,81 @@ START_TEST(test_eval_obs_key_order) {
 }
 END_TEST
 
+/* A write that fails (the disk full; here the file-size limit) is one error line, leaves
+ * neither the file nor its temporary, and the process exits normally (HDF5 1.10 used to crash
+ * at exit after failing to write its own file). */
+START_TEST(test_h5_write_failure_exits_cleanly) {
+  const char *path = hpath("full.h5");
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit rl = {1 << 16, 1 << 16};
+    setrlimit(RLIMIT_FSIZE, &rl);
+    int64_t n = 1 << 20, d[1] = {n};
+    float *x = calloc((size_t)n, sizeof(float));
+    ts_h5 *f = ts_h5_create(path);
+    if (!f) _exit(3);
+    ts_h5_set_deflate(f, 0);
+    if (ts_h5_write_f32(f, "x", x, 1, d)) _exit(4);
+    if (ts_h5_commit(f) == 0) _exit(5);
+    if (!strstr(ts_error(), "full.h5: write failed (File too large)")) _exit(6);
+    free(x);
+    exit(0); /* a normal exit: HDF5's exit handlers run */
+  }
+  int st = 0;
+  ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+  ck_assert_msg(WIFEXITED(st), "the writer died of signal %d", WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+  ck_assert_msg(WEXITSTATUS(st) == 0, "the writer exited %d", WEXITSTATUS(st));
+  ck_assert_int_ne(access(path, F_OK), 0);
+  char tmp[600];
+  snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)pid);
+  ck_assert_int_ne(access(tmp, F_OK), 0);
+}
+END_TEST
+
+/* A short run of each libFuzzer harness (tests/fuzz/) from its seed corpus: `make check` builds
+ * them into TSDP_FUZZ_DIR when clang can link libFuzzer, and runs TSDP_FUZZ_RUNS executions of
+ * each; without clang this is a counted skip. */
+START_TEST(test_fuzz_smoke) {
+  const char *dir = getenv("TSDP_FUZZ_DIR"), *runs = getenv("TSDP_FUZZ_RUNS");
+  SKIP_IF(!dir || !*dir, "fuzz smoke runs need clang with libFuzzer (make check builds them when it links)");
+  static const char *const names[] = {"zarr", "config", "ckpt", "dataset"};
+  for (int i = 0; i < 4; i++) {
+    char cmd[2048], log[600], work[600];
+    snprintf(work, sizeof work, "%s/fuzz_%s", tmp_dir(), names[i]);
+    mkdir(work, 0755);
+    snprintf(log, sizeof log, "%s/log.txt", work);
+    snprintf(cmd, sizeof cmd,
+             "cd %s && timeout 300 %s/%s/fuzz_%s -runs=%s -max_len=8192 -rss_limit_mb=2048 -malloc_limit_mb=1024 "
+             "-timeout=10 %s %s/tests/fuzz/corpus/%s >%s 2>&1",
+             work, getenv("PWD"), dir, names[i], runs && *runs ? runs : "3000", work, getenv("PWD"), names[i], log);
+    int st = system(cmd);
+    char text[8192] = "";
+    FILE *f = fopen(log, "r");
+    if (f) {
+      size_t n = fread(text, 1, sizeof text - 1, f);
+      text[n] = 0;
+      fclose(f);
+    }
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "fuzz_%s found something:\n%s", names[i],
+                  strstr(text, "ERROR") ? strstr(text, "ERROR") : text);
+    ck_assert_msg(strstr(text, "Done "), "fuzz_%s did not finish:\n%s", names[i], text);
+    fprintf(stderr, "fuzz smoke %s: %s", names[i], strstr(text, "Done ") ? strstr(text, "Done ") : "?\n");
+  }
+}
+END_TEST
+
 Suite *suite_harden(void) {
   Suite *s = suite_create("harden");
   TCase *tc = tcase_create("harden");
-  tcase_set_timeout(tc, 120);
+  tcase_set_timeout(tc, 1500); /* the fuzz smoke runs; each command has its own timeout */
   tcase_add_test(tc, test_cli_flags_known);
   tcase_add_test(tc, test_cli_non_regular_files);
   tcase_add_test(tc, test_config_long_lines_and_error_lines);
   tcase_add_test(tc, test_eval_obs_key_order);
+  tcase_add_test(tc, test_h5_write_failure_exits_cleanly);
+  tcase_add_test(tc, test_fuzz_smoke);
   suite_add_tcase(s, tc);
   return s;
 }
