@@ -165,10 +165,18 @@ out:
 
 /* ---------- load ---------- */
 
-static int demo_num(const char *name) { return strncmp(name, "demo_", 5) == 0 ? atoi(name + 5) : -1; }
+/* N of "demo_N" (1 to 9 digits); -1 for another name, -2 for "demo_" + anything else. */
+static int demo_num(const char *name) {
+  if (strncmp(name, "demo_", 5) != 0) return -1;
+  const char *s = name + 5;
+  size_t n = strspn(s, "0123456789");
+  if (n == 0 || n > 9 || s[n]) return -2;
+  return atoi(s);
+}
 
 static int cmp_demo(const void *a, const void *b) {
-  return demo_num(*(char *const *)a) - demo_num(*(char *const *)b);
+  int x = demo_num(*(char *const *)a), y = demo_num(*(char *const *)b);
+  return (x > y) - (x < y);
 }
 
 int ts_dataset_load(const char *path, const char *const *keys, int nk, ts_dataset *d) {
@@ -182,11 +190,17 @@ int ts_dataset_load(const char *path, const char *const *keys, int nk, ts_datase
     return ts_fail("%s: no 'data' group (not a tsdp/robomimic dataset)", path);
   }
   int ne = 0;
-  for (int i = 0; i < n; i++)
-    if (demo_num(names[i]) >= 0) names[ne++] = names[i];
+  for (int i = 0; i < n; i++) {
+    int k = demo_num(names[i]);
+    if (k == -2 && !rc) rc = ts_fail("%s: data/%s is not named demo_<number>", path, names[i]);
+    if (k >= 0) names[ne++] = names[i];
     else free(names[i]);
+  }
   qsort(names, (size_t)ne, sizeof *names, cmp_demo);
-  if (ne == 0) rc = ts_fail("%s: 'data' holds no demo_N groups", path);
+  for (int i = 1; i < ne && !rc; i++) /* demo_1 and demo_01: which comes first would be a guess */
+    if (demo_num(names[i]) == demo_num(names[i - 1]))
+      rc = ts_fail("%s: data/%s and data/%s are the same episode number", path, names[i - 1], names[i]);
+  if (ne == 0 && !rc) rc = ts_fail("%s: 'data' holds no demo_N groups", path);
   d->n_episodes = ne;
   d->ep_start = calloc((size_t)ne + 1, sizeof(int64_t));
   if (!d->ep_start) abort();

@@ -4,7 +4,8 @@
 # tools that regenerate committed test fixtures (python3-torch, python3-numpy, python3-h5py).
 set -euo pipefail
 pkgs=(build-essential pkg-config libopenblas-dev libhdf5-dev zlib1g-dev check
-      libchipmunk-dev libblosc-dev libinih-dev libgif-dev libstb-dev)
+      libchipmunk-dev libblosc-dev libinih-dev libgif-dev libstb-dev
+      clang libclang-rt-dev)
 if [ "${1:-}" = "--dev" ]; then pkgs+=(python3-torch python3-numpy python3-h5py); fi
 missing=()
 for p in "${pkgs[@]}"; do

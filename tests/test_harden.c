@@ -275,6 +275,30 @@ START_TEST(test_fuzz_smoke) {
 }
 END_TEST
 
+/* Demo groups: a "demo_" name that is not demo_<number>, or two groups with one number, are
+ * refused naming them (they used to be read as episode 0 / in an arbitrary order). */
+START_TEST(test_dataset_demo_names) {
+  const char *const bad[][3] = {{"demo_x", "demo_1", "data/demo_x is not named demo_<number>"},
+                                {"demo_01", "demo_1", "data/demo_01 and data/demo_1 are the same episode number"}};
+  for (int k = 0; k < 2; k++) {
+    const char *path = hpath("demos.h5");
+    ts_h5 *f = ts_h5_create(path);
+    ck_assert_ptr_nonnull(f);
+    float x[6] = {1, 2, 3, 4, 5, 6};
+    int64_t d[2] = {3, 2};
+    char name[128];
+    for (int j = 0; j < 2; j++) {
+      snprintf(name, sizeof name, "data/%s/actions", bad[k][j]);
+      ck_assert_int_eq(ts_h5_write_f32(f, name, x, 2, d), 0);
+    }
+    ck_assert_int_eq(ts_h5_commit(f), 0);
+    ts_dataset ds;
+    ck_assert_int_ne(ts_dataset_load(path, NULL, 0, &ds), 0);
+    ck_assert_msg(strstr(ts_error(), bad[k][2]), "%s", ts_error());
+  }
+}
+END_TEST
+
 Suite *suite_harden(void) {
   Suite *s = suite_create("harden");
   TCase *tc = tcase_create("harden");
@@ -284,6 +308,7 @@ Suite *suite_harden(void) {
   tcase_add_test(tc, test_config_long_lines_and_error_lines);
   tcase_add_test(tc, test_eval_obs_key_order);
   tcase_add_test(tc, test_h5_write_failure_exits_cleanly);
+  tcase_add_test(tc, test_dataset_demo_names);
   tcase_add_test(tc, test_fuzz_smoke);
   suite_add_tcase(s, tc);
   return s;
