@@ -251,7 +251,7 @@ START_TEST(test_fuzz_smoke) {
   SKIP_IF(!dir || !*dir, "fuzz smoke runs need clang with libFuzzer (make check builds them when it links)");
   static const char *const names[] = {"zarr", "config", "ckpt", "dataset"};
   for (int i = 0; i < 4; i++) {
-    char cmd[2048], log[600], work[600];
+    char cmd[2048], log[700], work[600];
     snprintf(work, sizeof work, "%s/fuzz_%s", tmp_dir(), names[i]);
     mkdir(work, 0755);
     snprintf(log, sizeof log, "%s/log.txt", work);
