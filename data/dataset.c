@@ -411,18 +411,25 @@ int ts_windows_build(const ts_dataset *d, const uint8_t *mask, int horizon, int 
                      ts_windows *w) {
   memset(w, 0, sizeof *w);
   w->horizon = horizon;
+  /* Starts from -pad_before to L - horizon + pad_after, but every window holds at least one
+   * frame of its episode (pads of horizon or more, or an empty episode, would make windows of
+   * padding only, read from outside the episode). */
   int64_t cap = 0;
   for (int e = 0; e < d->n_episodes; e++)
     if (!mask || mask[e]) {
-      int64_t L = d->ep_start[e + 1] - d->ep_start[e], k = L - horizon + pad_after + pad_before + 1;
-      cap += k > 0 ? k : 0;
+      int64_t L = d->ep_start[e + 1] - d->ep_start[e], lo = -pad_before, hi = L - horizon + pad_after;
+      if (lo < 1 - horizon) lo = 1 - horizon;
+      if (hi > L - 1) hi = L - 1;
+      cap += L > 0 && hi >= lo ? hi - lo + 1 : 0;
     }
   w->idx = malloc((size_t)(cap ? cap : 1) * sizeof *w->idx);
   if (!w->idx) abort();
   for (int e = 0; e < d->n_episodes; e++) {
     if (mask && !mask[e]) continue;
-    int64_t start = d->ep_start[e], L = d->ep_start[e + 1] - start;
-    for (int64_t i = -pad_before; i <= L - horizon + pad_after; i++) {
+    int64_t start = d->ep_start[e], L = d->ep_start[e + 1] - start, lo = -pad_before, hi = L - horizon + pad_after;
+    if (lo < 1 - horizon) lo = 1 - horizon;
+    if (hi > L - 1) hi = L - 1;
+    for (int64_t i = lo; L > 0 && i <= hi; i++) {
       int64_t bs = (i > 0 ? i : 0) + start, be = (i + horizon < L ? i + horizon : L) + start;
       int64_t so = bs - (i + start), eo = (i + horizon + start) - be;
       w->idx[w->n][0] = bs;
