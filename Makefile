@@ -7,6 +7,7 @@
 #   make bench      GEMM benchmark, and U-Net forward latency for CKPT (default: the demo's)
 #   make plot-demo  draw a sample figure to build/plot_demo.png (the plot module's look)
 #   make fixtures   regenerate the PyTorch reference fixtures (needs scripts/deps.sh --dev)
+#   make fuzz       run each libFuzzer harness (tests/fuzz/) FUZZ_RUNS times from its seed corpus
 #   make clean
 
 CC       ?= cc
@@ -36,7 +37,7 @@ CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 HEADERS  = $(wildcard */*.h)
 
-.PHONY: all deps test check asan demo bench plot-demo fixtures clean
+.PHONY: all deps test check asan demo bench plot-demo fixtures clean fuzz fuzz-build
 all: $(BUILD)/libtsdp.a $(BUILD)/tsdp
 
 deps:
@@ -66,9 +67,9 @@ $(BUILD)/test_tsdp: $(TEST_OBJ) $(BUILD)/libtsdp.a
 test: deps
 	@$(MAKE) --no-print-directory check
 
-check: $(BUILD)/test_tsdp $(BUILD)/tsdp
-	TSDP_DATA_DIR=$(DATA_DIR) TSDP_BIN=$(BUILD)/tsdp OPENBLAS_NUM_THREADS=1 \
-	  LSAN_OPTIONS=suppressions=tests/lsan.supp:print_suppressions=0 $(BUILD)/test_tsdp
+check: $(BUILD)/test_tsdp $(BUILD)/tsdp $(if $(FUZZ_OK),fuzz-build)
+	TSDP_DATA_DIR=$(DATA_DIR) TSDP_BIN=$(BUILD)/tsdp OPENBLAS_NUM_THREADS=1 $(if $(FUZZ_OK),TSDP_FUZZ_DIR=build/fuzz) \
+	  TSDP_FUZZ_RUNS=$(FUZZ_SMOKE_RUNS) LSAN_OPTIONS=suppressions=tests/lsan.supp:print_suppressions=0 $(BUILD)/test_tsdp
 
 asan: deps
 	@$(MAKE) --no-print-directory check BUILD=build/asan OPT=-O1 \
@@ -90,6 +91,28 @@ plot-demo: $(BUILD)/test_tsdp
 
 fixtures:
 	/usr/bin/python3 scripts/make_fixtures.py tests/fixtures
+
+# Fuzz harnesses (tests/fuzz/fuzz_NAME.c, seed corpus tests/fuzz/corpus/NAME/), built with
+# clang's libFuzzer plus ASan and UBSan into build/fuzz. `make fuzz` runs each FUZZ_RUNS times;
+# `make check` runs each FUZZ_SMOKE_RUNS times (a Check test) when clang can link libFuzzer,
+# and counts that test as skipped otherwise.
+FUZZ_CC        ?= clang
+FUZZ_RUNS      ?= 1000000
+FUZZ_SMOKE_RUNS ?= 2000
+FUZZ_NAMES     = zarr config ckpt dataset
+FUZZ_SAN       = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_OK := $(shell printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return 0; }\n' | \
+             $(FUZZ_CC) -x c - -fsanitize=fuzzer -o /dev/null >/dev/null 2>&1 && echo 1)
+
+fuzz-build:
+	@$(MAKE) --no-print-directory BUILD=build/fuzz CC=$(FUZZ_CC) OPT=-O1 SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" \
+	  $(FUZZ_NAMES:%=build/fuzz/fuzz_%)
+
+$(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(BUILD)/libtsdp.a
+	$(CC) $(CFLAGS) -fsanitize=fuzzer $< $(BUILD)/libtsdp.a -o $@ $(LDLIBS)
+
+fuzz: fuzz-build
+	@bash scripts/fuzz.sh build/fuzz $(FUZZ_RUNS) $(FUZZ_NAMES)
 
 clean:
 	rm -rf build

@@ -107,18 +107,20 @@ static double time_engine(const shape *s, const float *A, int cold) {
   return t;
 }
 
+static const char *const BENCH_FLAGS[] = {"--json", "--raw-weights", NULL};
+
 static int bench_gemm(int argc, char **argv) {
+  static const char *const vals[] = {"--dims", "--batch", NULL}, *const flags[] = {"--json", NULL};
+  const ts_cli_args spec = {vals, flags, 0, 0, "tsdp bench gemm [--dims 64,128,256] [--batch B] [--json]"};
+  if (ts_cli_check(argc, argv, &spec)) return 1;
   int D[8] = {64, 128, 256}, nd = 3, B = 1, json = ts_has_flag(argc, argv, "--json");
   const char *ds = ts_opt(argc, argv, "--dims"), *bs = ts_opt(argc, argv, "--batch");
   if (ds) {
-    nd = 0;
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", ds);
-    for (char *t = strtok(buf, ","); t && nd < 8; t = strtok(NULL, ",")) D[nd++] = atoi(t);
-    for (int i = 0; i < nd; i++)
-      if (D[i] <= 0) return ts_fail("--dims: expected positive integers, got '%s'", ds);
+    if ((nd = ts_int_list("--dims", ds, 1, 4096, D, 8)) < 0) return 1;
   }
-  if (bs && (B = atoi(bs)) <= 0) return ts_fail("--batch: expected a positive integer, got '%s'", bs);
+  long lb;
+  if (bs && ts_int_opt(argc, argv, "--batch", 1, 1, 4096, &lb)) return 1;
+  if (bs) B = (int)lb;
   shape sh[64];
   int n = unet_shapes(D, nd, B, sh);
   ts_ctx *c = ts_ctx_new(64 << 20);
@@ -198,14 +200,15 @@ static double ddpm_chunk_ms(ts_policy *p, ts_rng *rng) {
  * engine (what every sampler calls), the engine with the timestep path computed per call
  * instead of looked up, and the autograd tape's forward; then one DDPM chunk at batch 1. */
 static int bench_step(int argc, char **argv) {
+  static const char *const vals[] = {"--ckpt", "--batch", "--threads", NULL};
+  const ts_cli_args spec = {vals, BENCH_FLAGS, 0, 0,
+                            "tsdp bench step --ckpt C [--batch 1,2,4,8,16] [--threads T] [--raw-weights] [--json]"};
+  if (ts_cli_check(argc, argv, &spec)) return 1;
   const char *ck = ts_opt(argc, argv, "--ckpt"), *bl = ts_opt(argc, argv, "--batch");
   int json = ts_has_flag(argc, argv, "--json");
   if (!ck) return ts_fail("usage: tsdp bench step --ckpt C [--batch 1,2,4,8,16] [--threads T] [--json]");
   int bs[32], nb = 0;
-  char buf[256];
-  snprintf(buf, sizeof buf, "%s", bl ? bl : "1,2,4,8,16");
-  for (char *t = strtok(buf, ","); t && nb < 32; t = strtok(NULL, ","))
-    if ((bs[nb++] = atoi(t)) <= 0 || bs[nb - 1] > 4096) return ts_fail("--batch: bad batch size '%s'", t);
+  if ((nb = ts_int_list("--batch", bl ? bl : "1,2,4,8,16", 1, 4096, bs, 32)) < 0) return -1;
   ts_policy p;
   if (ts_cli_load_policy(argc, argv, &p)) return -1;
   int threads = p.threads;

@@ -44,10 +44,25 @@ int ts_cmd_rl(int argc, char **argv);     /* tsdp rl record | train (cli/rl.c) *
 struct ts_sched_model;
 int ts_cli_scheduler(int argc, char **argv, const ts_policy *p, const struct ts_drafter_model *dm, ts_sampler *s,
                      struct ts_sched_model *sm);
+/* The arguments a subcommand knows: options taking a value and value-less flags
+ * (NULL-terminated lists; either may be NULL), whether section.key=value overrides are allowed
+ * and how many positional arguments. ts_cli_check refuses, in one line ending with the usage,
+ * an unknown option (a typo such as --max-step), an option without its value (at the end, or
+ * followed by another --option), an option given twice and an unexpected argument. Every
+ * subcommand calls it before reading any option. */
+typedef struct ts_cli_args {
+  const char *const *values, *const *flags;
+  int overrides, positionals;
+  const char *usage;
+} ts_cli_args;
+int ts_cli_check(int argc, char **argv, const ts_cli_args *a);
 int ts_has_flag(int argc, char **argv, const char *flag);    /* --json style */
 const char *ts_opt(int argc, char **argv, const char *name); /* value after --name, or NULL */
 /* Integer option: *out = dflt when absent; a non-integer or a value outside lo..hi fails
  * with a line naming the option. */
 int ts_int_opt(int argc, char **argv, const char *name, long dflt, long lo, long hi, long *out);
+/* A comma-separated list of 1..cap integers in lo..hi (--dims, --batch, --blocks); returns the
+ * count, or -1 with a line naming the option and the text. */
+int ts_int_list(const char *name, const char *s, long lo, long hi, int *out, int cap);
 
 #endif

@@ -8,16 +8,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+static const char *const JSON[] = {"--json", NULL};
+
 static int data_import(int argc, char **argv) {
+  static const char *const vals[] = {"--zarr", "--out", NULL};
+  const ts_cli_args spec = {vals, JSON, 0, 0, "tsdp data import --zarr PATH --out FILE.h5 [--json]"};
+  if (ts_cli_check(argc, argv, &spec)) return 1;
   const char *zarr = ts_opt(argc, argv, "--zarr"), *out = ts_opt(argc, argv, "--out");
   if (!zarr || !out) return ts_fail("usage: tsdp data import --zarr PATH --out FILE.h5 [--json]");
   double t0 = ts_now();
   ts_import_report r;
   if (ts_pusht_import_zarr(zarr, out, &r)) return 1;
   double dt = ts_now() - t0;
+  if (r.warning[0]) fprintf(stderr, "tsdp data import: warning: %s\n", r.warning);
   if (ts_has_flag(argc, argv, "--json"))
-    printf("{\"out\": \"%s\", \"episodes\": %d, \"steps\": %lld, \"keypoint_max_err_px\": %.6g, \"seconds\": %.2f}\n",
-           out, r.episodes, (long long)r.steps, r.keypoint_max_err, dt);
+    printf("{\"out\": \"%s\", \"episodes\": %d, \"steps\": %lld, \"keypoint_max_err_px\": %.6g, \"missing_chunks\": %lld, "
+           "\"seconds\": %.2f}\n", out, r.episodes, (long long)r.steps, r.keypoint_max_err, (long long)r.missing_chunks, dt);
   else {
     printf("imported %d episodes, %lld steps into %s in %.1f s\n", r.episodes, (long long)r.steps, out, dt);
     if (r.keypoint_max_err >= 0)
@@ -63,6 +69,8 @@ static int key_stats(const char *path, const char *key, int json, int first) {
 }
 
 static int data_info(int argc, char **argv) {
+  const ts_cli_args spec = {NULL, JSON, 0, 1, "tsdp data info FILE.h5 [--json]"};
+  if (ts_cli_check(argc, argv, &spec)) return 1;
   if (argc < 1 || argv[0][0] == '-') return ts_fail("usage: tsdp data info FILE.h5 [--json]");
   const char *path = argv[0];
   int json = ts_has_flag(argc, argv, "--json");

@@ -7,7 +7,15 @@
 #include <stdio.h>
 #include <string.h>
 
+static const char *const USAGE = "tsdp distill --config C.ini --base BASE.h5 --data D.h5 --out DRAFTER.h5 [--max-steps N] "
+                                  "[--stop-after N] [--fresh] [--json] [key=value ...]";
+
 int ts_cmd_distill(int argc, char **argv) {
+  static const char *const vals[] = {"--config", "--base", "--data", "--out", "--max-steps", "--stop-after", NULL},
+                           *const flags[] = {"--fresh", "--json", NULL};
+  const ts_cli_args spec = {vals, flags, 1, 0, USAGE};
+  if (ts_cli_check(argc, argv, &spec)) return 1;
+  if (!ts_opt(argc, argv, "--config")) return ts_fail("--config C.ini is required; usage: %s", USAGE);
   int fresh, json;
   char *args[256];
   int n = ts_cli_train_flags(argc, argv, &fresh, &json, args, 256);
@@ -15,8 +23,7 @@ int ts_cmd_distill(int argc, char **argv) {
   if (ts_cli_config(n, args, &cfg)) return 1;
   ts_distill_opts o = {ts_opt(n, args, "--base"), ts_opt(n, args, "--data"), ts_opt(n, args, "--out"), json, fresh, 0};
   if (!o.base || !o.data || !o.out)
-    return ts_fail("usage: tsdp distill --config C.ini --base BASE.h5 --data D.h5 --out DRAFTER.h5 [--max-steps N] "
-                   "[--stop-after N] [--fresh] [--json] [key=value ...]");
+    return ts_fail("usage: %s", USAGE);
   if (ts_int_opt(n, args, "--max-steps", cfg.train.max_steps, 1, 1L << 40, &cfg.train.max_steps) ||
       ts_int_opt(n, args, "--stop-after", 0, 1, 1L << 40, &o.stop_after))
     return 1;

@@ -67,7 +67,16 @@ static void print_spec(const ts_spec_stats *s, const ts_policy *p, const ts_samp
            s->drafted / k, 100 * acc);
 }
 
+static const char *const POLICY_FLAGS[] = {"--json", "--raw-weights", NULL};
+
 int ts_cmd_eval(int argc, char **argv) {
+  static const char *const vals[] = {"--ckpt", "--threads", "--episodes", "--seed-start", "--sampler", "--steps", "--block",
+                                     "--seed", "--gif", "--gif-count", "--drafter", "--scheduler", NULL};
+  const ts_cli_args spec = {vals, POLICY_FLAGS, 0, 0,
+                            "tsdp eval --ckpt CKPT.h5 [--episodes 50] [--sampler ddpm|ddim|spec] [--steps N | --block L] "
+                            "[--seed-start S] [--seed S] [--drafter DRAFTER.h5|frozen] [--scheduler SCHED.h5] [--gif DIR] [--gif-count N] "
+                            "[--threads T] [--raw-weights] [--json]"};
+  if (ts_cli_check(argc, argv, &spec)) return 1;
   ts_policy p;
   if (ts_cli_load_policy(argc, argv, &p)) return 1;
   long eps, start, seed, ngif;
@@ -131,6 +140,12 @@ long ts_cli_obs_history(const ts_dataset *d, const ts_policy *p, long idx, float
 }
 
 int ts_cmd_sample(int argc, char **argv) {
+  static const char *const vals[] = {"--ckpt", "--threads", "--data", "--index", "--n", "--sampler", "--steps", "--block",
+                                     "--seed", "--drafter", "--out", NULL};
+  const ts_cli_args spec = {vals, POLICY_FLAGS, 0, 0,
+                            "tsdp sample --ckpt C --data D.h5 --index I --n N --sampler ddpm|ddim|spec [--steps K | --block L] "
+                            "[--drafter DRAFTER.h5|frozen] --seed S --out OUT.h5 [--threads T] [--raw-weights] [--json]"};
+  if (ts_cli_check(argc, argv, &spec)) return 1;
   const char *data = ts_opt(argc, argv, "--data"), *out = ts_opt(argc, argv, "--out");
   if (!data || !out)
     return ts_fail("usage: tsdp sample --ckpt C --data D.h5 --index I --n N --sampler ddpm|ddim|spec [--steps K | --block L] "
@@ -209,6 +224,9 @@ int ts_cmd_sample(int argc, char **argv) {
 }
 
 int ts_cmd_forward(int argc, char **argv) {
+  static const char *const vals[] = {"--ckpt", "--threads", "--in", "--out", NULL}, *const flags[] = {"--raw-weights", NULL};
+  const ts_cli_args spec = {vals, flags, 0, 0, "tsdp forward --ckpt C --in IN.h5 --out OUT.h5 [--threads T] [--raw-weights]"};
+  if (ts_cli_check(argc, argv, &spec)) return 1;
   const char *in = ts_opt(argc, argv, "--in"), *out = ts_opt(argc, argv, "--out");
   if (!in || !out) return ts_fail("usage: tsdp forward --ckpt C --in IN.h5 --out OUT.h5");
   ts_policy p;

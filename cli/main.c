@@ -2,9 +2,42 @@
 #include "cli.h"
 #include "core/dist.h"
 #include "core/error.h"
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+static int listed(const char *const *list, const char *s) {
+  for (int i = 0; list && list[i]; i++)
+    if (!strcmp(list[i], s)) return 1;
+  return 0;
+}
+
+int ts_cli_check(int argc, char **argv, const ts_cli_args *a) {
+  int npos = 0;
+  for (int i = 0; i < argc; i++) {
+    const char *s = argv[i];
+    for (int j = 0; j < i; j++) /* repeated options: which one counts would be a guess */
+      if (s[0] == '-' && s[1] == '-' && !strcmp(argv[j], s) && (listed(a->values, s) || listed(a->flags, s)))
+        return ts_fail("option %s given twice; usage: %s", s, a->usage);
+    if (listed(a->values, s)) {
+      if (i + 1 >= argc || (argv[i + 1][0] == '-' && argv[i + 1][1] == '-'))
+        return ts_fail("option %s needs a value; usage: %s", s, a->usage);
+      i++;
+    } else if (listed(a->flags, s)) {
+      continue;
+    } else if (s[0] == '-') {
+      return ts_fail("unknown option '%s'; usage: %s", s, a->usage);
+    } else if (a->overrides && strchr(s, '=')) {
+      continue;
+    } else if (npos < a->positionals) {
+      npos++;
+    } else {
+      return ts_fail("unexpected argument '%s'; usage: %s", s, a->usage);
+    }
+  }
+  return 0;
+}
 
 int ts_has_flag(int argc, char **argv, const char *flag) {
   for (int i = 0; i < argc; i++)
@@ -23,10 +56,26 @@ int ts_int_opt(int argc, char **argv, const char *name, long dflt, long lo, long
   *out = dflt;
   if (!s) return 0;
   char *e;
+  errno = 0;
   long v = strtol(s, &e, 10);
-  if (e == s || *e || v < lo || v > hi) return ts_fail("%s: '%s' is not an integer in %ld..%ld", name, s, lo, hi);
+  if (e == s || *e || errno == ERANGE || v < lo || v > hi) return ts_fail("%s: '%s' is not an integer in %ld..%ld", name, s, lo, hi);
   *out = v;
   return 0;
+}
+
+int ts_int_list(const char *name, const char *s, long lo, long hi, int *out, int cap) {
+  int n = 0;
+  const char *p = s;
+  for (;;) {
+    char *e;
+    errno = 0;
+    long v = strtol(p, &e, 10);
+    if (e == p || errno == ERANGE || v < lo || v > hi || n >= cap || (*e && *e != ','))
+      return ts_fail("%s: expected 1 to %d comma-separated integers in %ld..%ld, got '%s'", name, cap, lo, hi, s);
+    out[n++] = (int)v;
+    if (!*e) return n;
+    p = e + 1;
+  }
 }
 
 static void usage(FILE *f) {

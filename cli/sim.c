@@ -10,6 +10,9 @@
 #include <string.h>
 
 static int sim_reset(int argc, char **argv) {
+  static const char *const vals[] = {"--seed", "--png", NULL}, *const flags[] = {"--legacy", "--json", NULL};
+  const ts_cli_args spec = {vals, flags, 0, 0, "tsdp sim reset --seed S --legacy [--png OUT.png] [--json]"};
+  if (ts_cli_check(argc, argv, &spec)) return 1;
   long seed;
   if (!ts_opt(argc, argv, "--seed") || !ts_has_flag(argc, argv, "--legacy"))
     return ts_fail("usage: tsdp sim reset --seed S --legacy [--png OUT.png] [--json] (only the legacy test-set reset exists)");
@@ -110,6 +113,9 @@ static int replay_episode(const ts_dataset *d, int e, ts_pusht *env, ts_gif *gif
 }
 
 static int sim_replay(int argc, char **argv) {
+  static const char *const vals[] = {"--data", "--episode", "--gif", NULL}, *const flags[] = {"--json", NULL};
+  const ts_cli_args spec = {vals, flags, 0, 0, "tsdp sim replay --data FILE.h5 [--episode N] [--gif OUT.gif] [--json]"};
+  if (ts_cli_check(argc, argv, &spec)) return 1;
   const char *path = ts_opt(argc, argv, "--data"), *ep = ts_opt(argc, argv, "--episode"), *gifp = ts_opt(argc, argv, "--gif");
   int json = ts_has_flag(argc, argv, "--json");
   if (!path) return ts_fail("usage: tsdp sim replay --data FILE.h5 [--episode N] [--gif OUT.gif] [--json]");

@@ -32,23 +32,6 @@ typedef struct {
   double seconds, sq; /* sum of per-window seconds and of their squares */
 } row;
 
-/* Comma-separated positive integers into v (at most cap), each in lo..hi. */
-static int int_list(const char *flag, const char *str, int lo, int hi, int *v, int cap, int *n) {
-  char buf[256];
-  *n = 0;
-  if (strlen(str) >= sizeof buf) return ts_fail("%s: list too long", flag);
-  snprintf(buf, sizeof buf, "%s", str);
-  for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
-    char *end;
-    long x = strtol(t, &end, 10);
-    if (*n == cap) return ts_fail("%s: at most %d values", flag, cap);
-    if (end == t || *end || x < lo || x > hi) return ts_fail("%s: bad value '%s' (expected %d..%d)", flag, t, lo, hi);
-    v[(*n)++] = (int)x;
-  }
-  if (!*n) return ts_fail("%s: empty list", flag);
-  return 0;
-}
-
 /* A JSON number, null for NaN (no such value for this row). */
 static void jnum(FILE *f, double v) {
   if (isnan(v)) fprintf(f, "null");
@@ -98,6 +81,14 @@ static int plot_spec(const char *prefix, const char *ck, int threads, row *rows,
 }
 
 int ts_bench_spec(int argc, char **argv) {
+  static const char *const vals[] = {"--ckpt",    "--data",  "--rollouts", "--drafter", "--blocks",
+                                     "--windows", "--threads", "--plot",   "--scheduler", NULL},
+                           *const flags[] = {"--json", "--raw-weights", NULL};
+  const ts_cli_args spec = {vals, flags, 0, 0,
+                            "tsdp bench spec --ckpt C (--data D.h5 | --rollouts R.h5) [--drafter DRAFTER.h5|frozen] "
+                            "[--blocks 2,3,4,6,8] [--windows 20] [--scheduler SCHED.h5] [--threads 1,2] [--plot PREFIX] "
+                            "[--raw-weights] [--json]"};
+  if (ts_cli_check(argc, argv, &spec)) return -1;
   const char *ck = ts_opt(argc, argv, "--ckpt"), *data = ts_opt(argc, argv, "--data"), *bl = ts_opt(argc, argv, "--blocks");
   const char *ths = ts_opt(argc, argv, "--threads"), *plot = ts_opt(argc, argv, "--plot");
   int json = ts_has_flag(argc, argv, "--json"), blocks[MAX_BLOCKS], nb = 0, thr[MAX_THREADS], nt = 0;
@@ -107,10 +98,10 @@ int ts_bench_spec(int argc, char **argv) {
     return ts_fail("usage: tsdp bench spec --ckpt C (--data D.h5 | --rollouts R.h5) [--drafter DRAFTER.h5|frozen] "
                    "[--blocks 2,3,4,6,8] [--windows 20] [--scheduler SCHED.h5] [--threads 1,2] [--plot PREFIX] [--json]");
   if (ts_int_opt(argc, argv, "--windows", 20, 1, 100000, &W)) return -1;
-  if (int_list("--blocks", bl ? bl : "2,3,4,6,8", 1, TS_SPEC_MAX_BLOCK, blocks, MAX_BLOCKS, &nb)) return -1;
+  if ((nb = ts_int_list("--blocks", bl ? bl : "2,3,4,6,8", 1, TS_SPEC_MAX_BLOCK, blocks, MAX_BLOCKS)) < 0) return -1;
   char dflt[16];
   snprintf(dflt, sizeof dflt, "%d", ts_cpu_count());
-  if (int_list("--threads", ths ? ths : dflt, 1, 256, thr, MAX_THREADS, &nt)) return -1;
+  if ((nt = ts_int_list("--threads", ths ? ths : dflt, 1, 256, thr, MAX_THREADS)) < 0) return -1;
   int maxb = 0;
   for (int i = 0; i < nb; i++) maxb = blocks[i] > maxb ? blocks[i] : maxb;
   ts_policy p;

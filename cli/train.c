@@ -37,7 +37,15 @@ int ts_cli_train_flags(int argc, char **argv, int *fresh, int *json, char **args
   return n;
 }
 
+static const char *const TRAIN_FLAGS[] = {"--fresh", "--json", NULL};
+static const char *const TRAIN_USAGE =
+  "tsdp train --config C.ini --data D.h5 --out CKPT.h5 [--max-steps N] [--stop-after N] [--fresh] [--json] [key=value ...]";
+
 int ts_cmd_train(int argc, char **argv) {
+  static const char *const vals[] = {"--config", "--data", "--out", "--max-steps", "--stop-after", NULL};
+  const ts_cli_args spec = {vals, TRAIN_FLAGS, 1, 0, TRAIN_USAGE};
+  if (ts_cli_check(argc, argv, &spec)) return 1;
+  if (!ts_opt(argc, argv, "--config")) return ts_fail("--config C.ini is required; usage: %s", TRAIN_USAGE);
   /* flags without values first, so ts_cli_config's option skipping stays simple */
   int fresh, json;
   char *args[256];
@@ -45,8 +53,7 @@ int ts_cmd_train(int argc, char **argv) {
   ts_config cfg;
   if (ts_cli_config(n, args, &cfg)) return 1;
   const char *data = ts_opt(n, args, "--data"), *out = ts_opt(n, args, "--out");
-  if (!data || !out)
-    return ts_fail("usage: tsdp train --config C.ini --data D.h5 --out CKPT.h5 [--max-steps N] [--stop-after N] [--fresh] [key=value ...]");
+  if (!data || !out) return ts_fail("usage: %s", TRAIN_USAGE);
   ts_train_opts o = {data, out, json, fresh, 0};
   if (ts_int_opt(n, args, "--max-steps", cfg.train.max_steps, 1, 1L << 40, &cfg.train.max_steps) ||
       ts_int_opt(n, args, "--stop-after", 0, 1, 1L << 40, &o.stop_after))

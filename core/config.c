@@ -1,5 +1,6 @@
 #include "config.h"
 #include "error.h"
+#include "sizes.h"
 #include <ini.h>
 #include <errno.h>
 #include <limits.h>
@@ -280,30 +281,90 @@ static int set_kv(ts_config *c, const char *section, const char *key, const char
   return ts_fail("unknown key '%s' in [%s]", key, section);
 }
 
-static int handler(void *user, const char *section, const char *name, const char *value) {
-  return set_kv((ts_config *)user, section, name, value) == 0; /* inih: nonzero = ok */
+/* The parse: our own line reader over the text, so the handler knows the line it is on and
+ * the first error's line is paired with that error's message (inih goes on after an error and
+ * returns the first error's line). */
+typedef struct {
+  ts_config *c;
+  const char *p; /* reader position */
+  int line;      /* lines read so far = the line the handler is called for */
+  int err_line;  /* the handler's first failure: its line and message */
+  char msg[1024];
+} parse_state;
+
+static char *reader(char *str, int num, void *stream) {
+  parse_state *s = stream;
+  if (!*s->p) return NULL;
+  int n = 0;
+  while (s->p[n] && s->p[n] != '\n' && n < num - 2) n++;
+  if (s->p[n] == '\n') n++;
+  memcpy(str, s->p, (size_t)n);
+  str[n] = 0;
+  s->p += n;
+  s->line++;
+  return str;
 }
 
-static int finish(int rc, const char *origin, ts_config *c) {
-  if (rc == -1) return ts_fail("%s: cannot open config file", origin);
+static int handler(void *user, const char *section, const char *name, const char *value) {
+  parse_state *s = user;
+  if (set_kv(s->c, section, name, value) == 0) return 1; /* inih: nonzero = ok */
+  if (!s->err_line) {
+    s->err_line = s->line;
+    snprintf(s->msg, sizeof s->msg, "%s", ts_error());
+  }
+  return 0;
+}
+
+static int parse_text(ts_config *c, const char *text, const char *origin) {
+  ts_error_clear();
+  /* inih splits a line longer than its buffer (INI_MAX_LINE, 200 in Debian's build) into
+   * pieces, which can set a different value: such lines are refused instead. */
+  int line = 1;
+  for (const char *q = text, *bol = text;; q++) {
+    if (*q == '\n' || !*q) {
+      if (q - bol > TS_CONFIG_MAX_LINE)
+        return ts_fail("%s:%d: line of %lld characters, longer than the %d a config line may have", origin, line,
+                       (long long)(q - bol), TS_CONFIG_MAX_LINE);
+      if (!*q) break;
+      bol = q + 1;
+      line++;
+    }
+  }
+  parse_state s = {.c = c, .p = text};
+  int rc = ini_parse_stream(reader, &s, handler, &s);
   if (rc == -2) return ts_fail("%s: out of memory", origin);
   if (rc > 0) {
-    char msg[1024];
-    snprintf(msg, sizeof msg, "%s", ts_error()[0] ? ts_error() : "syntax error");
-    return ts_fail("%s:%d: %s", origin, rc, msg);
+    if (rc == s.err_line) return ts_fail("%s:%d: %s", origin, rc, s.msg);
+    return ts_fail("%s:%d: syntax error (expected [section], key = value or a ; comment)", origin, rc);
   }
   return ts_config_validate(c, origin);
 }
 
 int ts_config_load(ts_config *c, const char *path) {
-  ts_error_clear();
-  return finish(ini_parse(path, handler, c), path, c);
+  /* Regular files only, checked before opening (a FIFO would block, /dev/zero never ends). */
+  int reg = ts_regular_file(path);
+  if (reg < 0) return -1;
+  if (reg > 0) return ts_fail("%s: cannot open config file (no such file)", path);
+  FILE *f = fopen(path, "rb");
+  if (!f) return ts_fail("%s: cannot open config file", path);
+  char *text = malloc(TS_CONFIG_MAX_BYTES + 2);
+  if (!text) abort();
+  size_t n = fread(text, 1, TS_CONFIG_MAX_BYTES + 1, f);
+  int err = ferror(f);
+  fclose(f);
+  int rc;
+  if (err) rc = ts_fail("%s: read error", path);
+  else if (n > TS_CONFIG_MAX_BYTES) rc = ts_fail("%s: larger than %d bytes (not a config file?)", path, TS_CONFIG_MAX_BYTES);
+  else if (memchr(text, 0, n)) rc = ts_fail("%s: holds a NUL byte (not a text file)", path);
+  else {
+    text[n] = 0;
+    rc = parse_text(c, text, path);
+  }
+  free(text);
+  return rc;
 }
 
-int ts_config_parse_string(ts_config *c, const char *text, const char *origin) {
-  ts_error_clear();
-  return finish(ini_parse_string(text, handler, c), origin, c);
-}
+int ts_config_parse_string(ts_config *c, const char *text, const char *origin) { return parse_text(c, text, origin); }
 
 int ts_config_override(ts_config *c, const char *kv) {
   const char *eq = strchr(kv, '='), *dot = strchr(kv, '.');

@@ -72,6 +72,13 @@ typedef struct ts_config {
   } eval;
 } ts_config;
 
+/* Config text: lines of at most TS_CONFIG_MAX_LINE characters (a longer line is refused, not
+ * split), files of at most TS_CONFIG_MAX_BYTES; a file must be a regular file (a folder, FIFO or
+ * device is refused before it is opened). Errors are "ORIGIN:LINE: message", the line and
+ * message of the same (first) error. */
+#define TS_CONFIG_MAX_LINE 198
+#define TS_CONFIG_MAX_BYTES (1 << 20)
+
 void ts_config_defaults(ts_config *c);
 int ts_config_load(ts_config *c, const char *path);
 int ts_config_parse_string(ts_config *c, const char *text, const char *origin);

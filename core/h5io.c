@@ -1,6 +1,8 @@
 #include "h5io.h"
 #include "error.h"
+#include "sizes.h"
 #include <hdf5.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +11,7 @@
 struct ts_h5 {
   hid_t fid;
   int writing, deflate;
+  FILE *tmpf; /* writer: the temporary file, written only by ts_h5_commit */
   char path[1024];
   char tmp[1100];
 };
@@ -19,13 +22,28 @@ const char *ts_h5_path(const ts_h5 *f) { return f->path; }
 
 ts_h5 *ts_h5_create(const char *path) {
   quiet();
+  if (ts_regular_file(path) < 0) return NULL; /* an existing folder, FIFO or device is never replaced */
   ts_h5 *f = calloc(1, sizeof *f);
   if (!f) abort();
   snprintf(f->path, sizeof f->path, "%s", path);
   snprintf(f->tmp, sizeof f->tmp, "%s.tmp-%ld", path, (long)getpid());
-  f->fid = H5Fcreate(f->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  if (f->fid < 0) {
+  /* The file is built in memory (HDF5's core driver, no backing store) and written out by
+   * ts_h5_commit with plain checked writes: HDF5 1.10 crashes at exit after it failed to write
+   * a file of its own (a full disk), so it never writes to disk here. The temporary file is
+   * created now, so an unwritable folder fails at once. */
+  if (!(f->tmpf = fopen(f->tmp, "wb"))) {
     ts_fail("%s: cannot create file (is the folder there and writable?)", path);
+    free(f);
+    return NULL;
+  }
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+  H5Pset_fapl_core(fapl, 1 << 20, 0);
+  f->fid = H5Fcreate(f->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+  H5Pclose(fapl);
+  if (f->fid < 0) {
+    ts_fail("%s: cannot create an HDF5 file in memory", path);
+    fclose(f->tmpf);
+    remove(f->tmp);
     free(f);
     return NULL;
   }
@@ -38,7 +56,9 @@ void ts_h5_set_deflate(ts_h5 *f, int level) { f->deflate = level < 0 ? 0 : level
 
 ts_h5 *ts_h5_open(const char *path) {
   quiet();
-  if (access(path, R_OK) != 0) {
+  int reg = ts_regular_file(path); /* before any open: a FIFO would block the reader */
+  if (reg < 0) return NULL;
+  if (reg > 0 || access(path, R_OK) != 0) {
     ts_fail("%s: no such file or not readable", path);
     return NULL;
   }
@@ -53,11 +73,40 @@ ts_h5 *ts_h5_open(const char *path) {
   return f;
 }
 
+/* The in-memory file's bytes (malloc'd) in *img, size in *n; the file is closed either way. */
+static int take_image(ts_h5 *f, void **img, size_t *n) {
+  *img = NULL;
+  ssize_t len = H5Fflush(f->fid, H5F_SCOPE_GLOBAL) < 0 ? -1 : H5Fget_file_image(f->fid, NULL, 0);
+  if (len > 0 && (*img = malloc((size_t)len)) && H5Fget_file_image(f->fid, *img, (size_t)len) == len) *n = (size_t)len;
+  else len = -1;
+  H5Fclose(f->fid);
+  if (len < 0) {
+    free(*img);
+    *img = NULL;
+    return ts_fail("%s: could not build the HDF5 file in memory", f->path);
+  }
+  return 0;
+}
+
 int ts_h5_commit(ts_h5 *f) {
   int rc = 0;
   if (f->writing) {
-    if (H5Fflush(f->fid, H5F_SCOPE_GLOBAL) < 0 || H5Fclose(f->fid) < 0) rc = ts_fail("%s: write failed", f->path);
-    else if (rename(f->tmp, f->path) != 0) rc = ts_fail("%s: cannot rename temporary file into place", f->path);
+    void *img;
+    size_t n = 0;
+    rc = take_image(f, &img, &n);
+    if (!rc) {
+      errno = 0;
+      int ok = fwrite(img, 1, n, f->tmpf) == n;
+      ok = fflush(f->tmpf) == 0 && ok;
+      ok = fsync(fileno(f->tmpf)) == 0 && ok;
+      int err = errno;
+      ok = fclose(f->tmpf) == 0 && ok;
+      f->tmpf = NULL;
+      if (!ok) rc = ts_fail("%s: write failed (%s)", f->path, strerror(err ? err : errno ? errno : EIO));
+      else if (rename(f->tmp, f->path) != 0) rc = ts_fail("%s: cannot rename temporary file into place", f->path);
+    }
+    free(img);
+    if (f->tmpf) fclose(f->tmpf);
     if (rc) remove(f->tmp);
   } else {
     H5Fclose(f->fid);
@@ -69,7 +118,10 @@ int ts_h5_commit(ts_h5 *f) {
 void ts_h5_close(ts_h5 *f) {
   if (!f) return;
   H5Fclose(f->fid);
-  if (f->writing) remove(f->tmp);
+  if (f->writing) {
+    fclose(f->tmpf);
+    remove(f->tmp);
+  }
   free(f);
 }
 
@@ -243,16 +295,22 @@ static void *read_conv(ts_h5 *f, const char *name, hid_t mtype, size_t esize, in
   if (nd < 0) {
     ts_fail("%s: dataset '%s' has an unsupported rank", f->path, name);
   } else {
-    int64_t n = 1;
-    for (int i = 0; i < nd; i++) n *= dims[i];
+    int64_t n = 1, bytes;
     hid_t ty = H5Dget_type(ds);
     H5T_class_t cls = H5Tget_class(ty);
     H5Tclose(ty);
-    if (cls != H5T_FLOAT && cls != H5T_INTEGER) {
+    if (ts_check_array(f->path, name, nd, dims, (int64_t)esize, &bytes)) {
+      /* message set */
+    } else if (cls != H5T_FLOAT && cls != H5T_INTEGER) {
       ts_fail("%s: dataset '%s' is not numeric", f->path, name);
     } else {
+      n = bytes / (int64_t)esize;
       buf = malloc((size_t)(n ? n : 1) * esize);
-      if (!buf) abort();
+      if (!buf) {
+        ts_fail("%s: out of memory reading '%s' (%lld bytes)", f->path, name, (long long)bytes);
+        H5Dclose(ds);
+        return NULL;
+      }
       if (n > 0 && H5Dread(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
         ts_fail("%s: cannot read dataset '%s' (corrupt?)", f->path, name);
         free(buf);

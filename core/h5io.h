@@ -1,8 +1,12 @@
 /* h5io.h: HDF5 files for checkpoints and datasets.
- * Writers go to "<path>.tmp-<pid>" and are renamed onto <path> only by ts_h5_commit, so a
- * crash never leaves a half-written file under the real name. Datasets are float32 or int64,
+ * Writers build the file in memory and ts_h5_commit writes it to "<path>.tmp-<pid>" (checked
+ * writes, fsync) and renames it onto <path>, so a crash or a full disk never leaves a
+ * half-written file under the real name, and a failed write is one error line, not a crash. Datasets are float32 or int64,
  * chunked and deflate-compressed (level settable); intermediate groups are created on demand ("a/b/c").
- * Every failure leaves one line in ts_error() naming the file and the object. */
+ * Every failure leaves one line in ts_error() naming the file and the object. Only regular
+ * files are opened, and only a regular file (or nothing) is replaced: a folder, FIFO or
+ * device at the path is refused before any open (a FIFO would block). Sizes read from a
+ * file are checked (core/sizes.h) before anything is allocated. */
 #ifndef TS_H5IO_H
 #define TS_H5IO_H
 

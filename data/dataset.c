@@ -1,25 +1,46 @@
 #include "dataset.h"
 #include "data/zarr.h"
 #include "core/error.h"
+#include "core/sizes.h"
 #include "sim/pusht.h"
+#include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* ---------- import ---------- */
 
 typedef struct { ts_zarr z; float *x; int64_t rows, cols; } zcol;
 
-static int load_col(const char *root, const char *name, zcol *c, int required) {
+/* Note the chunks of c that were missing (fill value) in rep->warning. */
+static void note_missing(ts_import_report *rep, const char *name, const zcol *c) {
+  if (!c->z.missing_chunks) return;
+  rep->missing_chunks += c->z.missing_chunks;
+  size_t l = strlen(rep->warning);
+  snprintf(rep->warning + l, sizeof rep->warning - l, "%s%s: %lld of %lld chunks missing (filled with %g)",
+           l ? "; " : "", name, (long long)c->z.missing_chunks, (long long)c->z.nchunks, c->z.fill);
+}
+
+/* Read root/name; 1 when optional and its folder does not exist. */
+static int load_col(const char *root, const char *name, zcol *c, int required, ts_import_report *rep) {
   char dir[1200];
   snprintf(dir, sizeof dir, "%s/%s", root, name);
   memset(c, 0, sizeof *c);
-  if (ts_zarr_open(dir, &c->z)) return required ? -1 : 1;
+  struct stat st;
+  if (!required && stat(dir, &st) != 0 && errno == ENOENT) return 1;
+  if (ts_zarr_open(dir, &c->z)) return -1;
   c->rows = c->z.shape[0];
   c->cols = c->rows ? ts_zarr_numel(&c->z) / c->rows : 0;
   c->x = ts_zarr_read_f32(&c->z);
-  return c->x ? 0 : -1;
+  if (!c->x) return -1;
+  if (c->z.nchunks && c->z.missing_chunks == c->z.nchunks)
+    return ts_fail("%s: all %lld chunks are missing (the array would import as all %g)", dir, (long long)c->z.nchunks,
+                   c->z.fill);
+  note_missing(rep, name, c);
+  return 0;
 }
 
 static int check_finite(const char *root, const char *name, const float *x, int64_t n) {
@@ -37,11 +58,14 @@ int ts_pusht_import_zarr(const char *zarr_dir, const char *out_h5, ts_import_rep
   memset(&kp, 0, sizeof kp);
   memset(&nc, 0, sizeof nc);
   memset(&st, 0, sizeof st);
-  if (load_col(zarr_dir, "data/action", &act, 1)) return -1;
-  if ((rc = load_col(zarr_dir, "data/state", &st, 1))) goto out;
-  if ((rc = load_col(zarr_dir, "data/keypoint", &kp, 0)) < 0) goto out;
+  if (load_col(zarr_dir, "data/action", &act, 1, rep)) {
+    free(act.x);
+    return -1;
+  }
+  if ((rc = load_col(zarr_dir, "data/state", &st, 1, rep))) goto out;
+  if ((rc = load_col(zarr_dir, "data/keypoint", &kp, 0, rep)) < 0) goto out;
   has_kp = rc == 0;
-  if ((rc = load_col(zarr_dir, "data/n_contacts", &nc, 0)) < 0) goto out;
+  if ((rc = load_col(zarr_dir, "data/n_contacts", &nc, 0, rep)) < 0) goto out;
   has_nc = rc == 0;
   rc = 0;
   ts_zarr ez;
@@ -50,6 +74,10 @@ int ts_pusht_import_zarr(const char *zarr_dir, const char *out_h5, ts_import_rep
   if ((rc = ts_zarr_open(edir, &ez))) goto out;
   if (!(ends = ts_zarr_read_i64(&ez))) {
     rc = -1;
+    goto out;
+  }
+  if (ez.nchunks && ez.missing_chunks) { /* a filled-in episode end is never right */
+    rc = ts_fail("%s: %lld of %lld chunks are missing", edir, (long long)ez.missing_chunks, (long long)ez.nchunks);
     goto out;
   }
   int64_t T = act.rows, E = ts_zarr_numel(&ez);
@@ -137,10 +165,18 @@ out:
 
 /* ---------- load ---------- */
 
-static int demo_num(const char *name) { return strncmp(name, "demo_", 5) == 0 ? atoi(name + 5) : -1; }
+/* N of "demo_N" (1 to 9 digits); -1 for another name, -2 for "demo_" + anything else. */
+static int demo_num(const char *name) {
+  if (strncmp(name, "demo_", 5) != 0) return -1;
+  const char *s = name + 5;
+  size_t n = strspn(s, "0123456789");
+  if (n == 0 || n > 9 || s[n]) return -2;
+  return atoi(s);
+}
 
 static int cmp_demo(const void *a, const void *b) {
-  return demo_num(*(char *const *)a) - demo_num(*(char *const *)b);
+  int x = demo_num(*(char *const *)a), y = demo_num(*(char *const *)b);
+  return (x > y) - (x < y);
 }
 
 int ts_dataset_load(const char *path, const char *const *keys, int nk, ts_dataset *d) {
@@ -154,11 +190,17 @@ int ts_dataset_load(const char *path, const char *const *keys, int nk, ts_datase
     return ts_fail("%s: no 'data' group (not a tsdp/robomimic dataset)", path);
   }
   int ne = 0;
-  for (int i = 0; i < n; i++)
-    if (demo_num(names[i]) >= 0) names[ne++] = names[i];
+  for (int i = 0; i < n; i++) {
+    int k = demo_num(names[i]);
+    if (k == -2 && !rc) rc = ts_fail("%s: data/%s is not named demo_<number>", path, names[i]);
+    if (k >= 0) names[ne++] = names[i];
     else free(names[i]);
+  }
   qsort(names, (size_t)ne, sizeof *names, cmp_demo);
-  if (ne == 0) rc = ts_fail("%s: 'data' holds no demo_N groups", path);
+  for (int i = 1; i < ne && !rc; i++) /* demo_1 and demo_01: which comes first would be a guess */
+    if (demo_num(names[i]) == demo_num(names[i - 1]))
+      rc = ts_fail("%s: data/%s and data/%s are the same episode number", path, names[i - 1], names[i]);
+  if (ne == 0 && !rc) rc = ts_fail("%s: 'data' holds no demo_N groups", path);
   d->n_episodes = ne;
   d->ep_start = calloc((size_t)ne + 1, sizeof(int64_t));
   if (!d->ep_start) abort();
@@ -172,28 +214,39 @@ int ts_dataset_load(const char *path, const char *const *keys, int nk, ts_datase
       rc = -1;
       break;
     }
-    int ad = nd == 2 ? (int)dims[1] : (nd == 1 ? 1 : -1);
-    if (ad <= 0 || (e && ad != d->act_dim)) {
+    if (ts_check_array(path, p, nd, dims, 4, NULL)) {
+      rc = -1;
+      break;
+    }
+    int64_t ad = nd == 2 ? dims[1] : (nd == 1 ? 1 : -1);
+    if (ad <= 0 || ad > TS_MAX_FEATURES || (e && ad != d->act_dim)) {
       rc = ts_fail("%s: %s has an unexpected shape", path, p);
       break;
     }
-    d->act_dim = ad;
-    int64_t T = dims[0];
-    int od = 0;
+    d->act_dim = (int)ad;
+    int64_t T = dims[0], od = 0;
     for (int k = 0; k < nk && !rc; k++) {
       snprintf(p, sizeof p, "data/%s/obs/%s", names[e], keys[k]);
       nd = ts_h5_shape(f, p, dims);
-      if (nd < 1) rc = -1;
+      if (nd < 0) rc = -1;
+      else if (nd == 0) rc = ts_fail("%s: %s is a scalar, expected (T, ...)", path, p);
+      else if (ts_check_array(path, p, nd, dims, 4, NULL)) rc = -1;
       else if (dims[0] != T) rc = ts_fail("%s: %s has %lld steps, actions have %lld", path, p, (long long)dims[0], (long long)T);
       int64_t w = 1;
-      for (int j = 1; j < nd; j++) w *= dims[j];
-      od += (int)w;
+      for (int j = 1; j < nd && !rc; j++) w *= dims[j]; /* bounded by the check above */
+      od += w;
+      if (!rc && od > TS_MAX_FEATURES) rc = ts_fail("%s: %s makes the observation %lld wide, above %d", path, p, (long long)od, TS_MAX_FEATURES);
     }
     if (!rc && e && od != d->obs_dim) rc = ts_fail("%s: obs width differs in %s", path, names[e]);
-    d->obs_dim = od;
+    d->obs_dim = (int)od;
+    if (d->ep_start[e] > INT64_MAX / 2 - T) rc = ts_fail("%s: the episodes' lengths overflow", path);
     d->ep_start[e + 1] = d->ep_start[e] + T;
   }
   d->n_steps = ne ? d->ep_start[ne] : 0;
+  if (!rc) {
+    int64_t da[2] = {d->n_steps, d->act_dim}, dob[2] = {d->n_steps, d->obs_dim};
+    if (ts_check_array(path, "all actions", 2, da, 4, NULL) || ts_check_array(path, "all observations", 2, dob, 4, NULL)) rc = -1;
+  }
   if (!rc) {
     d->actions = malloc((size_t)(d->n_steps * d->act_dim + 1) * sizeof(float));
     d->obs = malloc((size_t)(d->n_steps * d->obs_dim + 1) * sizeof(float));
@@ -358,18 +411,25 @@ int ts_windows_build(const ts_dataset *d, const uint8_t *mask, int horizon, int 
                      ts_windows *w) {
   memset(w, 0, sizeof *w);
   w->horizon = horizon;
+  /* Starts from -pad_before to L - horizon + pad_after, but every window holds at least one
+   * frame of its episode (pads of horizon or more, or an empty episode, would make windows of
+   * padding only, read from outside the episode). */
   int64_t cap = 0;
   for (int e = 0; e < d->n_episodes; e++)
     if (!mask || mask[e]) {
-      int64_t L = d->ep_start[e + 1] - d->ep_start[e], k = L - horizon + pad_after + pad_before + 1;
-      cap += k > 0 ? k : 0;
+      int64_t L = d->ep_start[e + 1] - d->ep_start[e], lo = -pad_before, hi = L - horizon + pad_after;
+      if (lo < 1 - horizon) lo = 1 - horizon;
+      if (hi > L - 1) hi = L - 1;
+      cap += L > 0 && hi >= lo ? hi - lo + 1 : 0;
     }
   w->idx = malloc((size_t)(cap ? cap : 1) * sizeof *w->idx);
   if (!w->idx) abort();
   for (int e = 0; e < d->n_episodes; e++) {
     if (mask && !mask[e]) continue;
-    int64_t start = d->ep_start[e], L = d->ep_start[e + 1] - start;
-    for (int64_t i = -pad_before; i <= L - horizon + pad_after; i++) {
+    int64_t start = d->ep_start[e], L = d->ep_start[e + 1] - start, lo = -pad_before, hi = L - horizon + pad_after;
+    if (lo < 1 - horizon) lo = 1 - horizon;
+    if (hi > L - 1) hi = L - 1;
+    for (int64_t i = lo; L > 0 && i <= hi; i++) {
       int64_t bs = (i > 0 ? i : 0) + start, be = (i + horizon < L ? i + horizon : L) + start;
       int64_t so = bs - (i + start), eo = (i + horizon + start) - be;
       w->idx[w->n][0] = bs;
@@ -379,7 +439,9 @@ int ts_windows_build(const ts_dataset *d, const uint8_t *mask, int horizon, int 
       w->n++;
     }
   }
-  return w->n > 0 ? 0 : ts_fail("windows: no episode is long enough for horizon %d", horizon);
+  if (w->n > 0) return 0;
+  ts_windows_free(w); /* nothing for the caller to free on failure */
+  return ts_fail("windows: no episode is long enough for horizon %d", horizon);
 }
 
 void ts_windows_free(ts_windows *w) {

@@ -15,6 +15,10 @@
 #include "core/rng.h"
 #include <stdint.h>
 
+/* The widest action or observation row a dataset may have (a file's dims are checked against
+ * it and against core/sizes.h's byte limit before anything is allocated). */
+#define TS_MAX_FEATURES (1 << 16)
+
 typedef struct ts_dataset {
   int n_episodes;
   int64_t n_steps;
@@ -30,11 +34,16 @@ typedef struct ts_import_report {
   int64_t steps;
   double keypoint_max_err; /* max |derived - recorded| over all keypoint coordinates, px; -1 if
                               the zarr has no keypoint array */
+  int64_t missing_chunks;  /* chunks absent from the zarr, read as their arrays' fill value */
+  char warning[512];       /* "" or one line naming each array with missing chunks and how many */
 } ts_import_report;
 
 /* Convert Diffusion Policy's Push-T zarr ReplayBuffer to the layout above. Keypoints are
  * derived from the block pose (sim/pusht.h) and compared with the recorded ones. Refuses NaN
- * or Inf in actions or states, inconsistent lengths and bad episode_ends. */
+ * or Inf in actions or states, inconsistent lengths and bad episode_ends. An optional array
+ * (keypoint, n_contacts) is absent only when its folder does not exist: a folder with a bad
+ * .zarray is an error. An array whose chunks are all missing is refused (it would import as
+ * all fill value); some missing chunks are legal zarr and reported in rep->warning. */
 int ts_pusht_import_zarr(const char *zarr_dir, const char *out_h5, ts_import_report *rep);
 
 /* Load actions and the named obs keys (each flattened past the time axis). */

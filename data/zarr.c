@@ -1,7 +1,12 @@
 #include "zarr.h"
 #include "core/error.h"
+#include "core/sizes.h"
 #include <blosc.h>
 #include <ctype.h>
+#include <errno.h>
+#include <float.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,49 +21,71 @@ static void ws(js *j) {
   while (j->p < j->end && isspace((unsigned char)*j->p)) j->p++;
 }
 
-/* Skip any JSON value; 0 on success. */
-static int skip_value(js *j) {
-  ws(j);
+/* Skip one JSON string (j->p at its opening quote); 0 on success. */
+static int skip_string(js *j) {
+  for (j->p++; j->p < j->end && *j->p != '"'; j->p++)
+    if (*j->p == '\\') j->p++;
   if (j->p >= j->end) return -1;
-  char c = *j->p;
-  if (c == '"') {
-    for (j->p++; j->p < j->end && *j->p != '"'; j->p++)
-      if (*j->p == '\\') j->p++;
-    if (j->p >= j->end) return -1;
-    j->p++;
-    return 0;
-  }
-  if (c == '{' || c == '[') {
-    char close = c == '{' ? '}' : ']';
-    j->p++;
+  j->p++;
+  return 0;
+}
+
+/* Skip any JSON value without recursion (an explicit stack of at most TS_ZARR_MAX_DEPTH open
+ * containers); 0 on success, -1 on bad syntax, -2 when nested too deep. */
+static int skip_value(js *j) {
+  char stack[TS_ZARR_MAX_DEPTH];
+  int depth = 0;
+  for (;;) {
+    /* a value */
     ws(j);
-    if (j->p < j->end && *j->p == close) {
+    if (j->p >= j->end) return -1;
+    char c = *j->p;
+    if (c == '"') {
+      if (skip_string(j)) return -1;
+    } else if (c == '{' || c == '[') {
+      if (depth == TS_ZARR_MAX_DEPTH) return -2;
+      stack[depth++] = c == '{' ? '}' : ']';
       j->p++;
-      return 0;
+      ws(j);
+      if (j->p < j->end && *j->p == stack[depth - 1]) {
+        j->p++;
+        depth--;
+      } else {
+        if (c == '{') { /* first key */
+          if (j->p >= j->end || *j->p != '"' || skip_string(j)) return -1;
+          ws(j);
+          if (j->p >= j->end || *j->p != ':') return -1;
+          j->p++;
+        }
+        continue;
+      }
+    } else {
+      const char *s0 = j->p;
+      while (j->p < j->end && (isalnum((unsigned char)*j->p) || strchr("+-.", *j->p))) j->p++;
+      if (j->p == s0) return -1;
     }
+    /* after a value: close containers, or a comma and the next member */
     for (;;) {
-      if (c == '{') {
-        if (skip_value(j)) return -1; /* key */
+      if (depth == 0) return 0;
+      ws(j);
+      if (j->p >= j->end) return -1;
+      if (*j->p == stack[depth - 1]) {
+        j->p++;
+        depth--;
+        continue;
+      }
+      if (*j->p != ',') return -1;
+      j->p++;
+      if (stack[depth - 1] == '}') {
+        ws(j);
+        if (j->p >= j->end || *j->p != '"' || skip_string(j)) return -1;
         ws(j);
         if (j->p >= j->end || *j->p != ':') return -1;
         j->p++;
       }
-      if (skip_value(j)) return -1;
-      ws(j);
-      if (j->p >= j->end) return -1;
-      if (*j->p == ',') {
-        j->p++;
-        continue;
-      }
-      if (*j->p == close) {
-        j->p++;
-        return 0;
-      }
-      return -1;
+      break;
     }
   }
-  while (j->p < j->end && (isalnum((unsigned char)*j->p) || strchr("+-.", *j->p))) j->p++;
-  return 0;
 }
 
 /* Find key in the object starting at s; returns a pointer to its value or NULL. */
@@ -101,8 +128,9 @@ static int get_int_array(const char *v, int64_t *out, int max) {
     while (isspace((unsigned char)*v)) v++;
     if (*v == ']') return n;
     char *e;
+    errno = 0;
     long long x = strtoll(v, &e, 10);
-    if (e == v || n >= max) return -1;
+    if (e == v || n >= max || errno == ERANGE) return -1;
     out[n++] = x;
     v = e;
     while (isspace((unsigned char)*v)) v++;
@@ -111,33 +139,68 @@ static int get_int_array(const char *v, int64_t *out, int max) {
   }
 }
 
-static char *slurp(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *buf = malloc((size_t)(n > 0 ? n : 0) + 1);
-  if (!buf) abort();
-  size_t got = n > 0 ? fread(buf, 1, (size_t)n, f) : 0;
-  fclose(f);
-  buf[got] = 0;
-  if (len) *len = got;
+/* The whole of a regular file of at most max bytes (malloc'd, NUL-terminated). *missing is set
+ * (and NULL returned, no message) when the path does not exist; any other failure is NULL with
+ * a message naming the path: a directory, FIFO or device, a file above max, a read error. */
+static char *slurp(const char *path, size_t max, size_t *len, int *missing) {
+  *missing = 0;
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) *missing = 1;
+    else ts_fail("%s: cannot open (%s)", path, strerror(errno));
+    return NULL;
+  }
+  struct stat st;
+  char *buf = NULL;
+  if (fstat(fd, &st) != 0) ts_fail("%s: cannot stat (%s)", path, strerror(errno));
+  else if (S_ISDIR(st.st_mode)) ts_fail("%s: is a directory, expected a file", path);
+  else if (!S_ISREG(st.st_mode)) ts_fail("%s: is not a regular file", path);
+  else if (st.st_size < 0 || (uint64_t)st.st_size > max)
+    ts_fail("%s: %lld bytes, more than the %zu this file can hold", path, (long long)st.st_size, max);
+  else if (!(buf = malloc((size_t)st.st_size + 1))) ts_fail("%s: out of memory for %lld bytes", path, (long long)st.st_size);
+  else {
+    size_t got = 0, n = (size_t)st.st_size;
+    while (got < n) {
+      ssize_t r = read(fd, buf + got, n - got);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) break;
+      got += (size_t)r;
+    }
+    if (got != n) {
+      ts_fail("%s: short read (%zu of %zu bytes)", path, got, n);
+      free(buf);
+      buf = NULL;
+    } else {
+      buf[got] = 0;
+      if (len) *len = got;
+    }
+  }
+  close(fd);
   return buf;
 }
 
 int ts_zarr_open(const char *dir, ts_zarr *z) {
   memset(z, 0, sizeof *z);
+  if (strlen(dir) >= sizeof z->dir) return ts_fail("%.80s...: path longer than %zu characters", dir, sizeof z->dir - 1);
   snprintf(z->dir, sizeof z->dir, "%s", dir);
   char path[1100];
   snprintf(path, sizeof path, "%s/.zarray", dir);
-  size_t len;
-  char *txt = slurp(path, &len);
-  if (!txt) return ts_fail("%s: missing .zarray (not a zarr v2 array)", dir);
+  size_t len = 0;
+  int missing;
+  char *txt = slurp(path, TS_ZARR_MAX_META, &len, &missing);
+  if (!txt) return missing ? ts_fail("%s: missing .zarray (not a zarr v2 array)", dir) : -1;
   const char *end = txt + len;
   int rc = 0;
   char dtype[16] = "", order[8] = "C", sep[4] = ".", cid[32] = "";
   const char *v;
+  js whole = {txt, end};
+  int sk = skip_value(&whole);
+  if (!sk) ws(&whole);
+  if (sk || whole.p != end || *txt == 0) {
+    rc = sk == -2 ? ts_fail("%s: JSON nested deeper than %d levels", path, TS_ZARR_MAX_DEPTH)
+                  : ts_fail("%s: not valid JSON", path);
+    goto done;
+  }
   int64_t fmt = 0;
   if (!(v = find_key(txt, end, "zarr_format")) || (fmt = strtoll(v, NULL, 10)) != 2) {
     rc = ts_fail("%s: zarr_format %lld is not supported (need 2)", path, (long long)fmt);
@@ -146,7 +209,7 @@ int ts_zarr_open(const char *dir, ts_zarr *z) {
   int nd = get_int_array(find_key(txt, end, "shape"), z->shape, TS_ZARR_MAXDIM);
   int nc = get_int_array(find_key(txt, end, "chunks"), z->chunks, TS_ZARR_MAXDIM);
   if (nd < 1 || nc != nd) {
-    rc = ts_fail("%s: bad or missing shape/chunks", path);
+    rc = ts_fail("%s: bad or missing shape/chunks (integer lists of equal length, at most %d axes)", path, TS_ZARR_MAXDIM);
     goto done;
   }
   z->ndim = nd;
@@ -155,7 +218,7 @@ int ts_zarr_open(const char *dir, ts_zarr *z) {
       rc = ts_fail("%s: bad shape or chunk size on axis %d", path, i);
       goto done;
     }
-  if (get_str(find_key(txt, end, "dtype"), dtype, sizeof dtype) || strlen(dtype) < 3) {
+  if (get_str(find_key(txt, end, "dtype"), dtype, sizeof dtype) || strlen(dtype) != 3) {
     rc = ts_fail("%s: missing or structured dtype (only simple dtypes are supported)", path);
     goto done;
   }
@@ -200,6 +263,23 @@ int ts_zarr_open(const char *dir, ts_zarr *z) {
   z->fill = 0;
   if (v && *v == '"') z->fill = strncmp(v, "\"NaN\"", 5) == 0 ? NAN : 0;
   else if (v && strncmp(v, "null", 4) != 0) z->fill = strtod(v, NULL);
+  /* Sizes: the whole array as int64 (the widest read), one chunk as stored, the chunk count. */
+  int64_t grid = 1, bytes;
+  char what[1200];
+  snprintf(what, sizeof what, "array '%s'", dir);
+  if ((rc = ts_check_array(path, what, nd, z->shape, 8, &bytes))) goto done;
+  snprintf(what, sizeof what, "one chunk of '%s'", dir);
+  if ((rc = ts_check_array(path, what, nd, z->chunks, z->itemsize, &bytes))) goto done;
+  if (z->blosc && bytes > (int64_t)BLOSC_MAX_BUFFERSIZE) {
+    rc = ts_fail("%s: chunks of %lld bytes, above blosc's limit of %d", path, (long long)bytes, BLOSC_MAX_BUFFERSIZE);
+    goto done;
+  }
+  for (int i = 0; i < nd; i++) grid *= (z->shape[i] + z->chunks[i] - 1) / z->chunks[i]; /* <= the element count */
+  if (grid > TS_ZARR_MAX_CHUNKS) {
+    rc = ts_fail("%s: %lld chunks, more than the %lld this reader accepts", path, (long long)grid,
+                 (long long)TS_ZARR_MAX_CHUNKS);
+    goto done;
+  }
 done:
   free(txt);
   return rc;
@@ -238,20 +318,26 @@ static double elem_f(const ts_zarr *z, const unsigned char *p) {
   }
 }
 
-/* Read every chunk; store element i of the array via put(out, i, value). */
-static int read_all(const ts_zarr *z, void *out, void (*put)(void *, int64_t, const ts_zarr *, const unsigned char *),
-                    void (*fill)(void *, int64_t, double)) {
+/* Read every chunk; store element i of the array via put(out, i, value). Only the in-bounds
+ * box of each chunk is visited (edge chunks are stored padded to full size). */
+static int read_all(ts_zarr *z, void *out, int (*put)(void *, int64_t, const ts_zarr *, const unsigned char *),
+                    int (*fill)(void *, int64_t, double)) {
   int nd = z->ndim;
   int64_t grid[TS_ZARR_MAXDIM], idx[TS_ZARR_MAXDIM] = {0}, chunk_n = 1, nchunks = 1;
-  for (int i = 0; i < nd; i++) {
+  int64_t cstride[TS_ZARR_MAXDIM], gstride[TS_ZARR_MAXDIM];
+  for (int i = nd - 1; i >= 0; i--) { /* sizes were checked by ts_zarr_open */
     grid[i] = (z->shape[i] + z->chunks[i] - 1) / z->chunks[i];
+    cstride[i] = chunk_n;
+    gstride[i] = i == nd - 1 ? 1 : gstride[i + 1] * z->shape[i + 1];
     chunk_n *= z->chunks[i];
     nchunks *= grid[i];
   }
+  z->nchunks = z->missing_chunks = 0;
   if (ts_zarr_numel(z) == 0) return 0;
+  z->nchunks = nchunks;
   size_t chunk_bytes = (size_t)chunk_n * (size_t)z->itemsize;
   unsigned char *buf = malloc(chunk_bytes ? chunk_bytes : 1);
-  if (!buf) abort();
+  if (!buf) return ts_fail("%s: out of memory for a chunk of %zu bytes", z->dir, chunk_bytes);
   int rc = 0;
   for (int64_t c = 0; c < nchunks && !rc; c++) {
     char key[256] = "", path[1400], sep[2] = {z->sep, 0};
@@ -259,9 +345,13 @@ static int read_all(const ts_zarr *z, void *out, void (*put)(void *, int64_t, co
     for (int i = 0; i < nd && o < sizeof key; i++)
       o += (size_t)snprintf(key + o, sizeof key - o, "%s%lld", i ? sep : "", (long long)idx[i]);
     snprintf(path, sizeof path, "%s/%s", z->dir, key);
-    size_t flen;
-    char *raw = slurp(path, &flen);
-    int missing = raw == NULL;
+    size_t flen = 0;
+    int missing;
+    char *raw = slurp(path, chunk_bytes + (z->blosc ? BLOSC_MAX_OVERHEAD : 0), &flen, &missing);
+    if (!raw && !missing) {
+      rc = -1;
+      break;
+    }
     if (raw && z->blosc) {
       size_t nbytes = 0;
       if (blosc_cbuffer_validate(raw, flen, &nbytes) != 0 || nbytes != chunk_bytes)
@@ -274,25 +364,30 @@ static int read_all(const ts_zarr *z, void *out, void (*put)(void *, int64_t, co
     }
     free(raw);
     if (rc) break;
-    /* Copy the in-bounds part of the chunk (edge chunks are stored padded to full size). */
-    int64_t off[TS_ZARR_MAXDIM], loc[TS_ZARR_MAXDIM] = {0};
-    for (int i = 0; i < nd; i++) off[i] = idx[i] * z->chunks[i];
-    for (int64_t e = 0; e < chunk_n; e++) {
-      int inside = 1;
-      int64_t gi = 0;
+    z->missing_chunks += missing;
+    int64_t ext[TS_ZARR_MAXDIM], loc[TS_ZARR_MAXDIM] = {0}, base = 0;
+    for (int i = 0; i < nd; i++) {
+      int64_t off = idx[i] * z->chunks[i];
+      ext[i] = z->shape[i] - off < z->chunks[i] ? z->shape[i] - off : z->chunks[i];
+      base += off * gstride[i];
+    }
+    for (;;) {
+      int64_t e = 0, gi = base;
       for (int i = 0; i < nd; i++) {
-        int64_t g = off[i] + loc[i];
-        if (g >= z->shape[i]) inside = 0;
-        gi = gi * z->shape[i] + g;
+        e += loc[i] * cstride[i];
+        gi += loc[i] * gstride[i];
       }
-      if (inside) {
-        if (missing) fill(out, gi, z->fill);
-        else put(out, gi, z, buf + (size_t)e * (size_t)z->itemsize);
+      if (missing ? fill(out, gi, z->fill) : put(out, gi, z, buf + (size_t)e * (size_t)z->itemsize)) {
+        rc = ts_fail("%s: element %lld is %s, not an integer in int64's range", missing ? z->dir : path, (long long)gi,
+                     missing ? "the fill value" : "a value");
+        break;
       }
-      for (int i = nd - 1; i >= 0; i--) { /* next element in the chunk, C order */
-        if (++loc[i] < z->chunks[i]) break;
+      int i = nd - 1; /* next element of the box, C order */
+      for (; i >= 0; i--) {
+        if (++loc[i] < ext[i]) break;
         loc[i] = 0;
       }
+      if (i < 0) break;
     }
     for (int i = nd - 1; i >= 0; i--) { /* next chunk */
       if (++idx[i] < grid[i]) break;
@@ -303,26 +398,49 @@ static int read_all(const ts_zarr *z, void *out, void (*put)(void *, int64_t, co
   return rc;
 }
 
-static void put_f(void *o, int64_t i, const ts_zarr *z, const unsigned char *p) { ((float *)o)[i] = (float)elem_f(z, p); }
-static void fill_f(void *o, int64_t i, double v) { ((float *)o)[i] = (float)v; }
-static void put_i(void *o, int64_t i, const ts_zarr *z, const unsigned char *p) {
+/* Element converters: 0, or -1 when the value does not fit the output type (NaN or beyond
+ * int64 in an integer read: refused rather than converted with undefined behaviour). */
+static float to_f32(double v) { /* beyond float's range: +-Inf, as IEEE rounding gives (a cast would be UB) */
+  if (v > FLT_MAX) return INFINITY;
+  if (v < -FLT_MAX) return -INFINITY;
+  return (float)v;
+}
+static int put_f(void *o, int64_t i, const ts_zarr *z, const unsigned char *p) {
+  ((float *)o)[i] = to_f32(elem_f(z, p));
+  return 0;
+}
+static int fill_f(void *o, int64_t i, double v) {
+  ((float *)o)[i] = to_f32(v);
+  return 0;
+}
+static int to_i64(double v, int64_t *out) {
+  if (!(v >= -9223372036854775808.0 && v < 9223372036854775808.0)) return -1; /* NaN fails too */
+  *out = (int64_t)v;
+  return 0;
+}
+static int put_i(void *o, int64_t i, const ts_zarr *z, const unsigned char *p) {
   if (z->kind == 'i' || z->kind == 'u') {
     int64_t s = 0;
     memcpy(&s, p, (size_t)z->itemsize);
     if (z->kind == 'i') {
       int shift = 64 - 8 * z->itemsize;
       s = (int64_t)((uint64_t)s << shift) >> shift;
+    } else if (z->itemsize == 8 && s < 0) {
+      return -1; /* a uint64 beyond int64 */
     }
     ((int64_t *)o)[i] = s;
-  } else {
-    ((int64_t *)o)[i] = (int64_t)elem_f(z, p);
+    return 0;
   }
+  return to_i64(elem_f(z, p), (int64_t *)o + i);
 }
-static void fill_i(void *o, int64_t i, double v) { ((int64_t *)o)[i] = isnan(v) ? 0 : (int64_t)v; }
+static int fill_i(void *o, int64_t i, double v) { return to_i64(v, (int64_t *)o + i); }
 
-float *ts_zarr_read_f32(const ts_zarr *z) {
+float *ts_zarr_read_f32(ts_zarr *z) {
   float *out = malloc((size_t)(ts_zarr_numel(z) ? ts_zarr_numel(z) : 1) * sizeof(float));
-  if (!out) abort();
+  if (!out) {
+    ts_fail("%s: out of memory for %lld elements", z->dir, (long long)ts_zarr_numel(z));
+    return NULL;
+  }
   if (read_all(z, out, put_f, fill_f)) {
     free(out);
     return NULL;
@@ -330,9 +448,12 @@ float *ts_zarr_read_f32(const ts_zarr *z) {
   return out;
 }
 
-int64_t *ts_zarr_read_i64(const ts_zarr *z) {
+int64_t *ts_zarr_read_i64(ts_zarr *z) {
   int64_t *out = malloc((size_t)(ts_zarr_numel(z) ? ts_zarr_numel(z) : 1) * sizeof(int64_t));
-  if (!out) abort();
+  if (!out) {
+    ts_fail("%s: out of memory for %lld elements", z->dir, (long long)ts_zarr_numel(z));
+    return NULL;
+  }
   if (read_all(z, out, put_i, fill_i)) {
     free(out);
     return NULL;

@@ -8,13 +8,56 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The simulator's observation keys (the importer's names) and their widths. */
+enum { OBS_KEYPOINT, OBS_AGENT_POS, OBS_STATE, OBS_KINDS };
+static const char *const obs_names[OBS_KINDS] = {"keypoint", "agent_pos", "state"};
+static const int obs_width[OBS_KINDS] = {18, 2, 5};
+
+/* The checkpoint's obs keys as simulator observations, in its order; refuses a key the
+ * simulator cannot produce and a total width other than the policy's. */
+static int obs_layout(const ts_config *c, int obs_dim, int *kind) {
+  int w = 0, nk = c->data.n_obs_keys;
+  for (int k = 0; k < nk; k++) {
+    const char *name = c->data.obs_keys[k];
+    kind[k] = -1;
+    for (int j = 0; j < OBS_KINDS; j++)
+      if (!strcmp(name, obs_names[j]) || (j == OBS_KEYPOINT && !strcmp(name, "keypoint_recorded"))) kind[k] = j;
+    if (kind[k] < 0) return ts_fail("obs key '%s' is not a Push-T simulator observation (keypoint, agent_pos, state)", name);
+    w += obs_width[kind[k]];
+  }
+  if (w != obs_dim) return ts_fail("the checkpoint's policy has %d obs dims; its obs keys give %d on Push-T", obs_dim, w);
+  return 0;
+}
+
+/* One observation of env e, the keys in the checkpoint's order. */
+static void env_obs(const ts_pusht *e, const int *kind, int nk, float *out) {
+  float ka[TS_PUSHT_OBS_DIM]; /* 9 keypoints then the agent */
+  double st[5];
+  ts_pusht_get_obs(e, ka);
+  ts_pusht_get_state(e, st);
+  for (int k = 0; k < nk; k++) {
+    if (kind[k] == OBS_KEYPOINT) memcpy(out, ka, 18 * sizeof(float));
+    else if (kind[k] == OBS_AGENT_POS) memcpy(out, ka + 18, 2 * sizeof(float));
+    else
+      for (int j = 0; j < 5; j++) out[j] = (float)st[j];
+    out += obs_width[kind[k]];
+  }
+}
+
+int ts_pusht_policy_obs(const ts_config *c, int obs_dim, const ts_pusht *e, float *out) {
+  int kind[TS_CFG_MAXKEYS];
+  if (obs_layout(c, obs_dim, kind)) return -1;
+  env_obs(e, kind, c->data.n_obs_keys, out);
+  return 0;
+}
+
 int ts_eval_pusht(ts_policy *p, const ts_sampler *s, const ts_eval_opts *o, ts_eval_result *r) {
   memset(r, 0, sizeof *r);
   int n_all = o->episodes, No = p->cfg.data.n_obs_steps, Na = p->cfg.data.n_action_steps, H = p->horizon;
-  int Od = p->obs_dim, A = p->act_dim;
+  int Od = p->obs_dim, A = p->act_dim, kind[TS_CFG_MAXKEYS], nk = p->cfg.data.n_obs_keys;
   if (n_all <= 0 || n_all > 1024) return ts_fail("episodes must be in 1..1024");
-  if (Od != TS_PUSHT_OBS_DIM || A != 2)
-    return ts_fail("the checkpoint's policy has obs %d / action %d dims; Push-T needs 20 / 2", Od, A);
+  if (obs_layout(&p->cfg, Od, kind)) return -1;
+  if (A != 2) return ts_fail("the checkpoint's policy has %d action dims; Push-T needs 2", A);
   if (ts_sampler_check(s, p)) return -1;
   ts_sampler smp = *s;
   /* This rank's episodes [lo, lo + n) of n_all (all of them unless split) */
@@ -39,7 +82,7 @@ int ts_eval_pusht(ts_policy *p, const ts_sampler *s, const ts_eval_opts *o, ts_e
   ts_pusht_vec *v = ts_pusht_vec_new(n);
   int *seeds = malloc((size_t)n * sizeof(int)), *active = malloc((size_t)n * sizeof(int));
   float *hist = malloc((size_t)n * No * Od * sizeof(float)), *obs = malloc((size_t)n * No * Od * sizeof(float));
-  float *acts = malloc((size_t)n * H * A * sizeof(float)), cur[TS_PUSHT_OBS_DIM];
+  float *acts = malloc((size_t)n * H * A * sizeof(float)), cur[TS_CFG_MAXKEYS * 18];
   double *step_act = calloc((size_t)n * 2, sizeof(double));
   uint8_t *rgb = o->gif_dir ? malloc(256 * 256 * 3) : NULL;
   ts_gif **gifs = calloc((size_t)n, sizeof *gifs);
@@ -47,7 +90,7 @@ int ts_eval_pusht(ts_policy *p, const ts_sampler *s, const ts_eval_opts *o, ts_e
   for (int i = 0; i < n; i++) seeds[i] = o->seed_start + lo + i;
   int rc = ts_pusht_vec_reset_seeds(v, seeds);
   for (int i = 0; i < n && !rc; i++) {
-    ts_pusht_get_obs(v->envs[i], cur);
+    env_obs(v->envs[i], kind, nk, cur);
     ts_policy_push_obs(p, hist + (size_t)i * No * Od, cur, 1);
     if (o->gif_dir && lo + i < o->gif_count) {
       char path[1024];
@@ -105,7 +148,7 @@ int ts_eval_pusht(ts_policy *p, const ts_sampler *s, const ts_eval_opts *o, ts_e
       control_step++;
       for (int b = 0; b < B; b++) {
         int i = active[b];
-        ts_pusht_get_obs(v->envs[i], cur);
+        env_obs(v->envs[i], kind, nk, cur);
         ts_policy_push_obs(p, hist + (size_t)i * No * Od, cur, 0);
       }
     }

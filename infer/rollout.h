@@ -3,11 +3,20 @@
  * episode in a single batched call. The observation queue starts filled with the first
  * observation; each chunk's actions [n_obs_steps-1, n_obs_steps-1+n_action_steps) are executed.
  * An episode ends at success (coverage > 0.95) or after 300 steps; its score is its max
- * reward. Under mpirun the episodes can be split over the ranks (ts_eval_opts.split). */
+ * reward. The policy sees the simulator's observation in its checkpoint's obs-key order
+ * (keypoint / keypoint_recorded: 18, agent_pos: 2, state: 5 = agent x, y, block x, y, angle);
+ * another key, or widths that do not add up to the policy's obs_dim, is refused. Under mpirun
+ * the episodes can be split over the ranks (ts_eval_opts.split). */
 #ifndef TS_ROLLOUT_H
 #define TS_ROLLOUT_H
 
 #include "infer/policy.h"
+
+/* The observation of Push-T env e for a policy of obs_dim trained on c's obs keys, in their
+ * order (obs_dim floats into out); -1 with a message for a key the simulator does not produce
+ * or widths that do not add up to obs_dim. */
+struct ts_pusht;
+int ts_pusht_policy_obs(const ts_config *c, int obs_dim, const struct ts_pusht *e, float *out);
 
 typedef struct ts_eval_opts {
   int episodes, seed_start;

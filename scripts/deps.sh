@@ -6,7 +6,7 @@
 set -euo pipefail
 pkgs=(build-essential pkg-config libopenblas-dev libhdf5-dev zlib1g-dev check
       libchipmunk-dev libblosc-dev libinih-dev libgif-dev libstb-dev libcairo2-dev
-      fonts-dejavu-core)
+      fonts-dejavu-core clang libclang-rt-dev)
 for a in "$@"; do
   case "$a" in
     --dev) pkgs+=(python3-torch python3-numpy python3-h5py) ;;

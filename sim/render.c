@@ -2,6 +2,7 @@
 #include "pusht.h"
 #include "core/error.h"
 #include <cairo.h>
+#include "core/sizes.h"
 #include <gif_lib.h>
 #include <math.h>
 #include <stdio.h>
@@ -102,6 +103,7 @@ void ts_pusht_render(const double st[5], const double *act, int size, uint8_t *o
 static void tmp_name(const char *path, char *out, size_t n) { snprintf(out, n, "%s.tmp-%ld", path, (long)getpid()); }
 
 int ts_png_write(const char *path, int w, int h, const uint8_t *rgb) {
+  if (ts_regular_file(path) < 0) return -1; /* never replace a folder, FIFO or device */
   char tmp[1100];
   tmp_name(path, tmp, sizeof tmp);
   if (!stbi_write_png(tmp, w, h, 3, rgb, w * 3)) {
@@ -123,6 +125,7 @@ struct ts_gif {
 };
 
 ts_gif *ts_gif_open(const char *path, int w, int h, int delay_cs) {
+  if (ts_regular_file(path) < 0) return NULL; /* never replace a folder, FIFO or device */
   ts_gif *g = calloc(1, sizeof *g);
   if (!g) abort();
   snprintf(g->path, sizeof g->path, "%s", path);

@@ -36,7 +36,7 @@ static void tiny_dataset(char *h5, size_t n) {
 }
 
 START_TEST(test_cli_json) {
-  if (!getenv("TSDP_BIN")) return;
+  SKIP_IF(!getenv("TSDP_BIN"), "TSDP_BIN (the tsdp binary) is not set");
   static char out[1 << 16];
   char args[1024], h5[512];
   int el;
@@ -56,7 +56,7 @@ START_TEST(test_cli_json) {
 END_TEST
 
 START_TEST(test_cli_errors_one_line) {
-  if (!getenv("TSDP_BIN")) return;
+  SKIP_IF(!getenv("TSDP_BIN"), "TSDP_BIN (the tsdp binary) is not set");
   static char out[4096];
   int el;
   const char *cases[][2] = {
@@ -88,10 +88,8 @@ END_TEST
 START_TEST(test_cli_convert_round_trip) {
   const char *bin = getenv("TSDP_BIN");
   ck_assert_msg(bin, "TSDP_BIN is not set");
-  if (system("/usr/bin/python3 -c 'import torch, h5py' >/dev/null 2>&1") != 0) {
-    fprintf(stderr, "skipped: converter round trip (no python3-torch / python3-h5py; scripts/deps.sh --dev)\n");
-    return;
-  }
+  SKIP_IF(system("/usr/bin/python3 -c 'import torch, h5py' >/dev/null 2>&1") != 0,
+          "converter round trip needs python3-torch and python3-h5py (scripts/deps.sh --dev)");
   char cmd[1200], log[600];
   snprintf(log, sizeof log, "%s/convert.log", tmp_dir());
   snprintf(cmd, sizeof cmd, "/usr/bin/python3 scripts/check_convert.py --tsdp %s >%s 2>&1", bin, log);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static void write_file(const char *path, const void *data, size_t n) {
   FILE *f = fopen(path, "wb");
@@ -155,6 +156,104 @@ START_TEST(test_zarr_bad_input) {
 }
 END_TEST
 
+/* A .zarray with the given text under tpath(name); returns the folder. */
+static const char *zarray_text(const char *name, const char *text) {
+  const char *dir = tpath(name);
+  char p[600];
+  mkdir(dir, 0755);
+  snprintf(p, sizeof p, "%s/.zarray", dir);
+  write_file(p, text, strlen(text));
+  return dir;
+}
+
+static void open_fails(const char *dir, const char *want1, const char *want2) {
+  ts_zarr z;
+  ts_error_clear();
+  ck_assert_msg(ts_zarr_open(dir, &z) != 0, "%s opened", dir);
+  ck_assert_msg(strstr(ts_error(), want1) && strstr(ts_error(), want2), "%s: %s", dir, ts_error());
+  ck_assert_ptr_null(strchr(ts_error(), '\n'));
+}
+
+/* Hostile .zarray files: overflowing, huge and absurdly chunked shapes are refused before any
+ * allocation with one line naming the file, the array and the size; deep nesting is refused
+ * without recursion; a folder or FIFO where a file should be is refused (no abort, no hang). */
+START_TEST(test_zarr_hostile_sizes) {
+  char meta[512];
+  const char *fmt = "{\"chunks\": [%s], \"compressor\": null, \"dtype\": \"%s\", \"fill_value\": 0, \"filters\": null, "
+                    "\"order\": \"C\", \"shape\": [%s], \"zarr_format\": 2}";
+  snprintf(meta, sizeof meta, fmt, "1, 1", "<f4", "2305843009213693952, 4611686018427387904"); /* 2^61 x 2^62 */
+  open_fails(zarray_text("h_overflow", meta), "h_overflow/.zarray", "overflows 64 bits");
+  snprintf(meta, sizeof meta, fmt, "1024", "<f4", "1099511627776"); /* 2^40 elements: 8 TiB as int64 */
+  open_fails(zarray_text("h_huge", meta), "array '", "needs 8796093022208 bytes, above the limit");
+  snprintf(meta, sizeof meta, fmt, "4611686018427387904", "<f4", "10"); /* a chunk of 2^62 floats */
+  open_fails(zarray_text("h_chunk", meta), "one chunk of", "overflows 64 bits");
+  snprintf(meta, sizeof meta, fmt, "1", "|b1", "33554432"); /* 2^25 one-byte chunks */
+  open_fails(zarray_text("h_nchunks", meta), "33554432 chunks", "more than the 16777216");
+  snprintf(meta, sizeof meta, fmt, "1", "<f4", "99999999999999999999"); /* beyond 64 bits */
+  open_fails(zarray_text("h_erange", meta), "h_erange/.zarray", "bad or missing shape/chunks");
+  snprintf(meta, sizeof meta, fmt, "2", "<f4x", "4");
+  open_fails(zarray_text("h_dtype", meta), "h_dtype/.zarray", "dtype");
+  /* 200000 nested brackets: refused at depth 32, no stack overflow */
+  size_t n = 200000, len = 0;
+  char *deep = malloc(2 * n + 64);
+  len += (size_t)sprintf(deep, "{\"x\": ");
+  memset(deep + len, '[', n);
+  len += n;
+  memset(deep + len, ']', n);
+  len += n;
+  strcpy(deep + len, ", \"zarr_format\": 2}");
+  open_fails(zarray_text("h_deep", deep), "h_deep/.zarray", "nested deeper than 32");
+  free(deep);
+  open_fails(zarray_text("h_json", "{\"zarr_format\": 2, \"shape\": [1"), "h_json/.zarray", "not valid JSON");
+  /* .zarray that is a folder, a FIFO */
+  const char *d = tpath("h_dir");
+  char p[600];
+  mkdir(d, 0755);
+  snprintf(p, sizeof p, "%s/.zarray", d);
+  mkdir(p, 0755);
+  open_fails(d, "h_dir/.zarray", "is a directory");
+  d = tpath("h_fifo");
+  mkdir(d, 0755);
+  snprintf(p, sizeof p, "%s/.zarray", d);
+  ck_assert_int_eq(mkfifo(p, 0644), 0);
+  open_fails(d, "h_fifo/.zarray", "not a regular file");
+  /* A chunk that is a folder: one line naming it, not an abort */
+  float x[12] = {0};
+  make_zarr(tpath("h_chunkdir"), x, 4, "<f4", 4, 3, 2, 3, 0, 1, '.');
+  snprintf(p, sizeof p, "%s/1.0", tpath("h_chunkdir"));
+  mkdir(p, 0755);
+  ts_zarr z;
+  ck_assert_int_eq(ts_zarr_open(tpath("h_chunkdir"), &z), 0);
+  ck_assert_ptr_null(ts_zarr_read_f32(&z));
+  ck_assert_msg(strstr(ts_error(), "h_chunkdir/1.0") && strstr(ts_error(), "is a directory"), "%s", ts_error());
+  /* A chunk file far larger than a chunk is refused before it is read */
+  make_zarr(tpath("h_bigchunk"), x, 4, "<f4", 4, 3, 2, 3, 0, -1, '.');
+  snprintf(p, sizeof p, "%s/0.0", tpath("h_bigchunk"));
+  char big[4096] = {0};
+  write_file(p, big, sizeof big);
+  ck_assert_int_eq(ts_zarr_open(tpath("h_bigchunk"), &z), 0);
+  ck_assert_ptr_null(ts_zarr_read_f32(&z));
+  ck_assert_msg(strstr(ts_error(), "h_bigchunk/0.0") && strstr(ts_error(), "4096 bytes"), "%s", ts_error());
+  /* Missing chunks are counted */
+  make_zarr(tpath("h_missing"), x, 4, "<f4", 4, 3, 2, 3, 0, 1, '.');
+  ck_assert_int_eq(ts_zarr_open(tpath("h_missing"), &z), 0);
+  float *y = ts_zarr_read_f32(&z);
+  ck_assert_ptr_nonnull(y);
+  ck_assert_int_eq(z.nchunks, 2);
+  ck_assert_int_eq(z.missing_chunks, 1);
+  ck_assert_float_eq(y[11], -1.5f);
+  free(y);
+}
+END_TEST
+
+static void rm_chunks(const char *root, const char *arr, const char *const *keys, int n) {
+  char p[700];
+  for (int i = 0; i < n; i++) {
+    snprintf(p, sizeof p, "%s/%s/%s", root, arr, keys[i]);
+    ck_assert_msg(remove(p) == 0, "%s", p);
+  }
+}
+
 /* A two-episode Push-T-shaped zarr (lengths 12 and 9). */
 void make_pusht_zarr(const char *root, int with_nan) {
   char p[600];
@@ -217,6 +316,50 @@ START_TEST(test_import_small_fixture) {
   ck_assert_msg(strstr(ts_error(), "data/state") && strstr(ts_error(), "NaN"), "%s", ts_error());
   FILE *fp = fopen(bout, "rb");
   ck_assert_ptr_null(fp);
+}
+END_TEST
+
+/* The importer: an array whose chunks are all missing is refused (not imported as all fill
+ * value); some missing chunks import with a warning naming the array and the count; a garbage
+ * .zarray for an optional array is an error, not "absent". */
+START_TEST(test_import_missing_chunks) {
+  ts_import_report r;
+  const char *root = tpath("allmiss.zarr"), *out = tpath("allmiss.h5");
+  make_pusht_zarr(root, 0);
+  const char *act[] = {"0.0", "1.0", "2.0", "3.0", "4.0"}; /* action: 21 rows in chunks of 5 */
+  rm_chunks(root, "data/action", act, 5);
+  ck_assert_int_ne(ts_pusht_import_zarr(root, out, &r), 0);
+  ck_assert_msg(strstr(ts_error(), "data/action") && strstr(ts_error(), "all 5 chunks are missing"), "%s", ts_error());
+  ck_assert_int_ne(access(out, F_OK), 0);
+  root = tpath("somemiss.zarr");
+  out = tpath("somemiss.h5");
+  make_pusht_zarr(root, 0);
+  const char *st[] = {"1.0"}; /* state: 21 rows in chunks of 8 -> 3 chunks; rows 8..15 filled with -1.5 */
+  rm_chunks(root, "data/state", st, 1);
+  ck_assert_msg(ts_pusht_import_zarr(root, out, &r) == 0, "%s", ts_error());
+  ck_assert_int_eq(r.missing_chunks, 1);
+  ck_assert_msg(strstr(r.warning, "data/state: 1 of 3 chunks missing (filled with -1.5)"), "%s", r.warning);
+  root = tpath("garbagekp.zarr");
+  make_pusht_zarr(root, 0);
+  char p[700];
+  snprintf(p, sizeof p, "%s/data/keypoint/.zarray", root);
+  write_file(p, "{\"zarr_format\": 2, garbage", 26);
+  ck_assert_int_ne(ts_pusht_import_zarr(root, tpath("garbagekp.h5"), &r), 0);
+  ck_assert_msg(strstr(ts_error(), "data/keypoint/.zarray") && strstr(ts_error(), "not valid JSON"), "%s", ts_error());
+  /* a missing episode end is refused even when the other chunk is there */
+  root = tpath("endsmiss.zarr");
+  make_pusht_zarr(root, 0);
+  snprintf(p, sizeof p, "%s/meta/episode_ends/.zarray", root);
+  const char *e2 = "{\"chunks\": [1], \"compressor\": null, \"dtype\": \"<i8\", \"fill_value\": 0, \"filters\": null,"
+                   " \"order\": \"C\", \"shape\": [2], \"zarr_format\": 2}";
+  write_file(p, e2, strlen(e2));
+  int64_t end1 = 21;
+  snprintf(p, sizeof p, "%s/meta/episode_ends/1", root);
+  write_file(p, &end1, 8);
+  snprintf(p, sizeof p, "%s/meta/episode_ends/0", root);
+  remove(p);
+  ck_assert_int_ne(ts_pusht_import_zarr(root, tpath("endsmiss.h5"), &r), 0);
+  ck_assert_msg(strstr(ts_error(), "episode_ends") && strstr(ts_error(), "1 of 2 chunks are missing"), "%s", ts_error());
 }
 END_TEST
 
@@ -284,7 +427,7 @@ END_TEST
 /* The CLI prints one error line and exits non-zero on a corrupt dataset. */
 START_TEST(test_cli_errors) {
   const char *bin = getenv("TSDP_BIN");
-  if (!bin) return;
+  SKIP_IF(!bin, "TSDP_BIN (the tsdp binary) is not set");
   char cmd[2048], line[1024];
   snprintf(cmd, sizeof cmd, "%s data import --zarr %s --out %s 2>&1 >/dev/null", bin, tpath("z_missing_dir"), tpath("x.h5"));
   FILE *p = popen(cmd, "r");
@@ -412,10 +555,7 @@ END_TEST
 
 START_TEST(test_real_dataset_import) {
   const char *zarr = data_path("pusht/pusht_cchi_v7_replay.zarr");
-  if (!zarr) {
-    fprintf(stderr, "skipped: real Push-T dataset not found under TSDP_DATA_DIR\n");
-    return;
-  }
+  SKIP_IF(!zarr, "the real Push-T dataset is not under TSDP_DATA_DIR (pusht/pusht_cchi_v7_replay.zarr)");
   ts_import_report r;
   ck_assert_msg(ts_pusht_import_zarr(zarr, tpath("pusht.h5"), &r) == 0, "%s", ts_error());
   ck_assert_int_eq(r.episodes, 206);
@@ -432,6 +572,8 @@ Suite *suite_data(void) {
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, test_zarr_any_chunking);
   tcase_add_test(tc, test_zarr_bad_input);
+  tcase_add_test(tc, test_zarr_hostile_sizes);
+  tcase_add_test(tc, test_import_missing_chunks);
   tcase_add_test(tc, test_import_small_fixture);
   tcase_add_test(tc, test_dataset_bad_files);
   tcase_add_test(tc, test_cli_errors);

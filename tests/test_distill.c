@@ -345,7 +345,7 @@ static int run_cli(const char *args, char *out, size_t cap, int *errlines) {
 /* The command line: distill, bench spec rows with the drafter, and sample refusing a drafter
  * of another base (one line, non-zero exit). */
 START_TEST(test_distill_cli) {
-  if (!getenv("TSDP_BIN")) return;
+  SKIP_IF(!getenv("TSDP_BIN"), "TSDP_BIN (the tsdp binary) is not set");
   static char out[1 << 16];
   char a[512], b[512], dr[512], args[3000];
   snprintf(a, sizeof a, "%s/cli_base_a.h5", tmp_dir());

@@ -115,10 +115,7 @@ END_TEST
 /* Replaying the recorded actions reproduces the recorded block poses (docs/math.md §5). */
 START_TEST(test_replay_fidelity) {
   const char *zarr = data_path("pusht/pusht_cchi_v7_replay.zarr");
-  if (!zarr) {
-    fprintf(stderr, "skipped: real Push-T dataset not found under TSDP_DATA_DIR\n");
-    return;
-  }
+  SKIP_IF(!zarr, "the real Push-T dataset is not under TSDP_DATA_DIR (pusht/pusht_cchi_v7_replay.zarr)");
   char out[512];
   snprintf(out, sizeof out, "%s/replay.h5", tmp_dir());
   ts_import_report r;
@@ -149,7 +146,7 @@ END_TEST
 /* The keypoint constants are the least-squares fit to the recorded keypoints. */
 START_TEST(test_keypoint_fit) {
   const char *zarr = data_path("pusht/pusht_cchi_v7_replay.zarr");
-  if (!zarr) return;
+  SKIP_IF(!zarr, "the real Push-T dataset is not under TSDP_DATA_DIR (pusht/pusht_cchi_v7_replay.zarr)");
   char out[512];
   snprintf(out, sizeof out, "%s/kp.h5", tmp_dir());
   ts_import_report r;

@@ -22,6 +22,7 @@ Suite *suite_plot(void);
 Suite *suite_rl(void);
 Suite *suite_sched(void);
 Suite *suite_dist(void);
+Suite *suite_harden(void);
 
 /* Path under tests/fixtures, or under $TSDP_DATA_DIR (NULL when that variable is unset). */
 const char *fixture_path(const char *name);
@@ -31,6 +32,18 @@ void make_pusht_zarr(const char *root, int with_nan);
 
 /* The PNG at path as w x h RGB bytes (malloc'd; fails the test when unreadable; test_plot.c). */
 unsigned char *fix_png(const char *path, int *w, int *h);
+/* Record that the calling test is skipped, and why (one line on stderr and in the run's skip
+ * registry); the suite ends with "skipped N check(s)" naming each, and fails when
+ * TSDP_FAIL_ON_SKIP=1 (CI, which has the data and the test dependencies). Use as
+ * `SKIP_IF(cond, "why"); ` at the top of a test: the test returns after recording it. */
+void test_skip(const char *test, const char *why);
+#define SKIP_IF(cond, why)            \
+  do {                                \
+    if (cond) {                       \
+      test_skip(__func__, (why));     \
+      return;                         \
+    }                                 \
+  } while (0)
 
 /* A fresh temporary folder for this process (created once). */
 const char *tmp_dir(void);

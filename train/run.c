@@ -3,6 +3,7 @@
 #include "plot.h"
 #include "core/config.h"
 #include "core/error.h"
+#include "core/sizes.h"
 #include "core/timer.h"
 #include <dirent.h>
 #include <errno.h>
@@ -180,6 +181,10 @@ int ts_run_open(ts_run **out, const ts_run_spec *spec) {
   if (spec->eval && spec->eval_every > 0 && r->eval_col < 0) {
     free(r);
     return ts_fail("%s: evaluation needs an eval column", spec->out);
+  }
+  if (ts_regular_file(spec->out) < 0) { /* an existing --out that is a folder, FIFO or device */
+    free(r);
+    return -1;
   }
   sweep_stale(spec);
   /* fail now, not after the first checkpoint interval, if the output folder is not writable */

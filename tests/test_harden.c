@@ -1,0 +1,348 @@
+/* Hostile but realistic input to the tsdp program and the loaders it shares: unknown flags,
+ * missing values, files that are folders, FIFOs or devices, long INI lines, config errors
+ * paired with their lines, the checkpoint's obs-key order in eval. Every refusal is one line
+ * and a non-zero exit, never a hang (each command runs under timeout 20). */
+#include "tests.h"
+#include "core/config.h"
+#include "core/error.h"
+#include "core/h5io.h"
+#include "data/dataset.h"
+#include "infer/rollout.h"
+#include "sim/pusht.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char *hpath(const char *name) {
+  static _Thread_local char buf[4][512];
+  static _Thread_local int k = 0;
+  k = (k + 1) % 4;
+  snprintf(buf[k], sizeof buf[k], "%s/%s", tmp_dir(), name);
+  return buf[k];
+}
+
+static void put_text(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  ck_assert_ptr_nonnull(f);
+  fputs(text, f);
+  fclose(f);
+}
+
+/* Run `tsdp ARGS` (under timeout 20 s); the first stderr line into line; returns the exit
+ * code (124: it hung) and the number of stderr lines in *nlines. */
+static int run_tsdp(const char *args, char *line, size_t cap, int *nlines) {
+  const char *bin = getenv("TSDP_BIN");
+  char cmd[4096], errf[600];
+  snprintf(errf, sizeof errf, "%s/harden_stderr.txt", tmp_dir());
+  snprintf(cmd, sizeof cmd, "timeout 20 %s %s >/dev/null 2>%s </dev/null", bin, args, errf);
+  int st = system(cmd);
+  FILE *e = fopen(errf, "r");
+  char buf[4096];
+  *nlines = 0;
+  line[0] = 0;
+  while (e && fgets(buf, sizeof buf, e)) {
+    if (!(*nlines)++) snprintf(line, cap, "%s", buf);
+  }
+  if (e) fclose(e);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void refused(const char *args, const char *want) {
+  char line[4096];
+  int n, rc = run_tsdp(args, line, sizeof line, &n);
+  ck_assert_msg(rc != 0 && rc != 124, "'%s' exited %d", args, rc);
+  ck_assert_msg(n == 1, "'%s': %d stderr lines (%s)", args, n, line);
+  ck_assert_msg(strstr(line, want), "'%s': %s (want '%s')", args, line, want);
+}
+
+START_TEST(test_cli_flags_known) {
+  SKIP_IF(!getenv("TSDP_BIN"), "TSDP_BIN (the tsdp binary) is not set");
+  const char *cfg = "--config configs/pusht_lowdim.ini";
+  char a[2048];
+  snprintf(a, sizeof a, "train %s --data d.h5 --out o.h5 --max-step 3", cfg);
+  refused(a, "unknown option '--max-step'; usage: tsdp train");
+  snprintf(a, sizeof a, "train %s --bogus 5 --data d.h5 --out o.h5", cfg);
+  refused(a, "unknown option '--bogus'");
+  snprintf(a, sizeof a, "train %s --data d.h5 --out", cfg);
+  refused(a, "option --out needs a value; usage:");
+  snprintf(a, sizeof a, "train %s --data --out o.h5", cfg);
+  refused(a, "option --data needs a value");
+  snprintf(a, sizeof a, "train %s --data d.h5 --out o.h5 stray", cfg);
+  refused(a, "unexpected argument 'stray'");
+  refused("train --data d.h5 --out o.h5", "--config C.ini is required");
+  refused("distill --config configs/pusht_drafter.ini --base b.h5 --data d.h5 --out o.h5 --max-step 2",
+          "unknown option '--max-step'; usage: tsdp distill");
+  refused("distill --base b.h5 --data d.h5 --out o.h5", "--config C.ini is required");
+  refused("eval --ckpt a.h5 --ckpt b.h5", "option --ckpt given twice");
+  refused("eval --ckpt a.h5 --episode 3", "unknown option '--episode'; usage: tsdp eval");
+  refused("sample --ckpt a.h5 --data d.h5 --out o.h5 --n", "option --n needs a value");
+  refused("forward --ckpt a.h5 --in i.h5 --out o.h5 --json", "unknown option '--json'");
+  refused("sim replay --data x.h5 --episodes 3", "unknown option '--episodes'");
+  refused("sim reset --seed 1 --legacy --pgn x.png", "unknown option '--pgn'");
+  refused("data import --zarr z --out o.h5 --force", "unknown option '--force'");
+  refused("data info a.h5 b.h5", "unexpected argument 'b.h5'");
+  refused("bench gemm --dims ''", "--dims: expected 1 to 8 comma-separated integers");
+  refused("bench gemm --dims 64,,128", "--dims");
+  refused("bench gemm --dims 99999999999999999999", "--dims");
+  refused("bench gemm --batch 0", "--batch");
+  refused("bench step --ckpt c.h5 --batch 4,", "--batch");
+  refused("bench spec --ckpt c.h5 --data d.h5 --blocks 2,x", "--blocks");
+  refused("sim reset --seed 99999999999999999999 --legacy", "--seed");
+}
+END_TEST
+
+/* Files that are not regular files, where files are read or replaced: refused in one line
+ * before any open (a FIFO would block, /dev/zero would never end). */
+START_TEST(test_cli_non_regular_files) {
+  SKIP_IF(!getenv("TSDP_BIN"), "TSDP_BIN (the tsdp binary) is not set");
+  const char *dir = hpath("a_folder"), *fifo = hpath("a_fifo");
+  mkdir(dir, 0755);
+  ck_assert_int_eq(mkfifo(fifo, 0644), 0);
+  char a[2048];
+  snprintf(a, sizeof a, "train --config %s --data d.h5 --out o.h5", dir);
+  refused(a, "is a directory");
+  refused("train --config /dev/zero --data d.h5 --out o.h5", "/dev/zero: is not a regular file");
+  snprintf(a, sizeof a, "train --config %s --data d.h5 --out o.h5", fifo);
+  refused(a, "a_fifo: is not a regular file");
+  snprintf(a, sizeof a, "eval --ckpt %s", fifo);
+  refused(a, "a_fifo: is not a regular file");
+  snprintf(a, sizeof a, "eval --ckpt %s", dir);
+  refused(a, "a_folder: is a directory");
+  snprintf(a, sizeof a, "data info %s", fifo);
+  refused(a, "a_fifo: is not a regular file");
+  /* an existing --out that is not a regular file is refused before training starts */
+  const char *data = infer_tiny_data();
+  snprintf(a, sizeof a, "train --config configs/pusht_lowdim.ini --data %s --out %s --max-steps 1", data, dir);
+  refused(a, "a_folder: is a directory");
+  snprintf(a, sizeof a, "train --config configs/pusht_lowdim.ini --data %s --out %s --max-steps 1", data, fifo);
+  refused(a, "a_fifo: is not a regular file");
+  struct stat st;
+  ck_assert_int_eq(stat(dir, &st), 0);
+  ck_assert(S_ISDIR(st.st_mode));
+  ck_assert_int_eq(stat(fifo, &st), 0);
+  ck_assert(S_ISFIFO(st.st_mode));
+  /* the library calls themselves */
+  ck_assert_ptr_null(ts_h5_open(fifo));
+  ck_assert_msg(strstr(ts_error(), "not a regular file"), "%s", ts_error());
+  ck_assert_ptr_null(ts_h5_create(dir));
+  ck_assert_msg(strstr(ts_error(), "is a directory"), "%s", ts_error());
+  ts_config c;
+  ts_config_defaults(&c);
+  ck_assert_int_ne(ts_config_load(&c, "/dev/null"), -2); /* an empty char device: refused, not read */
+  ck_assert_msg(strstr(ts_error(), "not a regular file"), "%s", ts_error());
+}
+END_TEST
+
+/* A line longer than inih's buffer is refused (it would be split and set another value), and
+ * each config error is reported with its own line number. */
+START_TEST(test_config_long_lines_and_error_lines) {
+  ts_config c;
+  ts_config_defaults(&c);
+  char text[1024];
+  snprintf(text, sizeof text, "[train]\nlr = 0.0001%*s batch_size = 3\n", 250, "");
+  ck_assert_int_ne(ts_config_parse_string(&c, text, "long.ini"), 0);
+  ck_assert_msg(strstr(ts_error(), "long.ini:2: line of 276 characters, longer than the 198"), "%s", ts_error());
+  ck_assert_int_eq(c.train.batch_size, 256); /* the default: nothing set from the pieces */
+  /* 198 characters exactly is fine */
+  snprintf(text, sizeof text, "[train]\nlr = 0.0001%*s\n", 187, "");
+  ck_assert_int_eq((int)(strchr(text + 8, '\n') - (text + 8)), 198);
+  ck_assert_msg(ts_config_parse_string(&c, text, "ok.ini") == 0, "%s", ts_error());
+  /* two bad values: the first one's line with the first one's message */
+  ts_config_defaults(&c);
+  ck_assert_int_ne(ts_config_parse_string(&c, "[train]\nlr = abc\nbatch_size = 0\n", "two.ini"), 0);
+  ck_assert_msg(strstr(ts_error(), "two.ini:2: [train] lr: 'abc' is not a number"), "%s", ts_error());
+  ts_config_defaults(&c);
+  ck_assert_int_ne(ts_config_parse_string(&c, "[train]\n\nbatch_size = 0\nlr = abc\n", "two.ini"), 0);
+  ck_assert_msg(strstr(ts_error(), "two.ini:3: [train] batch_size = 0 must be in"), "%s", ts_error());
+  /* a syntax error before a bad value: the syntax error's line, not the value's message */
+  ts_config_defaults(&c);
+  ck_assert_int_ne(ts_config_parse_string(&c, "[train]\nnonsense\nlr = abc\n", "syn.ini"), 0);
+  ck_assert_msg(strstr(ts_error(), "syn.ini:2: syntax error"), "%s", ts_error());
+  ts_config_defaults(&c);
+  ck_assert_int_ne(ts_config_parse_string(&c, "[train]\nlr = abc\nnonsense\n", "syn.ini"), 0);
+  ck_assert_msg(strstr(ts_error(), "syn.ini:2: [train] lr"), "%s", ts_error());
+  /* a file with a long line, through the loader */
+  const char *p = hpath("long.ini");
+  put_text(p, text); /* the 198-character one */
+  ts_config_defaults(&c);
+  ck_assert_msg(ts_config_load(&c, p) == 0, "%s", ts_error());
+  snprintf(text, sizeof text, "[train]\n; %*s\n", 300, "x");
+  put_text(p, text);
+  ck_assert_int_ne(ts_config_load(&c, p), 0);
+  ck_assert_msg(strstr(ts_error(), "long.ini:2: line of 302 characters"), "%s", ts_error());
+}
+END_TEST
+
+/* eval feeds the simulator's observation in the checkpoint's obs-key order. */
+START_TEST(test_eval_obs_key_order) {
+  ts_pusht_silence_banner();
+  ts_pusht *e = ts_pusht_new();
+  ck_assert_int_eq(ts_pusht_reset_seed(e, 100000), 0);
+  float ka[TS_PUSHT_OBS_DIM], got[32];
+  double st[5];
+  ts_pusht_get_obs(e, ka);
+  ts_pusht_get_state(e, st);
+  ts_config c;
+  ts_config_defaults(&c);
+  ck_assert_int_eq(ts_config_override(&c, "data.obs_keys=agent_pos, keypoint"), 0);
+  ck_assert_msg(ts_pusht_policy_obs(&c, 20, e, got) == 0, "%s", ts_error());
+  ck_assert_float_eq(got[0], ka[18]);
+  ck_assert_float_eq(got[1], ka[19]);
+  ck_assert_mem_eq(got + 2, ka, 18 * sizeof(float));
+  ck_assert_int_eq(ts_config_override(&c, "data.obs_keys=keypoint, agent_pos"), 0);
+  ck_assert_int_eq(ts_pusht_policy_obs(&c, 20, e, got), 0);
+  ck_assert_mem_eq(got, ka, 20 * sizeof(float));
+  ck_assert_int_eq(ts_config_override(&c, "data.obs_keys=state, agent_pos"), 0);
+  ck_assert_int_eq(ts_pusht_policy_obs(&c, 7, e, got), 0);
+  for (int j = 0; j < 5; j++) ck_assert_float_eq(got[j], (float)st[j]);
+  ck_assert_float_eq(got[5], ka[18]);
+  ck_assert_int_ne(ts_pusht_policy_obs(&c, 20, e, got), 0); /* widths 7 != 20 */
+  ck_assert_msg(strstr(ts_error(), "20 obs dims") && strstr(ts_error(), "give 7"), "%s", ts_error());
+  ck_assert_int_eq(ts_config_override(&c, "data.obs_keys=keypoint, n_contacts"), 0);
+  ck_assert_int_ne(ts_pusht_policy_obs(&c, 20, e, got), 0);
+  ck_assert_msg(strstr(ts_error(), "'n_contacts'"), "%s", ts_error());
+  ts_pusht_free(e);
+}
+END_TEST
+
+/* A write that fails (the disk full; here the file-size limit) is one error line, leaves
+ * neither the file nor its temporary, and the process exits normally (HDF5 1.10 used to crash
+ * at exit after failing to write its own file). */
+START_TEST(test_h5_write_failure_exits_cleanly) {
+  const char *path = hpath("full.h5");
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit rl = {1 << 16, 1 << 16};
+    setrlimit(RLIMIT_FSIZE, &rl);
+    int64_t n = 1 << 20, d[1] = {n};
+    float *x = calloc((size_t)n, sizeof(float));
+    ts_h5 *f = ts_h5_create(path);
+    if (!f) _exit(3);
+    ts_h5_set_deflate(f, 0);
+    if (ts_h5_write_f32(f, "x", x, 1, d)) _exit(4);
+    if (ts_h5_commit(f) == 0) _exit(5);
+    if (!strstr(ts_error(), "full.h5: write failed (File too large)")) _exit(6);
+    free(x);
+    exit(0); /* a normal exit: HDF5's exit handlers run */
+  }
+  int st = 0;
+  ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+  ck_assert_msg(WIFEXITED(st), "the writer died of signal %d", WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+  ck_assert_msg(WEXITSTATUS(st) == 0, "the writer exited %d", WEXITSTATUS(st));
+  ck_assert_int_ne(access(path, F_OK), 0);
+  char tmp[600];
+  snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)pid);
+  ck_assert_int_ne(access(tmp, F_OK), 0);
+}
+END_TEST
+
+/* A short run of each libFuzzer harness (tests/fuzz/) from its seed corpus: `make check` builds
+ * them into TSDP_FUZZ_DIR when clang can link libFuzzer, and runs TSDP_FUZZ_RUNS executions of
+ * each; without clang this is a counted skip. */
+START_TEST(test_fuzz_smoke) {
+  const char *dir = getenv("TSDP_FUZZ_DIR"), *runs = getenv("TSDP_FUZZ_RUNS");
+  SKIP_IF(!dir || !*dir, "fuzz smoke runs need clang with libFuzzer (make check builds them when it links)");
+  static const char *const names[] = {"zarr", "config", "ckpt", "dataset"};
+  for (int i = 0; i < 4; i++) {
+    char cmd[2048], log[700], work[600];
+    snprintf(work, sizeof work, "%s/fuzz_%s", tmp_dir(), names[i]);
+    mkdir(work, 0755);
+    snprintf(log, sizeof log, "%s/log.txt", work);
+    snprintf(cmd, sizeof cmd,
+             "cd %s && timeout 300 %s/%s/fuzz_%s -runs=%s -max_len=8192 -rss_limit_mb=2048 -malloc_limit_mb=1024 "
+             "-timeout=10 %s %s/tests/fuzz/corpus/%s >%s 2>&1",
+             work, getenv("PWD"), dir, names[i], runs && *runs ? runs : "3000", work, getenv("PWD"), names[i], log);
+    int st = system(cmd);
+    char text[8192] = "";
+    FILE *f = fopen(log, "r");
+    if (f) { /* the log's end: the findings and "Done N runs" */
+      fseek(f, 0, SEEK_END);
+      long len = ftell(f);
+      fseek(f, len > (long)sizeof text - 1 ? len - (long)sizeof text + 1 : 0, SEEK_SET);
+      size_t n = fread(text, 1, sizeof text - 1, f);
+      text[n] = 0;
+      fclose(f);
+    }
+    const char *why = strstr(text, "ERROR") ? strstr(text, "ERROR") : text;
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "fuzz_%s found something (log %s): %.300s", names[i], log, why);
+    ck_assert_msg(strstr(text, "Done "), "fuzz_%s did not finish (log %s)", names[i], log);
+    fprintf(stderr, "fuzz smoke %s: %s", names[i], strstr(text, "Done ") ? strstr(text, "Done ") : "?\n");
+  }
+}
+END_TEST
+
+/* Demo groups: a "demo_" name that is not demo_<number>, or two groups with one number, are
+ * refused naming them (they used to be read as episode 0 / in an arbitrary order). */
+START_TEST(test_dataset_demo_names) {
+  const char *const bad[][3] = {{"demo_x", "demo_1", "data/demo_x is not named demo_<number>"},
+                                {"demo_01", "demo_1", "data/demo_01 and data/demo_1 are the same episode number"}};
+  for (int k = 0; k < 2; k++) {
+    const char *path = hpath("demos.h5");
+    ts_h5 *f = ts_h5_create(path);
+    ck_assert_ptr_nonnull(f);
+    float x[6] = {1, 2, 3, 4, 5, 6};
+    int64_t d[2] = {3, 2};
+    char name[128];
+    for (int j = 0; j < 2; j++) {
+      snprintf(name, sizeof name, "data/%s/actions", bad[k][j]);
+      ck_assert_int_eq(ts_h5_write_f32(f, name, x, 2, d), 0);
+    }
+    ck_assert_int_eq(ts_h5_commit(f), 0);
+    ts_dataset ds;
+    ck_assert_int_ne(ts_dataset_load(path, NULL, 0, &ds), 0);
+    ck_assert_msg(strstr(ts_error(), bad[k][2]), "%s", ts_error());
+  }
+}
+END_TEST
+
+/* Windows never read outside their episode: an empty episode gets none, and pads of the
+ * horizon or more are cut so each window holds a frame of its episode (found by fuzz_dataset:
+ * a heap overflow before). */
+START_TEST(test_windows_stay_in_episode) {
+  ts_dataset d;
+  memset(&d, 0, sizeof d);
+  int64_t starts[4] = {0, 0, 3, 3}; /* episodes of 0, 3 and 0 steps */
+  float act[3] = {10, 11, 12}, obs[3] = {20, 21, 22};
+  d.n_episodes = 3;
+  d.n_steps = 3;
+  d.ep_start = starts;
+  d.act_dim = d.obs_dim = 1;
+  d.actions = act;
+  d.obs = obs;
+  ts_windows w;
+  ck_assert_int_eq(ts_windows_build(&d, NULL, 2, 5, 5, &w), 0);
+  ck_assert_int_eq(w.n, 4); /* starts -1, 0, 1, 2 of the 3-step episode */
+  for (int64_t i = 0; i < w.n; i++) {
+    float o[2], a[2];
+    ts_windows_get(&d, &w, i, o, a);
+    for (int h = 0; h < 2; h++) ck_assert(a[h] >= 10 && a[h] <= 12 && o[h] >= 20 && o[h] <= 22);
+  }
+  ts_windows_free(&w);
+  d.ep_start = (int64_t[]){0, 0, 0, 0};
+  d.n_steps = 0;
+  ck_assert_int_ne(ts_windows_build(&d, NULL, 2, 1, 1, &w), 0);
+}
+END_TEST
+
+Suite *suite_harden(void) {
+  Suite *s = suite_create("harden");
+  TCase *tc = tcase_create("harden");
+  tcase_set_timeout(tc, 1500); /* the fuzz smoke runs; each command has its own timeout */
+  tcase_add_test(tc, test_cli_flags_known);
+  tcase_add_test(tc, test_cli_non_regular_files);
+  tcase_add_test(tc, test_config_long_lines_and_error_lines);
+  tcase_add_test(tc, test_eval_obs_key_order);
+  tcase_add_test(tc, test_h5_write_failure_exits_cleanly);
+  tcase_add_test(tc, test_dataset_demo_names);
+  tcase_add_test(tc, test_windows_stay_in_episode);
+  tcase_add_test(tc, test_fuzz_smoke);
+  suite_add_tcase(s, tc);
+  return s;
+}
