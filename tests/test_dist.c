@@ -236,13 +236,13 @@ START_TEST(test_mpi_train_matches_one_process) {
   snprintf(half, sizeof half, "%s/np2_then_np1.h5", t);
   snprintf(err, sizeof err, "%s/mpi.err", t);
   /* 2 ranks (with a closed-loop evaluation on rank 0 at step 20 while rank 1 waits) */
-  int rc = tsdp(2, NULL, err, "train --data %s --out %s --fresh %s train.eval_every=20 train.eval_episodes=2", data, two,
+  int rc = tsdp(2, NULL, err, "train --config configs/pusht_lowdim.ini --data %s --out %s --fresh %s train.eval_every=20 train.eval_episodes=2", data, two,
                 tiny_args);
   ck_assert_msg(rc == 0, "mpirun -np 2 train: exit %d: %s", rc, slurp(err));
-  rc = tsdp(0, NULL, err, "train --data %s --out %s --fresh %s train.eval_every=20 train.eval_episodes=2 train.grad_shards=2",
+  rc = tsdp(0, NULL, err, "train --config configs/pusht_lowdim.ini --data %s --out %s --fresh %s train.eval_every=20 train.eval_episodes=2 train.grad_shards=2",
             data, one, tiny_args);
   ck_assert_msg(rc == 0, "train: %s", slurp(err));
-  ck_assert_int_eq(tsdp(0, NULL, err, "train --data %s --out %s --fresh %s", data, plain, tiny_args), 0);
+  ck_assert_int_eq(tsdp(0, NULL, err, "train --config configs/pusht_lowdim.ini --data %s --out %s --fresh %s", data, plain, tiny_args), 0);
   double mx;
   int differ = ckpt_diff(two, one, &mx);
   ck_assert_msg(differ == 0, "2 ranks vs 1 process with 2 shards: %d tensors differ (by up to %g)", differ, mx);
@@ -258,14 +258,14 @@ START_TEST(test_mpi_train_matches_one_process) {
   free(steps);
   free(score);
   /* killed after 20 steps on 2 ranks, resumed on 1 (same global batch, 2 shards): the same bits */
-  rc = tsdp(2, NULL, err, "train --data %s --out %s --fresh --stop-after 20 %s", data, half, tiny_args);
+  rc = tsdp(2, NULL, err, "train --config configs/pusht_lowdim.ini --data %s --out %s --fresh --stop-after 20 %s", data, half, tiny_args);
   ck_assert_msg(rc == 0, "%s", slurp(err));
-  rc = tsdp(0, NULL, err, "train --data %s --out %s %s train.grad_shards=2", data, half, tiny_args);
+  rc = tsdp(0, NULL, err, "train --config configs/pusht_lowdim.ini --data %s --out %s %s train.grad_shards=2", data, half, tiny_args);
   ck_assert_msg(rc == 0, "resume on 1 rank: %s", slurp(err));
   differ = ckpt_diff(half, one, &mx);
   ck_assert_msg(differ == 0, "2 ranks then 1: %d tensors differ from 1 process (by up to %g)", differ, mx);
   /* a shard count the ranks cannot share: one line naming the key, a non-zero exit, no hang */
-  rc = tsdp(2, NULL, err, "train --data %s --out %s/bad.h5 --fresh %s train.grad_shards=3", data, t, tiny_args);
+  rc = tsdp(2, NULL, err, "train --config configs/pusht_lowdim.ini --data %s --out %s/bad.h5 --fresh %s train.grad_shards=3", data, t, tiny_args);
   char *e = slurp(err);
   ck_assert_msg(rc != 0 && strstr(e, "grad_shards = 3 is not a multiple of the 2 ranks"), "exit %d: %s", rc, e);
   int lines = 0;
@@ -283,7 +283,7 @@ START_TEST(test_mpi_eval_matches_one_process) {
   snprintf(o1, sizeof o1, "%s/eval1.json", t);
   snprintf(o2, sizeof o2, "%s/eval2.json", t);
   snprintf(err, sizeof err, "%s/eval.err", t);
-  ck_assert_int_eq(tsdp(0, NULL, err, "train --data %s --out %s --fresh %s", infer_tiny_data(), ck, tiny_args), 0);
+  ck_assert_int_eq(tsdp(0, NULL, err, "train --config configs/pusht_lowdim.ini --data %s --out %s --fresh %s", infer_tiny_data(), ck, tiny_args), 0);
   const char *samplers[] = {"--sampler ddim --steps 4", "--sampler ddpm"};
   for (int k = 0; k < 2; k++) {
     const char *ev = "eval --ckpt %s --episodes 5 --seed 3 --threads 1 --json %s";
@@ -314,18 +314,19 @@ START_TEST(test_mpi_killed_rank_ends_the_job) {
   const char *t = tmp_dir();
   char sh[4096], ck[512];
   snprintf(ck, sizeof ck, "%s/killed.h5", t);
-  char *bin = realpath(getenv("TSDP_BIN"), NULL); /* the script runs in t */
-  ck_assert(bin);
+  char *bin = realpath(getenv("TSDP_BIN"), NULL), *cfg = realpath("configs/pusht_lowdim.ini", NULL); /* the script runs in t */
+  ck_assert(bin && cfg);
   snprintf(sh, sizeof sh,
            "cd %s || exit 1; (ASAN_OPTIONS=detect_leaks=0 timeout 120 mpirun --allow-run-as-root --oversubscribe -np 2 %s train "
-           "--data %s --out %s --fresh %s train.max_steps=1000000 train.checkpoint_every=5 >/dev/null 2>killed.err & "
+           "--config %s --data %s --out %s --fresh %s train.max_steps=1000000 train.checkpoint_every=5 >/dev/null 2>killed.err & "
            "echo $! >killed.pid; wait $!; echo $? >killed.rc) & "
            "for i in $(seq 600); do [ -f %s ] && break; sleep 0.1; done; sleep 1; "
            "for m in $(pgrep -P $(cat killed.pid)); do for p in $(pgrep -P $m); do " /* timeout, mpirun, ranks */
            "tr '\\0' '\\n' </proc/$p/environ | grep -qx OMPI_COMM_WORLD_RANK=1 && kill -9 $p; done; done; "
            "for i in $(seq 300); do [ -f killed.rc ] && break; sleep 0.1; done; cat killed.rc",
-           t, bin, infer_tiny_data(), ck, tiny_args, ck);
+           t, bin, cfg, infer_tiny_data(), ck, tiny_args, ck);
   free(bin);
+  free(cfg);
   double t0 = ts_now();
   FILE *p = popen(sh, "r");
   char line[64] = "";
@@ -340,7 +341,7 @@ START_TEST(test_mpi_killed_rank_ends_the_job) {
   fprintf(stderr, "mpi: rank 1 killed, job over in %.1f s (exit %d)\n", dt, atoi(line));
   free(e);
   /* the last checkpoint resumes, here on one rank */
-  int rc = tsdp(0, NULL, err, "train --data %s --out %s --stop-after 2 %s train.max_steps=1000000 train.checkpoint_every=5",
+  int rc = tsdp(0, NULL, err, "train --config configs/pusht_lowdim.ini --data %s --out %s --stop-after 2 %s train.max_steps=1000000 train.checkpoint_every=5",
                 infer_tiny_data(), ck, tiny_args);
   ck_assert_msg(rc == 0, "resume after the kill: %s", slurp(err));
 }
