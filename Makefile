@@ -67,6 +67,15 @@ $(BUILD)/test_tsdp: $(TEST_OBJ) $(BUILD)/libtsdp.a
 test: deps
 	@$(MAKE) --no-print-directory check
 
+# (the fuzz settings come before `check`, whose prerequisites read FUZZ_OK when parsed)
+FUZZ_CC        ?= clang
+FUZZ_RUNS      ?= 1000000
+FUZZ_SMOKE_RUNS ?= 2000
+FUZZ_NAMES     = zarr config ckpt dataset
+FUZZ_SAN       = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_OK := $(shell printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return 0; }\n' | \
+             $(FUZZ_CC) -x c - -fsanitize=fuzzer -o /dev/null >/dev/null 2>&1 && echo 1)
+
 check: $(BUILD)/test_tsdp $(BUILD)/tsdp $(if $(FUZZ_OK),fuzz-build)
 	TSDP_DATA_DIR=$(DATA_DIR) TSDP_BIN=$(BUILD)/tsdp OPENBLAS_NUM_THREADS=1 $(if $(FUZZ_OK),TSDP_FUZZ_DIR=build/fuzz) \
 	  TSDP_FUZZ_RUNS=$(FUZZ_SMOKE_RUNS) LSAN_OPTIONS=suppressions=tests/lsan.supp:print_suppressions=0 $(BUILD)/test_tsdp
@@ -96,14 +105,6 @@ fixtures:
 # clang's libFuzzer plus ASan and UBSan into build/fuzz. `make fuzz` runs each FUZZ_RUNS times;
 # `make check` runs each FUZZ_SMOKE_RUNS times (a Check test) when clang can link libFuzzer,
 # and counts that test as skipped otherwise.
-FUZZ_CC        ?= clang
-FUZZ_RUNS      ?= 1000000
-FUZZ_SMOKE_RUNS ?= 2000
-FUZZ_NAMES     = zarr config ckpt dataset
-FUZZ_SAN       = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-FUZZ_OK := $(shell printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return 0; }\n' | \
-             $(FUZZ_CC) -x c - -fsanitize=fuzzer -o /dev/null >/dev/null 2>&1 && echo 1)
-
 fuzz-build:
 	@$(MAKE) --no-print-directory BUILD=build/fuzz CC=$(FUZZ_CC) OPT=-O1 SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" \
 	  $(FUZZ_NAMES:%=build/fuzz/fuzz_%)
