@@ -270,6 +270,9 @@ static int bench_step(int argc, char **argv) {
  * gradient all-reduce of train/parallel.h (core/dist.h) timed on float buffers of those sizes;
  * the median of R after a warm-up, measured on rank 0 after a barrier. */
 static int bench_allreduce(int argc, char **argv) {
+  static const char *const vals[] = {"--floats", "--reps", NULL}, *const flags[] = {"--json", NULL};
+  const ts_cli_args spec = {vals, flags, 0, 0, "tsdp bench allreduce [--floats 262144,...] [--reps R] [--json]"};
+  if (ts_cli_check(argc, argv, &spec)) return 1;
   const char *fl = ts_opt(argc, argv, "--floats");
   long reps;
   if (ts_int_opt(argc, argv, "--reps", 20, 1, 100000, &reps)) return 1;

@@ -25,6 +25,13 @@ int ts_cli_scheduler(int argc, char **argv, const ts_policy *p, const ts_drafter
 }
 
 static int rl_record(int argc, char **argv) {
+  static const char *const vals[] = {"--ckpt", "--episodes", "--out",   "--seed-start", "--seed",
+                                     "--sampler", "--steps", "--threads", NULL},
+                           *const flags[] = {"--json", "--raw-weights", NULL};
+  const ts_cli_args spec = {vals, flags, 0, 0,
+                            "tsdp rl record --ckpt BASE.h5 --episodes N --out R.h5 [--seed-start S] [--seed K] "
+                            "[--sampler ddpm|ddim|spec] [--steps K] [--threads T]"};
+  if (ts_cli_check(argc, argv, &spec)) return 1;
   const char *out = ts_opt(argc, argv, "--out"), *ck = ts_opt(argc, argv, "--ckpt"), *sname = ts_opt(argc, argv, "--sampler");
   if (!out || !ck)
     return ts_fail("usage: tsdp rl record --ckpt BASE.h5 --episodes N --out R.h5 [--seed-start S] [--seed K] "
@@ -51,6 +58,13 @@ static int rl_record(int argc, char **argv) {
 }
 
 static int rl_train(int argc, char **argv) {
+  static const char *const vals[] = {"--config", "--ckpt", "--drafter", "--rollouts", "--out",
+                                     "--cost", "--updates", "--stop-after", "--threads", NULL},
+                           *const flags[] = {"--fresh", "--json", NULL};
+  const ts_cli_args spec = {vals, flags, 1, 0,
+                            "tsdp rl train --config C.ini --ckpt BASE.h5 [--drafter D.h5|frozen] --rollouts R.h5 --out "
+                            "SCHED.h5 [--cost COST.ini] [--updates N] [--stop-after N] [--fresh] [--json] [key=value ...]"};
+  if (ts_cli_check(argc, argv, &spec)) return 1;
   int fresh, json;
   char *args[256];
   int n = ts_cli_train_flags(argc, argv, &fresh, &json, args, 256);
@@ -111,6 +125,12 @@ static double time_eps(ts_denoiser *d, int B, int T, int reps, float *x, float *
 }
 
 int ts_bench_cost(int argc, char **argv) {
+  static const char *const vals[] = {"--ckpt", "--drafter", "--out", "--max-batch", "--reps", "--threads", NULL},
+                           *const flags[] = {"--json", "--raw-weights", NULL};
+  const ts_cli_args spec = {vals, flags, 0, 0,
+                            "tsdp bench cost --ckpt BASE.h5 [--drafter DRAFTER.h5] --out COST.ini [--max-batch 17] "
+                            "[--reps 15] [--threads 1]"};
+  if (ts_cli_check(argc, argv, &spec)) return 1;
   const char *out = ts_opt(argc, argv, "--out");
   long maxb, reps;
   if (!out || !ts_opt(argc, argv, "--ckpt"))

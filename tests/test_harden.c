@@ -77,6 +77,13 @@ START_TEST(test_cli_flags_known) {
   refused("train --data d.h5 --out o.h5", "--config C.ini is required");
   refused("distill --config configs/pusht_drafter.ini --base b.h5 --data d.h5 --out o.h5 --max-step 2",
           "unknown option '--max-step'; usage: tsdp distill");
+  /* the scheduler's and MPI's subcommands know their options too */
+  refused("rl record --ckpt b.h5 --episodes 2 --out r.h5 --max-step 3", "unknown option '--max-step'; usage: tsdp rl record");
+  refused("rl train --config configs/pusht_scheduler.ini --ckpt b.h5 --rollouts r.h5 --out s.h5 --updatez 3",
+          "unknown option '--updatez'; usage: tsdp rl train");
+  refused("bench cost --ckpt b.h5 --out c.ini --rep 3", "unknown option '--rep'; usage: tsdp bench cost");
+  refused("bench allreduce --float 10", "unknown option '--float'; usage: tsdp bench allreduce");
+  refused("bench spec --ckpt b.h5 --data d.h5 --plots p", "unknown option '--plots'; usage: tsdp bench spec");
   refused("distill --base b.h5 --data d.h5 --out o.h5", "--config C.ini is required");
   refused("eval --ckpt a.h5 --ckpt b.h5", "option --ckpt given twice");
   refused("eval --ckpt a.h5 --episode 3", "unknown option '--episode'; usage: tsdp eval");
