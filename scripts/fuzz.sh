@@ -9,6 +9,7 @@ shift 2
 fail=0
 for name in "$@"; do
   work=$(mktemp -d /tmp/tsdp-fuzz-$name-XXXXXX)
+  mkdir -p "$work/corpus"
   log=$work/log.txt
   echo "fuzz $name: $runs runs (log $log)"
   if ! (cd "$work" && ASAN_OPTIONS=detect_leaks=1 "$OLDPWD/$dir/fuzz_$name" -runs="$runs" -rss_limit_mb=2048 \
