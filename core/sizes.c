@@ -13,9 +13,13 @@ int ts_mul_ok(int64_t a, int64_t b, int64_t *out) {
   return 0;
 }
 
+static int64_t user_limit; /* ts_set_max_array_bytes; 0: none */
+
+void ts_set_max_array_bytes(int64_t bytes) { user_limit = bytes > 0 ? bytes : 0; }
+
 int64_t ts_max_array_bytes(void) {
   long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
-  int64_t lim = TS_MAX_ARRAY_BYTES, mem;
+  int64_t lim = user_limit && user_limit < TS_MAX_ARRAY_BYTES ? user_limit : TS_MAX_ARRAY_BYTES, mem;
   if (pages > 0 && size > 0 && ts_mul_ok(pages, size, &mem) == 0 && mem < lim) lim = mem;
   return lim;
 }
@@ -35,7 +39,8 @@ int ts_check_array(const char *file, const char *array, int nd, const int64_t *d
     return ts_fail("%s: %s of shape %s has a size that overflows 64 bits (limit %lld bytes)", file, array, shape,
                    (long long)lim);
   if (n > lim)
-    return ts_fail("%s: %s of shape %s needs %lld bytes, above the limit of %lld bytes (16 GiB or the machine's memory)",
+    return ts_fail("%s: %s of shape %s needs %lld bytes, above the limit of %lld bytes (16 GiB, the machine's memory or the "
+                   "process's limit)",
                    file, array, shape, (long long)n, (long long)lim);
   if (bytes) *bytes = n;
   return 0;

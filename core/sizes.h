@@ -14,8 +14,11 @@
 
 /* *out = a * b for non-negative a, b; -1 (no message) when it would overflow int64. */
 int ts_mul_ok(int64_t a, int64_t b, int64_t *out);
-/* The byte limit in force: min(TS_MAX_ARRAY_BYTES, physical memory). */
+/* The byte limit in force: min(TS_MAX_ARRAY_BYTES, physical memory, the process's own limit). */
 int64_t ts_max_array_bytes(void);
+/* A tighter limit for this process (an embedding with little memory, the fuzz harnesses);
+ * <= 0 removes it. Only lowers the limit, never raises it above TS_MAX_ARRAY_BYTES. */
+void ts_set_max_array_bytes(int64_t bytes);
 /* The product of dims[0..nd) times esize, in *bytes, within ts_max_array_bytes(); otherwise
  * -1 with "FILE: ARRAY of shape (a, b, ...) needs N bytes, above the limit of L bytes (...)". */
 int ts_check_array(const char *file, const char *array, int nd, const int64_t *dims, int64_t esize, int64_t *bytes);

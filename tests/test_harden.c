@@ -6,6 +6,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/h5io.h"
+#include "core/sizes.h"
 #include "data/dataset.h"
 #include "infer/rollout.h"
 #include "sim/pusht.h"
@@ -59,6 +60,25 @@ static void refused(const char *args, const char *want) {
   ck_assert_msg(n == 1, "'%s': %d stderr lines (%s)", args, n, line);
   ck_assert_msg(strstr(line, want), "'%s': %s (want '%s')", args, line, want);
 }
+
+/* The array-size limit: a process may lower it (the fuzz harnesses do), never raise it. */
+START_TEST(test_array_limit) {
+  int64_t dims[2] = {1024, 512}, bytes = 0, big[2] = {(int64_t)1 << 40, 1};
+  int64_t dflt = ts_max_array_bytes();
+  ck_assert(dflt > 0 && dflt <= TS_MAX_ARRAY_BYTES);
+  ck_assert_int_eq(ts_check_array("f.zarr", "action", 2, dims, 4, &bytes), 0);
+  ck_assert(bytes == (int64_t)2 << 20);
+  ts_set_max_array_bytes((int64_t)1 << 20);
+  ck_assert(ts_max_array_bytes() == (int64_t)1 << 20);
+  ck_assert_int_ne(ts_check_array("f.zarr", "action", 2, dims, 4, &bytes), 0);
+  ck_assert_msg(strstr(ts_error(), "f.zarr: action of shape (1024, 512) needs 2097152 bytes"), "%s", ts_error());
+  ts_set_max_array_bytes((int64_t)1 << 62); /* above the stated limit: no effect */
+  ck_assert(ts_max_array_bytes() == dflt);
+  ck_assert_int_ne(ts_check_array("f.zarr", "obs", 2, big, 8, &bytes), 0);
+  ts_set_max_array_bytes(0);
+  ck_assert(ts_max_array_bytes() == dflt);
+}
+END_TEST
 
 START_TEST(test_cli_flags_known) {
   SKIP_IF(!getenv("TSDP_BIN"), "TSDP_BIN (the tsdp binary) is not set");
@@ -342,6 +362,7 @@ Suite *suite_harden(void) {
   Suite *s = suite_create("harden");
   TCase *tc = tcase_create("harden");
   tcase_set_timeout(tc, 1500); /* the fuzz smoke runs; each command has its own timeout */
+  tcase_add_test(tc, test_array_limit);
   tcase_add_test(tc, test_cli_flags_known);
   tcase_add_test(tc, test_cli_non_regular_files);
   tcase_add_test(tc, test_config_long_lines_and_error_lines);
