@@ -275,7 +275,10 @@ static int set_kv(ts_config *c, const char *section, const char *key, const char
   for (int i = 0; i < NFIELDS; i++) {
     if (strcmp(fields[i].section, section)) continue;
     known_section = 1;
-    if (!strcmp(fields[i].key, key)) return set_field(c, &fields[i], value);
+    if (strcmp(fields[i].key, key)) continue;
+    for (const unsigned char *q = (const unsigned char *)value; *q; q++) /* printed back, they would not read the same */
+      if (*q < 0x20 || *q == 0x7f) return ts_fail("%s.%s: the value has a control character (byte 0x%02x)", section, key, *q);
+    return set_field(c, &fields[i], value);
   }
   if (!known_section) return ts_fail("unknown section [%s]", section);
   return ts_fail("unknown key '%s' in [%s]", key, section);

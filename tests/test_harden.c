@@ -80,6 +80,20 @@ START_TEST(test_array_limit) {
 }
 END_TEST
 
+/* A value with a control character (found by fuzz_config: "a\rb" printed back did not read
+ * the same) is refused in one line; a CRLF file still reads. */
+START_TEST(test_config_control_chars) {
+  ts_config c;
+  ts_config_defaults(&c);
+  ck_assert_int_ne(ts_config_override(&c, "data.obs_keys=keypoint\rx"), 0);
+  ck_assert_msg(strstr(ts_error(), "data.obs_keys: the value has a control character (byte 0x0d)"), "%s", ts_error());
+  ck_assert_int_ne(ts_config_parse_string(&c, "[eval]\nsampler = dd\x01pm\n", "t.ini"), 0);
+  ck_assert_int_eq(ts_config_parse_string(&c, "[data]\r\nobs_keys = keypoint, agent_pos\r\n", "crlf.ini"), 0);
+  ck_assert_int_eq(c.data.n_obs_keys, 2);
+  ck_assert_str_eq(c.data.obs_keys[1], "agent_pos");
+}
+END_TEST
+
 START_TEST(test_cli_flags_known) {
   SKIP_IF(!getenv("TSDP_BIN"), "TSDP_BIN (the tsdp binary) is not set");
   const char *cfg = "--config configs/pusht_lowdim.ini";
@@ -363,6 +377,7 @@ Suite *suite_harden(void) {
   TCase *tc = tcase_create("harden");
   tcase_set_timeout(tc, 1500); /* the fuzz smoke runs; each command has its own timeout */
   tcase_add_test(tc, test_array_limit);
+  tcase_add_test(tc, test_config_control_chars);
   tcase_add_test(tc, test_cli_flags_known);
   tcase_add_test(tc, test_cli_non_regular_files);
   tcase_add_test(tc, test_config_long_lines_and_error_lines);
