@@ -257,7 +257,8 @@ static int set_field(ts_config *c, const field *f, const char *value) {
         if (parse_int(f, tok, &l)) return -1;
         ints[n++] = (int)l;
       } else {
-        if (strlen(tok) >= 32 || !*tok) return ts_fail("[%s] %s: bad entry '%s'", f->section, f->key, tok);
+        if (strlen(tok) >= 32 || !*tok || *tok == ';' || *tok == '#') /* printed back after ", " it would be a comment */
+          return ts_fail("[%s] %s: bad entry '%s'", f->section, f->key, tok);
         strcpy(strs[n++], tok);
       }
     }

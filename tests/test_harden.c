@@ -88,6 +88,9 @@ START_TEST(test_config_control_chars) {
   ck_assert_int_ne(ts_config_override(&c, "data.obs_keys=keypoint\rx"), 0);
   ck_assert_msg(strstr(ts_error(), "data.obs_keys: the value has a control character (byte 0x0d)"), "%s", ts_error());
   ck_assert_int_ne(ts_config_parse_string(&c, "[eval]\nsampler = dd\x01pm\n", "t.ini"), 0);
+  /* an entry that would print back as a comment (found by fuzz_config too) */
+  ck_assert_int_ne(ts_config_parse_string(&c, "[data]\nobs_keys = keypoint,; x\n", "t.ini"), 0);
+  ck_assert_msg(strstr(ts_error(), "bad entry '; x'"), "%s", ts_error());
   ck_assert_int_eq(ts_config_parse_string(&c, "[data]\r\nobs_keys = keypoint, agent_pos\r\n", "crlf.ini"), 0);
   ck_assert_int_eq(c.data.n_obs_keys, 2);
   ck_assert_str_eq(c.data.obs_keys[1], "agent_pos");
