@@ -261,9 +261,8 @@ int ts_h5_shape(ts_h5 *f, const char *name, int64_t dims[TS_MAXDIM]) {
   return nd;
 }
 
-int ts_h5_read_tensor(ts_h5 *f, const char *name, ts_tensor *t) {
-  hid_t ds = open_ds(f, name);
-  if (ds < 0) return -1;
+/* dtype float32 and t's shape, or -1 with one line */
+static int check_ds(ts_h5 *f, hid_t ds, const char *name, const ts_tensor *t) {
   int64_t dims[TS_MAXDIM];
   int nd = ds_dims(ds, dims), rc = 0;
   hid_t ty = H5Dget_type(ds);
@@ -280,9 +279,24 @@ int ts_h5_read_tensor(ts_h5 *f, const char *name, ts_tensor *t) {
     for (int i = 0; i < nd; i++)
       if (dims[i] != t->shape[i]) rc = ts_fail("%s: tensor '%s' has shape %s, expected %s", f->path, name, got, want);
   }
+  H5Tclose(ty);
+  return rc;
+}
+
+int ts_h5_check_tensor(ts_h5 *f, const char *name, const ts_tensor *t) {
+  hid_t ds = open_ds(f, name);
+  if (ds < 0) return -1;
+  int rc = check_ds(f, ds, name, t);
+  H5Dclose(ds);
+  return rc;
+}
+
+int ts_h5_read_tensor(ts_h5 *f, const char *name, ts_tensor *t) {
+  hid_t ds = open_ds(f, name);
+  if (ds < 0) return -1;
+  int rc = check_ds(f, ds, name, t);
   if (!rc && H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, t->data) < 0)
     rc = ts_fail("%s: cannot read tensor '%s' (corrupt?)", f->path, name);
-  H5Tclose(ty);
   H5Dclose(ds);
   return rc;
 }

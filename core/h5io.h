@@ -37,6 +37,7 @@ int ts_h5_exists(ts_h5 *f, const char *name);
 /* Shape of a dataset; returns rank or -1. */
 int ts_h5_shape(ts_h5 *f, const char *name, int64_t dims[TS_MAXDIM]);
 /* Read a float32 dataset into t: rank, shape and dtype must match t exactly. */
+int ts_h5_check_tensor(ts_h5 *f, const char *name, const ts_tensor *t); /* the same checks, no read */
 int ts_h5_read_tensor(ts_h5 *f, const char *name, ts_tensor *t);
 /* Read a dataset of any float type as float32 (malloc'd, caller frees). */
 float *ts_h5_read_f32(ts_h5 *f, const char *name, int *ndim, int64_t dims[TS_MAXDIM]);

@@ -5,6 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+static _Thread_local int shapes_only;
+
+int ts_params_shapes_only(int on) {
+  int was = shapes_only;
+  shapes_only = on;
+  return was;
+}
+
 ts_tensor *ts_params_add(ts_params *p, int ndim, const int *shape, const char *fmt, ...) {
   if (p->n == p->cap) {
     p->cap = p->cap ? 2 * p->cap : 64;
@@ -18,7 +26,15 @@ ts_tensor *ts_params_add(ts_params *p, int ndim, const int *shape, const char *f
   vsnprintf(buf, sizeof buf, fmt, ap);
   va_end(ap);
   p->name[p->n] = strdup(buf);
-  p->t[p->n] = ts_param_new(ndim, shape);
+  if (shapes_only) {
+    ts_tensor *t = calloc(1, sizeof *t);
+    if (!t) abort();
+    ts_set_shape(t, ndim, shape);
+    t->is_param = 1;
+    p->t[p->n] = t;
+  } else {
+    p->t[p->n] = ts_param_new(ndim, shape);
+  }
   return p->t[p->n++];
 }
 

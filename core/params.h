@@ -17,6 +17,11 @@ typedef struct ts_params {
 /* Allocate a zero parameter named printf-style. */
 ts_tensor *ts_params_add(ts_params *p, int ndim, const int *shape, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Shapes only: while on (this thread), ts_params_add records names and shapes but allocates no
+ * values (data and grad stay NULL), so a model can be sized from a config, and a file checked
+ * against it, before anything its config claims is allocated. Model constructors write no
+ * parameter values while it is on. Returns the previous setting. */
+int ts_params_shapes_only(int on);
 ts_tensor *ts_params_find(const ts_params *p, const char *name);
 int64_t ts_params_count(const ts_params *p); /* total scalars */
 void ts_params_free(ts_params *p);

@@ -28,7 +28,6 @@ int ts_drafter_load(ts_drafter_model *d, const char *path, const char *base_file
   if (!f) return -1;
   char *cfgtxt = ts_h5_get_attr_str(f, "/", "config"), *hash = ts_h5_get_attr_str(f, "/", "base_hash");
   char *bp = ts_h5_get_attr_str(f, "/", "base_path");
-  ts_h5_close(f);
   int rc = 0;
   ts_config_defaults(&d->cfg);
   if (!cfgtxt) rc = ts_fail("%s: no config attribute (not a tsdp checkpoint)", path);
@@ -50,6 +49,8 @@ int ts_drafter_load(ts_drafter_model *d, const char *path, const char *base_file
               d->cfg.diffusion.num_train_timesteps != base->sched.T))
     rc = ts_fail("%s: drafter horizon / n_obs_steps / diffusion steps differ from the base's", path);
   int tmp = d->cfg.distill.temporal ? d->cfg.data.n_obs_steps : 0; /* one control step per observation */
+  if (!rc) rc = ts_model_check_ckpt(&d->cfg, base->act_dim, base->obs_dim + (tmp ? 1 : 0), f, "ema");
+  ts_h5_close(f);
   if (!rc) rc = ts_model_new(&d->model, &d->cfg, base->act_dim, base->obs_dim + (tmp ? 1 : 0));
   if (!rc) {
     ts_params *P = d->model.params;

@@ -10,13 +10,13 @@
 
 /* The model's weights from group/ of the checkpoint; its inference engine is the target, its
  * autograd forward the reference. */
-static int load_model(ts_policy *p, const char *path, const char *group) {
+static int load_model(ts_policy *p, ts_h5 *f, const char *group) {
   if (ts_model_new(&p->model, &p->cfg, p->act_dim, p->obs_dim)) return -1;
   ts_params *P = p->model.params;
   char prefix[64];
   snprintf(prefix, sizeof prefix, "%s/", group);
   ts_named *nm = ts_params_named(P, prefix, NULL);
-  int rc = ts_ckpt_load(path, nm, P->n, NULL, NULL);
+  int rc = ts_ckpt_read(f, nm, P->n, NULL, NULL);
   ts_named_free(nm, P->n);
   if (rc) return -1;
   for (int i = 0; i < P->n; i++) P->t[i]->requires_grad = 0;
@@ -36,15 +36,19 @@ int ts_policy_load(ts_policy *p, const char *path, const char *group) {
   free(cfgtxt);
   if (!rc) rc = ts_norm_load(f, "normalizer/obs", &p->nobs);
   if (!rc) rc = ts_norm_load(f, "normalizer/action", &p->nact);
-  ts_h5_close(f);
-  if (rc) return -1;
+  if (!rc) rc = ts_model_check_ckpt(&p->cfg, p->nact.dim, p->nobs.dim, f, group);
+  if (rc) {
+    ts_h5_close(f);
+    return -1;
+  }
   p->obs_dim = p->nobs.dim;
   p->act_dim = p->nact.dim;
   p->horizon = p->cfg.data.horizon;
   p->cond_dim = p->cfg.data.n_obs_steps * p->obs_dim;
   p->threads = 1;
   ts_ddpm_init(&p->sched, p->cfg.diffusion.num_train_timesteps, p->cfg.diffusion.clip_sample);
-  rc = load_model(p, path, group);
+  rc = load_model(p, f, group);
+  ts_h5_close(f);
   if (rc) ts_policy_free(p);
   return rc;
 }

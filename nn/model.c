@@ -2,6 +2,7 @@
 #include "core/error.h"
 #include "core/h5io.h"
 #include "core/optim.h"
+#include "core/sizes.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,25 @@ int ts_model_new(ts_model *m, const ts_config *c, int act_dim, int obs_dim) {
   }
   default: return ts_fail("model.type %d unknown", m->type);
   }
+}
+
+int ts_model_check_ckpt(const ts_config *c, int act_dim, int obs_dim, ts_h5 *f, const char *group) {
+  ts_model m;
+  int was = ts_params_shapes_only(1);
+  int rc = ts_model_new(&m, c, act_dim, obs_dim);
+  ts_params_shapes_only(was);
+  if (rc) return -1;
+  int64_t n = ts_params_count(m.params), bytes;
+  char what[96];
+  snprintf(what, sizeof what, "the %s its config describes (values and gradients)", ts_model_type_names[c->model.type]);
+  rc = ts_check_array(ts_h5_path(f), what, 1, &n, 2 * (int64_t)sizeof(float), &bytes);
+  for (int i = 0; i < m.params->n && !rc; i++) {
+    char name[320];
+    snprintf(name, sizeof name, "%s/%s", group, m.params->name[i]);
+    rc = ts_h5_check_tensor(f, name, m.params->t[i]);
+  }
+  ts_model_free(&m);
+  return rc ? -1 : 0;
 }
 
 void ts_model_free(ts_model *m) {

@@ -9,6 +9,7 @@
 #define TS_MODEL_H
 
 #include "core/config.h"
+#include "core/h5io.h"
 #include "nn/transformer.h"
 #include "nn/unet1d.h"
 
@@ -24,6 +25,12 @@ typedef struct ts_model {
  * (parameters zero; call ts_model_init or load them). */
 int ts_model_new(ts_model *m, const ts_config *c, int act_dim, int obs_dim);
 void ts_model_free(ts_model *m);
+/* Before a loader builds the network a checkpoint's config describes: sizes it without
+ * allocating (ts_params_shapes_only), refuses one whose values and gradients would pass
+ * ts_max_array_bytes, and checks every tensor group/NAME of the open file f for presence,
+ * float32 and the shape the config gives. So a small hostile file cannot make the loader
+ * allocate the gigabytes its config claims. 0, or -1 with one line naming the file. */
+int ts_model_check_ckpt(const ts_config *c, int act_dim, int obs_dim, ts_h5 *f, const char *group);
 /* The reference implementation's initialisation for that architecture. */
 void ts_model_init(ts_model *m, ts_rng *rng);
 /* drop: dropout RNG in training (the Transformer's dropout), NULL for inference. */

@@ -62,9 +62,9 @@ ts_transformer *ts_transformer_new(const ts_transformer_cfg *cfg) {
   }
   m->ln_f = add_norm(p, E, "ln_f");
   m->head = add_linear(p, E, cfg->input_dim, "head");
-  for (int l = 0; l < cfg->n_layer; l++) /* LayerNorm weights start at 1, as PyTorch's */
+  for (int l = 0; l < cfg->n_layer && m->ln_f.w->data; l++) /* LayerNorm weights start at 1, as PyTorch's */
     for (int k = 0; k < E; k++) m->layers[l].norm1.w->data[k] = m->layers[l].norm2.w->data[k] = m->layers[l].norm3.w->data[k] = 1;
-  for (int k = 0; k < E; k++) m->ln_f.w->data[k] = 1;
+  for (int k = 0; k < E && m->ln_f.w->data; k++) m->ln_f.w->data[k] = 1; /* NULL: shapes only */
   if (cfg->causal_attn) {
     m->mask = malloc((size_t)T * T * sizeof(float));
     m->memory_mask = malloc((size_t)T * Tc * sizeof(float));

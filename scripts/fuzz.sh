@@ -6,14 +6,16 @@
 set -u
 dir=$1 runs=$2
 shift 2
+case $dir in /*) ;; *) dir=$PWD/$dir ;; esac
+root=$PWD
 fail=0
 for name in "$@"; do
   work=$(mktemp -d /tmp/tsdp-fuzz-$name-XXXXXX)
   mkdir -p "$work/corpus"
   log=$work/log.txt
   echo "fuzz $name: $runs runs (log $log)"
-  if ! (cd "$work" && ASAN_OPTIONS=detect_leaks=1 "$OLDPWD/$dir/fuzz_$name" -runs="$runs" -rss_limit_mb=2048 \
-        -malloc_limit_mb=1024 -max_len=8192 -timeout=10 -print_final_stats=1 corpus "$OLDPWD/tests/fuzz/corpus/$name") \
+  if ! (cd "$work" && ASAN_OPTIONS=detect_leaks=1 "$dir/fuzz_$name" -runs="$runs" -rss_limit_mb=2048 \
+        -malloc_limit_mb=1024 -max_len=8192 -timeout=10 -print_final_stats=1 corpus "$root/tests/fuzz/corpus/$name") \
        >"$log" 2>&1; then
     echo "fuzz $name: FINDING (crash-*, leak-*, oom-*, timeout-* in $work):"
     grep -m5 -E "ERROR|SUMMARY|runtime error|Test unit written" "$log"

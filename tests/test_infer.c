@@ -3,6 +3,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/h5io.h"
+#include "core/timer.h"
 #include "infer/denoisers.h"
 #include "infer/loop.h"
 #include "infer/spec.h"
@@ -689,6 +690,40 @@ START_TEST(test_policy_sampling) {
     ck_assert_int_ne(ts_policy_load(&pt, tf, "ema"), 0);
     ck_assert_msg(strstr(ts_error(), "ema/input_emb.weight") && strstr(ts_error(), tf) && !strchr(ts_error(), '\n'),
                   "%s", ts_error());
+    /* Regression: the loader built the network a file's config claims before looking at the
+     * file, so a 1 KB file naming four levels of 4096 channels (kernel 15) made it allocate ~60 GB. Now the
+     * size is checked first, and the shapes before anything is built. */
+    ts_config cu = p2.cfg;
+    ck_assert_int_eq(ts_config_override(&cu, "model.down_dims=4096,4096,4096,4096"), 0);
+    ck_assert_int_eq(ts_config_override(&cu, "model.kernel_size=15"), 0);
+    ck_assert_int_eq(ts_config_override(&cu, "model.n_groups=8"), 0);
+    ini = ts_config_to_ini(&cu);
+    f = NULL;
+    ck_assert_ptr_nonnull(f = ts_h5_create(tf));
+    ck_assert_int_eq(ts_h5_attr_str(f, "/", "config", ini), 0);
+    ck_assert_int_eq(ts_norm_save(f, "normalizer/obs", &p2.nobs), 0);
+    ck_assert_int_eq(ts_norm_save(f, "normalizer/action", &p2.nact), 0);
+    ck_assert_int_eq(ts_h5_commit(f), 0);
+    free(ini);
+    double t0 = ts_now();
+    ck_assert_int_ne(ts_policy_load(&pt, tf, "ema"), 0);
+    ck_assert_msg(strstr(ts_error(), "above the limit") && strstr(ts_error(), "unet its config describes") &&
+                      strstr(ts_error(), tf) && !strchr(ts_error(), '\n'),
+                  "%s", ts_error());
+    ck_assert_msg(ts_now() - t0 < 1.0, "refusal took %.2f s", ts_now() - t0);
+    /* within the limit but not what the file holds: refused naming the first tensor, before
+     * the network is built */
+    cu = p2.cfg;
+    ck_assert_int_eq(ts_config_override(&cu, "model.down_dims=64,128"), 0);
+    ini = ts_config_to_ini(&cu);
+    ck_assert_ptr_nonnull(f = ts_h5_create(tf));
+    ck_assert_int_eq(ts_h5_attr_str(f, "/", "config", ini), 0);
+    ck_assert_int_eq(ts_norm_save(f, "normalizer/obs", &p2.nobs), 0);
+    ck_assert_int_eq(ts_norm_save(f, "normalizer/action", &p2.nact), 0);
+    ck_assert_int_eq(ts_h5_commit(f), 0);
+    free(ini);
+    ck_assert_int_ne(ts_policy_load(&pt, tf, "ema"), 0);
+    ck_assert_msg(strstr(ts_error(), tf) && strstr(ts_error(), "ema/"), "%s", ts_error());
   }
   ts_policy_free(&p2);
   ts_policy_free(&p);
