@@ -8,7 +8,8 @@
 # Environment: KILL_SEED (default 1) seeds the kill delays (bash's RANDOM), so the schedule of
 # delays is reproducible (where a delay lands in the run still depends on the machine's speed);
 # KILL_DATA names an imported dataset (default: import $DATA_DIR/pusht/pusht_cchi_v7_replay.zarr,
-# DATA_DIR default ../shared/data from the repository root); KILL_CMDS picks commands (default
+# DATA_DIR default ../shared/data from the repository root); KILL_CMDS picks commands, in order
+# (distill needs train, rl both: their references are its base and drafter; default
 # "train distill rl"); KILL_WORK a scratch folder (default a new temporary one, removed at the
 # end unless KILL_KEEP=1).
 #
@@ -151,9 +152,13 @@ summary=()
 for cmd in $CMDS; do
   case $cmd in
     train) args=("${train_args[@]}") ;;
-    distill) args=("${distill_args[@]}") ;;
+    distill)
+      args=("${distill_args[@]}")
+      [ -f "$W/train/ref/base.h5" ] || die "distill needs train before it in KILL_CMDS (its base)"
+      ;;
     rl)
       args=("${rl_args[@]}")
+      [ -f "$W/distill/ref/drafter.h5" ] || die "rl needs train and distill before it in KILL_CMDS (its base and drafter)"
       printf '[cost]\ntarget_ms = 1, 1.5, 2, 2.5\ndrafter_ms = 0.25\nthreads = 1\n' >"$W/cost.ini"
       [ -f "$W/rollouts.h5" ] || "$BIN" rl record --ckpt "$W/train/ref/base.h5" --episodes 2 --sampler ddim --steps 4 \
         --threads 1 --out "$W/rollouts.h5" >/dev/null 2>"$W/record.err" || die "rl record failed: $(tail -1 "$W/record.err")"
