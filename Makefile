@@ -8,6 +8,7 @@
 #   make plot-demo  draw a sample figure to build/plot_demo.png (the plot module's look)
 #   make fixtures   regenerate the PyTorch reference fixtures (needs scripts/deps.sh --dev)
 #   make fuzz       run each libFuzzer harness (tests/fuzz/) FUZZ_RUNS times from its seed corpus
+#   make killtest   SIGKILL train, distill and rl train KILLS times each and check every resume (scripts/kill_test.sh)
 #   make clean
 
 CC       ?= cc
@@ -37,7 +38,7 @@ CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 HEADERS  = $(wildcard */*.h)
 
-.PHONY: all deps test check asan demo bench plot-demo fixtures clean fuzz fuzz-build
+.PHONY: all deps test check asan demo bench plot-demo fixtures clean fuzz fuzz-build killtest
 all: $(BUILD)/libtsdp.a $(BUILD)/tsdp
 
 deps:
@@ -114,6 +115,13 @@ $(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(BUILD)/libtsdp.a
 
 fuzz: fuzz-build
 	@bash scripts/fuzz.sh build/fuzz $(FUZZ_RUNS) $(FUZZ_NAMES)
+
+# The kill test: each training command SIGKILLed KILLS times at random moments (KILL_SEED) on
+# the Push-T data under $(DATA_DIR), every resume ending bit-identical to an uninterrupted run
+# with no stray files; `make check` runs 3 kills each on the test fixture.
+KILLS ?= 20
+killtest: $(BUILD)/tsdp
+	DATA_DIR=$(abspath $(DATA_DIR)) bash scripts/kill_test.sh $(BUILD)/tsdp $(KILLS)
 
 clean:
 	rm -rf build

@@ -375,6 +375,35 @@ START_TEST(test_windows_stay_in_episode) {
 }
 END_TEST
 
+/* The kill test, short: scripts/kill_test.sh SIGKILLs `tsdp train`, `distill` and `rl train`
+ * TSDP_KILLS times each (default 3) at random moments on the two-episode fixture and checks
+ * that the resumed runs end as an uninterrupted one, without stray files (`make killtest`:
+ * 20 kills each on the Push-T data). */
+START_TEST(test_kill_resume_short) {
+  SKIP_IF(!getenv("TSDP_BIN"), "TSDP_BIN (the tsdp binary) is not set");
+  SKIP_IF(system("/usr/bin/python3 -c 'import h5py, numpy' >/dev/null 2>&1") != 0,
+          "the kill test compares checkpoints with python3-h5py (scripts/deps.sh --dev)");
+  const char *kills = getenv("TSDP_KILLS");
+  char cmd[4096], log[600], work[600];
+  snprintf(work, sizeof work, "%s/killtest", tmp_dir());
+  snprintf(log, sizeof log, "%s/killtest.log", tmp_dir());
+  snprintf(cmd, sizeof cmd, "KILL_DATA=%s KILL_WORK=%s timeout 300 bash scripts/kill_test.sh %s %s >%s 2>&1",
+           infer_tiny_data(), work, getenv("TSDP_BIN"), kills && *kills ? kills : "3", log);
+  int st = system(cmd);
+  char text[8192] = "";
+  FILE *f = fopen(log, "r");
+  if (f) {
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = 0;
+    fclose(f);
+  }
+  ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "kill test failed (exit %d):\n%s", WIFEXITED(st) ? WEXITSTATUS(st) : -1,
+                text);
+  ck_assert_msg(strstr(text, "kill test: passed"), "%s", text);
+  fprintf(stderr, "%s", text);
+}
+END_TEST
+
 Suite *suite_harden(void) {
   Suite *s = suite_create("harden");
   TCase *tc = tcase_create("harden");
@@ -389,6 +418,7 @@ Suite *suite_harden(void) {
   tcase_add_test(tc, test_dataset_demo_names);
   tcase_add_test(tc, test_windows_stay_in_episode);
   tcase_add_test(tc, test_fuzz_smoke);
+  tcase_add_test(tc, test_kill_resume_short);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -10,7 +10,9 @@
 #include "train/run.h"
 #include "train/train.h"
 #include <hdf5.h>
+#include <dirent.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +46,7 @@ typedef struct {
   ts_rng rng;
   ts_named named[2];
   int extra_calls, eval_calls;
+  long kill_at; /* toy_eval SIGKILLs the process while evaluating this step */
 } toy;
 
 static void toy_new(toy *t) {
@@ -80,6 +83,7 @@ static int toy_eval(void *user, const char *path, long step, double *score) {
   toy *t = user;
   ck_assert(exists(path)); /* the checkpoint is committed before the hook runs */
   t->eval_calls++;
+  if (step == t->kill_at) raise(SIGKILL);
   *score = (double)step / 100;
   return 0;
 }
@@ -442,6 +446,141 @@ START_TEST(test_train_resumes_log_without_eval_column) {
 }
 END_TEST
 
+static int same_file(const char *a, const char *b) {
+  FILE *f = fopen(a, "rb"), *g = fopen(b, "rb");
+  int same = f && g;
+  while (same) {
+    int x = fgetc(f), y = fgetc(g);
+    if (x != y) same = 0;
+    if (x == EOF || y == EOF) break;
+  }
+  if (f) fclose(f);
+  if (g) fclose(g);
+  return same;
+}
+
+/* Regressions found by scripts/kill_test.sh: a resumed run's CSV and curves differed from an
+ * uninterrupted run's (earlier rows came back from the float32 log, later ones were doubles:
+ * the PNG's bytes differed), and a kill after the last checkpoint's rename, before its CSV or
+ * PNG, left those a checkpoint behind for good (the resume had no step left to write them). */
+START_TEST(test_run_resumed_logs_equal_straight) {
+  char da[512], db[512], a[600], b[600], pa[700], pb[700];
+  snprintf(da, sizeof da, "%s/logs_a", tmp_dir());
+  snprintf(db, sizeof db, "%s/logs_b", tmp_dir());
+  mkdir(da, 0755);
+  mkdir(db, 0755);
+  snprintf(a, sizeof a, "%s/toy.h5", da); /* one name: the figure's title is the file's */
+  snprintf(b, sizeof b, "%s/toy.h5", db);
+  ts_config c;
+  ts_config_defaults(&c);
+  char *ini = ts_config_to_ini(&c);
+  toy t;
+  toy_new(&t);
+  ck_assert_int_eq(toy_run(&t, a, ini, 2, 20), 0); /* loss and acceptance: no wall-clock rate */
+  toy_free(&t);
+  toy_new(&t);
+  ck_assert_int_eq(toy_run(&t, b, ini, 2, 10), 0);
+  toy_free(&t);
+  toy_new(&t);
+  ck_assert_int_eq(toy_run(&t, b, ini, 2, 20), 10);
+  toy_free(&t);
+  const char *ext[] = {".csv", ".png"};
+  for (int k = 0; k < 2; k++) {
+    snprintf(pa, sizeof pa, "%s%s", a, ext[k]);
+    snprintf(pb, sizeof pb, "%s%s", b, ext[k]);
+    ck_assert_msg(same_file(pa, pb), "%s differs from %s", pb, pa);
+  }
+  /* rows are held as the checkpoint stores them (float32), so a CSV rewritten from a resumed
+   * history (below) prints the digits the uninterrupted run printed (a PPO column differed in
+   * its 6th digit before) */
+  toy_new(&t);
+  ts_run_spec s = toy_spec(&t, b, ini, 2);
+  s.fresh = 1;
+  ts_run *run;
+  ck_assert_int_eq(ts_run_open(&run, &s), 0);
+  ck_assert_int_eq(ts_run_resume(run), 0);
+  ck_assert_int_eq(ts_run_log(run, 1, (double[]){0.1, 1.0 / 3}), 0);
+  ck_assert(ts_run_row(run, 0)[1] == (double)0.1f && ts_run_row(run, 0)[2] == (double)(float)(1.0 / 3));
+  ts_run_close(run);
+  toy_free(&t);
+  /* killed after the last checkpoint's rename: an old CSV, no PNG; the resume rewrites both */
+  snprintf(pb, sizeof pb, "%s.csv", b);
+  touch(pb);
+  snprintf(pb, sizeof pb, "%s.png", b);
+  ck_assert_int_eq(remove(pb), 0);
+  toy_new(&t);
+  ck_assert_int_eq(toy_run(&t, b, ini, 2, 20), 20);
+  toy_free(&t);
+  for (int k = 0; k < 2; k++) {
+    snprintf(pa, sizeof pa, "%s%s", a, ext[k]);
+    snprintf(pb, sizeof pb, "%s%s", b, ext[k]);
+    ck_assert_msg(same_file(pa, pb), "%s differs from %s after the resume", pb, pa);
+  }
+  free(ini);
+}
+END_TEST
+
+/* Regression (scripts/kill_test.sh): the checkpoint was renamed into place before its
+ * evaluation, so a run killed while evaluating resumed after that step and its score stayed
+ * NaN. Now the evaluation reads a copy and the step's checkpoint appears with its score; the
+ * killed run's copy is swept. */
+START_TEST(test_run_killed_while_evaluating) {
+  char dir[512], out[600];
+  snprintf(dir, sizeof dir, "%s/evalkill", tmp_dir());
+  mkdir(dir, 0755);
+  snprintf(out, sizeof out, "%s/toy.h5", dir);
+  ts_config c;
+  ts_config_defaults(&c);
+  char *ini = ts_config_to_ini(&c);
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    toy t;
+    toy_new(&t);
+    t.kill_at = 20;
+    toy_run(&t, out, ini, 4, 20);
+    _exit(3); /* not reached */
+  }
+  int st;
+  ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+  ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "status %d", st);
+  char copy[700];
+  snprintf(copy, sizeof copy, "%s.eval.tmp-%ld", out, (long)pid);
+  ck_assert_msg(exists(copy), "%s: the evaluated copy is not there", copy);
+  ck_assert_int_eq(ckpt_step(out), 10);
+  char copy_tmp[800]; /* what a kill while writing the copy leaves */
+  snprintf(copy_tmp, sizeof copy_tmp, "%s.tmp-%ld", copy, (long)pid);
+  touch(copy_tmp);
+  toy t;
+  toy_new(&t);
+  ck_assert_int_eq(toy_run(&t, out, ini, 4, 20), 10);
+  ck_assert_int_eq(t.eval_calls, 1);
+  toy_free(&t);
+  ck_assert(!exists(copy) && !exists(copy_tmp));
+  ts_h5 *f = ts_h5_open(out);
+  ck_assert_msg(f, "%s", ts_error());
+  int64_t n;
+  float *score = fix_floats(f, "log/score", &n);
+  ck_assert_int_eq(n, 4);
+  ck_assert(score[1] == 0.1f && score[3] == 0.2f);
+  free(score);
+  ts_h5_close(f);
+  /* nothing but the checkpoint, its CSV and its figure */
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  int files = 0;
+  while ((e = readdir(d)))
+    if (e->d_name[0] != '.') {
+      files++;
+      ck_assert_msg(!strcmp(e->d_name, "toy.h5") || !strcmp(e->d_name, "toy.h5.csv") || !strcmp(e->d_name, "toy.h5.png"),
+                    "stray file %s", e->d_name);
+    }
+  closedir(d);
+  ck_assert_int_eq(files, 3);
+  free(ini);
+}
+END_TEST
+
 Suite *suite_run(void) {
   Suite *s = suite_create("run");
   TCase *tc = tcase_create("run");
@@ -453,6 +592,8 @@ Suite *suite_run(void) {
   tcase_add_test(tc, test_train_fresh_validates_before_replacing);
   tcase_add_test(tc, test_train_sweeps_stale_temporaries);
   tcase_add_test(tc, test_train_resumes_log_without_eval_column);
+  tcase_add_test(tc, test_run_resumed_logs_equal_straight);
+  tcase_add_test(tc, test_run_killed_while_evaluating);
   suite_add_tcase(s, tc);
   return s;
 }

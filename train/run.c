@@ -131,7 +131,11 @@ static int same_recipe(const ts_run *r, const char *saved) {
 
 /* ---- open, resume, close ---- */
 
-/* Removes <base><mid>.tmp-<pid> next to out, for mid "", ".csv" or ".<...>.png", when no
+static int write_csv(const ts_run *r);
+static int write_curves(const ts_run *r);
+
+/* Removes <base><mid>.tmp-<pid> next to out, for mid "", ".csv", ".eval" (the copy an
+ * evaluation reads, and its own temporary .eval.tmp-<pid>) or ".<...>.png", when no
  * process <pid> is alive: what a killed run leaves behind. */
 static void sweep_stale(const ts_run_spec *s) {
   char dir[1024] = ""; /* with its trailing slash; "" for the current folder */
@@ -150,7 +154,13 @@ static void sweep_stale(const ts_run_spec *s) {
     while (strstr(t + 1, ".tmp-")) t = strstr(t + 1, ".tmp-"); /* the last one */
     size_t ml = (size_t)(t - (nm + bl));
     const char *mid = nm + bl;
-    int ok_mid = ml == 0 || (ml == 4 && !strncmp(mid, ".csv", 4)) || (ml >= 4 && !strncmp(mid + ml - 4, ".png", 4) && mid[0] == '.');
+    /* <out>.eval.tmp-PID.tmp-PID: the temporary of the evaluated copy; judged as .eval */
+    for (const char *u = mid; u < t; u++)
+      if (!strncmp(u, ".tmp-", 5) && u + 5 < t && strspn(u + 5, "0123456789") == (size_t)(t - u - 5)) {
+        ml = (size_t)(u - mid);
+        break;
+      }
+    int ok_mid = (ml == 5 && !strncmp(mid, ".eval", 5)) || ml == 0 || (ml == 4 && !strncmp(mid, ".csv", 4)) || (ml >= 4 && !strncmp(mid + ml - 4, ".png", 4) && mid[0] == '.');
     const char *digits = t + 5;
     if (!ok_mid || !*digits || strspn(digits, "0123456789") != strlen(digits) || strlen(digits) > 9) continue;
     long pid = atol(digits);
@@ -225,6 +235,14 @@ long ts_run_resume(ts_run *r) {
       return -1;
     }
     step = (long)st.step;
+    /* A kill between the checkpoint's rename and the CSV or figure left those behind it, and a
+     * run resumed at its last step writes no checkpoint: write them from the history now. */
+    if (write_csv(r) || write_curves(r)) {
+      char msg[1024];
+      snprintf(msg, sizeof msg, "%s", ts_error());
+      ts_fail("resuming from %s: %s", out, msg);
+      return -1;
+    }
   }
   r->start_step = step;
   r->t0 = r->tlog = ts_now();
@@ -249,7 +267,9 @@ int ts_run_log(ts_run *r, long step, const double *values) {
   double tn = ts_now(), dt = tn - r->tlog;
   double *row = add_row(r);
   row[0] = (double)step;
-  for (int k = 0; k < r->s.n_cols; k++) row[k + 1] = r->s.cols[k].per_s ? values[k] / dt : values[k];
+  /* Held at the checkpoint's precision (log/<column> is float32), so the CSV and curves of a
+   * resumed run, whose earlier rows come back from the checkpoint, equal an uninterrupted one's. */
+  for (int k = 0; k < r->s.n_cols; k++) row[k + 1] = (float)(r->s.cols[k].per_s ? values[k] / dt : values[k]);
   r->tlog = tn;
   if (r->s.quiet) return 0;
   char line[1024], eta[32];
@@ -270,9 +290,9 @@ int ts_run_log(ts_run *r, long step, const double *values) {
 
 /* ---- checkpoint, CSV, curves ---- */
 
-static int save(ts_run *r, long step, ts_run_writer writer, void *user) {
+static int save(ts_run *r, const char *path, long step, ts_run_writer writer, void *user) {
   ts_ckpt_state st = {r->s.config, step, r->s.rng, r->s.opt};
-  ts_h5 *f = ts_h5_create(r->s.out);
+  ts_h5 *f = ts_h5_create(path);
   if (!f) return -1;
   ts_h5_set_deflate(f, 0);
   int rc = ts_ckpt_write(f, r->s.tensors, r->s.n_tensors, &st);
@@ -366,14 +386,23 @@ static int write_curves(const ts_run *r) {
 
 int ts_run_checkpoint(ts_run *r, long step, ts_run_writer writer, void *user) {
   double t = ts_now();
-  int rc = save(r, step, writer, user);
-  if (!rc && r->s.eval && r->s.eval_every > 0 && step % r->s.eval_every == 0 && r->n) {
+  int rc;
+  if (r->s.eval && r->s.eval_every > 0 && step % r->s.eval_every == 0 && r->n) {
+    /* The evaluation reads a copy, <out>.eval.tmp-PID: the checkpoint of this step reaches
+     * <out> only with its score, so a run killed while evaluating resumes from the previous
+     * one and evaluates again (with <out> first, that resume skipped the evaluation). */
+    char pre[1100];
+    snprintf(pre, sizeof pre, "%s.eval.tmp-%ld", r->s.out, (long)getpid());
     double score = NAN;
-    rc = r->s.eval(r->s.eval_user, r->s.out, step, &score);
+    rc = save(r, pre, step, writer, user);
+    if (!rc) rc = r->s.eval(r->s.eval_user, pre, step, &score);
+    remove(pre);
     if (!rc) {
-      r->hist[(size_t)(r->n - 1) * (size_t)r->w + (size_t)r->eval_col + 1] = score;
-      rc = save(r, step, writer, user); /* again, so the checkpoint's log carries the score */
+      r->hist[(size_t)(r->n - 1) * (size_t)r->w + (size_t)r->eval_col + 1] = (float)score;
+      rc = save(r, r->s.out, step, writer, user);
     }
+  } else {
+    rc = save(r, r->s.out, step, writer, user);
   }
   if (!rc) rc = write_csv(r);
   if (!rc) rc = write_curves(r);

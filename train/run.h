@@ -65,8 +65,10 @@ typedef struct ts_run_col {
 
 /* Adds trainer-specific objects (e.g. normalisers) to the checkpoint being written. */
 typedef int (*ts_run_writer)(ts_h5 *f, void *user);
-/* Evaluates the checkpoint just committed at `path` after `step` steps; *score lands in the
- * spec's eval column of the latest history row, and the checkpoint is written again. */
+/* Evaluates the checkpoint of `step` steps committed at `path` (a copy beside spec.out,
+ * <out>.eval.tmp-PID, removed afterwards); *score lands in the spec's eval column of the latest
+ * history row, and then the checkpoint is written to spec.out, so a kill during the evaluation
+ * resumes from the previous checkpoint and evaluates again. */
 typedef int (*ts_run_eval)(void *user, const char *path, long step, double *score);
 
 typedef struct ts_run_spec {
@@ -91,10 +93,14 @@ typedef struct ts_run_spec {
 } ts_run_spec;
 
 /* Checks the spec, removes stale temporaries next to spec.out left by processes that are no
- * longer alive (<out>.tmp-PID, <out>.csv.tmp-PID, <out>[.<name>].png.tmp-PID) and fails
+ * longer alive (<out>.tmp-PID, <out>.csv.tmp-PID, <out>[.<name>].png.tmp-PID, the evaluated
+ * copy <out>.eval.tmp-PID and its own temporary <out>.eval.tmp-PID.tmp-PID) and fails
  * now, not at the first checkpoint, if the folder is not writable. */
 int ts_run_open(ts_run **run, const ts_run_spec *spec);
-/* Restores tensors, RNG, AdamW state and history from spec.out after the recipe check.
+/* Restores tensors, RNG, AdamW state and history from spec.out after the recipe check, and
+ * writes <out>.csv and the curves from that history (a kill after the checkpoint's rename may
+ * have left them a checkpoint behind). History values are held as float32, as the checkpoint
+ * stores them, so a resumed run's CSV and curves equal an uninterrupted one's.
  * Returns the step to continue from (0 when there is nothing to resume, or spec.fresh), or -1.
  * Starts the clock of the rate and the ETA. */
 long ts_run_resume(ts_run *run);
