@@ -257,12 +257,48 @@ START_TEST(test_pipeline_refusals) {
 }
 END_TEST
 
+/* --sweep: two configurations layered on the tiny one (include), the second with a temporal
+ * drafter: the second links the stages they share from the first's folder (import, base,
+ * rollouts, DDPM and DDIM rows), runs the rest, and sweep.md holds both tables. */
+START_TEST(test_pipeline_sweep) {
+  setup();
+  char cmd[800];
+  snprintf(cmd, sizeof cmd, "mkdir -p %s", ppath("abl"));
+  ck_assert_int_eq(system(cmd), 0);
+  put(ppath("abl/a_ref.ini"), "; the reference\n[pipeline]\ninclude = ../tiny.ini\n");
+  put(ppath("abl/b_temporal.ini"), "[pipeline]\ninclude = ../tiny.ini\ndrafter_set = distill.temporal=true\n");
+  char args[1200], line[4096], *out;
+  int nerr;
+  snprintf(args, sizeof args, "--sweep %s --out %s", ppath("abl"), ppath("sweep"));
+  int rc = run_pipe(args, &out, line, sizeof line, &nerr);
+  ck_assert_msg(rc == 0, "sweep exited %d: %s\n%s", rc, line, out);
+  if (getenv("TSDP_PIPELINE_SHOW")) fprintf(stderr, "---- tsdp pipeline %s\n%s----\n", args, out);
+  const char *linked[] = {"import", "train base", "record rollouts", "eval ddpm-100", "eval ddim-4"};
+  for (int i = 0; i < 5; i++) ck_assert_msg(stage_says(out, linked[i], "linked from "), "%s not linked:\n%s", linked[i], out);
+  ck_assert_int_eq(count(out, ": linked from "), 5);
+  ck_assert_int_eq(count(out, ": done in "), NSTAGES + NSTAGES - 5);
+  char *side = slurp(ppath("sweep/b_temporal/drafter.h5.stage"));
+  ck_assert_msg(strstr(side, "temporal = 1"), "%s", side);
+  free(side);
+  char *md = slurp(ppath("sweep/sweep.md"));
+  ck_assert_int_eq(count(md, "| [a_ref](a_ref/report.md) | "), 6);
+  ck_assert_int_eq(count(md, "| [b_temporal](b_temporal/report.md) | "), 6);
+  ck_assert_msg(strstr(md, "| [b_temporal](b_temporal/report.md) | TS-DP (drafter + RL scheduler) |"), "%s", md);
+  free(md);
+  struct stat a, b;
+  ck_assert(stat(ppath("sweep/a_ref/base.h5"), &a) == 0 && stat(ppath("sweep/b_temporal/base.h5"), &b) == 0);
+  ck_assert_msg(a.st_ino == b.st_ino, "base.h5 not hard-linked");
+  free(out);
+}
+END_TEST
+
 Suite *suite_pipeline(void) {
   Suite *s = suite_create("pipeline");
   TCase *tc = tcase_create("pipeline");
   tcase_set_timeout(tc, 1500);
   tcase_add_test(tc, test_pipeline_refusals);
   tcase_add_test(tc, test_pipeline_runs_skips_reruns);
+  tcase_add_test(tc, test_pipeline_sweep);
   suite_add_tcase(s, tc);
   return s;
 }
