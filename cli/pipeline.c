@@ -269,6 +269,24 @@ static int link_twin(pl_run *P, stage *s) {
     }
     closedir(sd);
     if (bad) continue;
+    if (!strncmp(s->file, "eval/", 5)) { /* an evaluation's GIFs: gifs/NAME/ */
+      char name[64], gs[1400], gd[1400];
+      snprintf(name, sizeof name, "%.*s", (int)(strlen(s->file) - 10), s->file + 5); /* eval/NAME.json */
+      snprintf(gs, sizeof gs, "%s/gifs/%s", odir, name);
+      snprintf(gd, sizeof gd, "%s/gifs/%s", P->dir, name);
+      DIR *g = opendir(gs);
+      if (g && !mkdirs(gd))
+        while ((f = readdir(g))) {
+          if (f->d_name[0] == '.') continue;
+          char from[1700], to[1700];
+          snprintf(from, sizeof from, "%s/%s", gs, f->d_name);
+          snprintf(to, sizeof to, "%s/%s", gd, f->d_name);
+          unlink(to);
+          if (link(from, to)) bad = 1;
+        }
+      if (g) closedir(g);
+      if (bad) continue;
+    }
     s->out_hash = oh;
     fprintf(P->log, "[%d/%d] %s: linked from %s (same key %016llx)\n", P->k, P->total, s->name, oout,
             (unsigned long long)s->key);

@@ -288,6 +288,7 @@ START_TEST(test_pipeline_sweep) {
   struct stat a, b;
   ck_assert(stat(ppath("sweep/a_ref/base.h5"), &a) == 0 && stat(ppath("sweep/b_temporal/base.h5"), &b) == 0);
   ck_assert_msg(a.st_ino == b.st_ino, "base.h5 not hard-linked");
+  ck_assert_msg(access(ppath("sweep/b_temporal/gifs/ddpm-100/seed_100000.gif"), F_OK) == 0, "linked row's GIF missing");
   free(out);
 }
 END_TEST
