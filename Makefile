@@ -3,7 +3,8 @@
 #   make test       install missing Debian packages (OpenMPI included), build and run the Check test suite
 #                   (the MPI tests run when the build found MPI; plain make builds without it too)
 #   make asan       the same tests under AddressSanitizer + UBSan
-#   make demo       run the pipeline end to end on small defaults
+#   make demo       tsdp pipeline --config configs/demo_tsdp.ini into runs/demo (~10 min), report to results/demo
+#   make reproduce  tsdp pipeline --config configs/pusht_tsdp.ini into runs/pusht (hours), report to results/pusht
 #   make bench      GEMM benchmark, and U-Net forward latency for CKPT (default: the demo's)
 #   make plot-demo  draw a sample figure to build/plot_demo.png (the plot module's look)
 #   make fixtures   regenerate the PyTorch reference fixtures (needs scripts/deps.sh --dev)
@@ -38,7 +39,7 @@ CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 HEADERS  = $(wildcard */*.h)
 
-.PHONY: all deps test check asan demo bench plot-demo fixtures clean fuzz fuzz-build killtest
+.PHONY: all deps test check asan demo reproduce bench plot-demo fixtures clean fuzz fuzz-build killtest
 all: $(BUILD)/libtsdp.a $(BUILD)/tsdp
 
 deps:
@@ -85,9 +86,15 @@ asan: deps
 	@$(MAKE) --no-print-directory check BUILD=build/asan OPT=-O1 \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
 
+# The whole pipeline (cli/pipeline.c): resumable stage by stage; the report, figures and GIFs
+# are copied to results/ (scripts/demo.sh).
 demo: deps
 	@$(MAKE) --no-print-directory all
-	@bash scripts/demo.sh $(BUILD)/tsdp $(DATA_DIR)
+	@bash scripts/demo.sh $(BUILD)/tsdp $(DATA_DIR) configs/demo_tsdp.ini runs/demo results/demo
+
+reproduce: deps
+	@$(MAKE) --no-print-directory all
+	@bash scripts/demo.sh $(BUILD)/tsdp $(DATA_DIR) configs/pusht_tsdp.ini runs/pusht results/pusht
 
 CKPT ?= runs/demo/base.h5
 bench: deps

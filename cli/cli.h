@@ -37,6 +37,7 @@ int ts_cmd_distill(int argc, char **argv);
 int ts_bench_spec(int argc, char **argv); /* tsdp bench spec (cli/spec.c) */
 int ts_bench_cost(int argc, char **argv); /* tsdp bench cost (cli/rl.c) */
 int ts_cmd_rl(int argc, char **argv);     /* tsdp rl record | train (cli/rl.c) */
+int ts_cmd_pipeline(int argc, char **argv); /* tsdp pipeline (cli/pipeline.c) */
 /* --scheduler SCHED.h5 for the spec sampler: loads it into *sm for p and the drafter in dm (or
  * the frozen one when s->drafter is NULL), refusing one trained for another base or drafter;
  * s->blocks points at its learned scheduler and s->steps becomes its largest block. sm must

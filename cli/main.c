@@ -103,6 +103,8 @@ static void usage(FILE *f) {
            "  rl record --ckpt BASE.h5 --episodes N --out R.h5 [--seed-start S] [--sampler ddpm|ddim] [--steps K]\n"
            "  rl train --config C.ini --ckpt BASE.h5 [--drafter D.h5|frozen] --rollouts R.h5 --out SCHED.h5 [--cost COST.ini]\n"
            "       [--updates N] [--stop-after N] [--fresh] [--json] [section.key=value ...]\n"
+          "  pipeline --config P.ini [--out DIR] [--json] [section.key=value ...]   every stage, resumable, and a report\n"
+          "  pipeline --sweep FOLDER [--out DIR] [--json]   each *.ini of FOLDER into DIR/NAME/, one table DIR/sweep.md\n"
           "  (spec: exact speculative DDPM, L drafted steps per round; the frozen-target drafter by default)\n");
 }
 
@@ -126,6 +128,7 @@ int main(int argc, char **argv) {
   else if (strcmp(cmd, "forward") == 0) rc = ts_cmd_forward(argc - 2, argv + 2);
   else if (strcmp(cmd, "distill") == 0) rc = ts_cmd_distill(argc - 2, argv + 2);
   else if (!strcmp(cmd, "rl")) rc = ts_cmd_rl(argc - 2, argv + 2);
+  else if (!strcmp(cmd, "pipeline")) rc = ts_cmd_pipeline(argc - 2, argv + 2);
   else {
     fprintf(stderr, "tsdp: unknown command '%s'\n", cmd);
     usage(stderr);

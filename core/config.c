@@ -152,6 +152,38 @@ static const field fields[] = {
     "inference steps of ddim, drafted steps per round of spec; at most num_train_timesteps"),
   I("eval", "episodes", eval.episodes, "50", 1, 1024, "evaluation episodes"),
   I("eval", "seed_start", eval.seed_start, "100000", 0, G30, "first test seed"),
+  S("pipeline", "include", pipeline.include, "",
+    "a pipeline config loaded first, this file's keys on top (path relative to this file); empty: none"),
+  S("pipeline", "data", pipeline.data, "", "Push-T demonstrations: a zarr folder (imported into OUT/data.h5) or an imported .h5"),
+  S("pipeline", "out", pipeline.out, "runs/pipeline", "output folder of every stage, the report and the figures"),
+  S("pipeline", "base_config", pipeline.base_config, "configs/pusht_lowdim.ini", "config of the base policy (tsdp train)"),
+  S("pipeline", "drafter_config", pipeline.drafter_config, "configs/pusht_drafter.ini", "config of the drafter (tsdp distill)"),
+  S("pipeline", "scheduler_config", pipeline.scheduler_config, "configs/pusht_scheduler.ini",
+    "config of the PPO block scheduler (tsdp rl train); its rl.cost_model is the pipeline's cost stage"),
+  S("pipeline", "base_set", pipeline.base_set, "", "space-separated section.key=value overrides of base_config"),
+  S("pipeline", "drafter_set", pipeline.drafter_set, "", "space-separated section.key=value overrides of drafter_config"),
+  S("pipeline", "scheduler_set", pipeline.scheduler_set, "", "space-separated section.key=value overrides of scheduler_config"),
+  LG("pipeline", "base_steps", pipeline.base_steps, "0", 0, G40, "base training steps; 0: base_config's max_steps / epochs"),
+  LG("pipeline", "drafter_steps", pipeline.drafter_steps, "0", 0, G40, "distillation steps; 0: drafter_config's max_steps"),
+  I("pipeline", "rl_updates", pipeline.rl_updates, "0", 0, G30, "PPO updates; 0: scheduler_config's rl.updates"),
+  I("pipeline", "rollout_episodes", pipeline.rollout_episodes, "20", 1, 1024,
+    "closed-loop episodes recorded for the scheduler's training windows (tsdp rl record)"),
+  I("pipeline", "rollout_seed_start", pipeline.rollout_seed_start, "100010", 0, G30,
+    "first seed of the recorded episodes (the test seeds start at 100000)"),
+  E("pipeline", "rollout_sampler", pipeline.rollout_sampler, ts_sampler_names, "ddpm",
+    "sampler of the recorded episodes: ddpm (the exact law) or ddim (faster, approximate)"),
+  I("pipeline", "rollout_steps", pipeline.rollout_steps, "10", 1, 1000, "DDIM steps when rollout_sampler = ddim"),
+  I("pipeline", "cost_reps", pipeline.cost_reps, "15", 3, 100000, "timed calls per batch size in the cost model (tsdp bench cost)"),
+  I("pipeline", "threads", pipeline.threads, "1", 1, 256, "threads of the cost model, bench spec and every evaluation"),
+  I("pipeline", "eval_episodes", pipeline.eval_episodes, "50", 1, 1024, "closed-loop test episodes per evaluated sampler"),
+  I("pipeline", "eval_seed_start", pipeline.eval_seed_start, "100000", 0, G30, "first test seed of the evaluations"),
+  I("pipeline", "ddim_steps", pipeline.ddim_steps, "10", 1, 1000, "steps of the DDIM row"),
+  IL("pipeline", "spec_blocks", pipeline.spec_blocks, pipeline.n_spec_blocks, 8, "4, 8", 1, 128,
+     "fixed draft lengths L evaluated with the drafter (one row each) and benchmarked"),
+  B("pipeline", "eval_static", pipeline.eval_static, "true", "also evaluate the scheduler file's static DP schedule"),
+  I("pipeline", "bench_windows", pipeline.bench_windows, "20", 0, 100000,
+    "observation windows of the tsdp bench spec stage (acceptance per step plot); 0: no bench stage"),
+  I("pipeline", "gif_count", pipeline.gif_count, "2", 0, 1024, "rollout GIFs written by the DDPM-100 and TS-DP evaluations"),
 };
 #define NFIELDS ((int)(sizeof fields / sizeof fields[0]))
 
@@ -464,13 +496,15 @@ int ts_config_validate(const ts_config *c, const char *o) {
       return ts_fail("%s: [rl] blocks must be ascending (%d after %d)", o, c->rl.blocks[i], c->rl.blocks[i - 1]);
   if (c->rl.lossy)
     return ts_fail("%s: [rl] lossy = true: the relaxed (lossy) scheduling mode is not implemented", o);
+  if (c->pipeline.rollout_sampler == TS_SAMPLER_SPEC)
+    return ts_fail("%s: [pipeline] rollout_sampler = spec: record with ddpm (the same law) or ddim", o);
   if (c->model.n_emb % c->model.n_head || c->model.n_emb % 2)
     return ts_fail("%s: [model] n_emb = %d must be even and divisible by n_head = %d", o, c->model.n_emb, c->model.n_head);
   return 0;
 }
 
 char *ts_config_help(void) {
-  size_t cap = 32768, o = 0;
+  size_t cap = 65536, o = 0;
   char *s = malloc(cap);
   if (!s) abort();
   s[0] = 0;
@@ -492,7 +526,7 @@ char *ts_config_help(void) {
 }
 
 char *ts_config_to_ini(const ts_config *c) {
-  size_t cap = 16384, o = 0;
+  size_t cap = 32768, o = 0;
   char *s = malloc(cap);
   if (!s) abort();
   const char *sec = "";

@@ -70,6 +70,20 @@ typedef struct ts_config {
     int steps;   /* inference steps for ddim, drafted steps per round for spec */
     int episodes, seed_start;
   } eval;
+  struct ts_pipeline_cfg { /* tsdp pipeline (cli/pipeline.c): the stages, their config files and sizes */
+    char include[256];    /* a pipeline config this one is layered on (relative to this file) */
+    char data[256];       /* Push-T zarr folder (imported) or an imported .h5 */
+    char out[256];        /* output folder */
+    char base_config[256], drafter_config[256], scheduler_config[256];
+    char base_set[200], drafter_set[200], scheduler_set[200]; /* space-separated section.key=value */
+    long base_steps, drafter_steps; /* 0: the stage config's max_steps */
+    int rl_updates;                 /* 0: the scheduler config's */
+    int rollout_episodes, rollout_seed_start, rollout_sampler, rollout_steps;
+    int cost_reps, threads;
+    int eval_episodes, eval_seed_start, ddim_steps;
+    int spec_blocks[8], n_spec_blocks;
+    int eval_static, bench_windows, gif_count;
+  } pipeline;
 } ts_config;
 
 /* Config text: lines of at most TS_CONFIG_MAX_LINE characters (a longer line is refused, not

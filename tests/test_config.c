@@ -10,7 +10,8 @@
 #include <string.h>
 
 /* ts_config_to_ini of the defaults as written before the table (checkpoints store this text
- * and the resume recipe check compares it line by line). */
+ * and the resume recipe check compares it line by line). [pipeline] came with tsdp pipeline; a
+ * checkpoint written before it parses with that section's defaults, so it still resumes. */
 static const char *const default_ini =
     "[data]\n"
     "obs_keys = keypoint, agent_pos\n"
@@ -101,7 +102,34 @@ static const char *const default_ini =
     "sampler = ddpm\n"
     "steps = 100\n"
     "episodes = 50\n"
-    "seed_start = 100000\n";
+    "seed_start = 100000\n"
+    "\n"
+    "[pipeline]\n"
+    "include = \n"
+    "data = \n"
+    "out = runs/pipeline\n"
+    "base_config = configs/pusht_lowdim.ini\n"
+    "drafter_config = configs/pusht_drafter.ini\n"
+    "scheduler_config = configs/pusht_scheduler.ini\n"
+    "base_set = \n"
+    "drafter_set = \n"
+    "scheduler_set = \n"
+    "base_steps = 0\n"
+    "drafter_steps = 0\n"
+    "rl_updates = 0\n"
+    "rollout_episodes = 20\n"
+    "rollout_seed_start = 100010\n"
+    "rollout_sampler = ddpm\n"
+    "rollout_steps = 10\n"
+    "cost_reps = 15\n"
+    "threads = 1\n"
+    "eval_episodes = 50\n"
+    "eval_seed_start = 100000\n"
+    "ddim_steps = 10\n"
+    "spec_blocks = 4, 8\n"
+    "eval_static = 1\n"
+    "bench_windows = 20\n"
+    "gif_count = 2\n";
 
 START_TEST(test_config_defaults_and_ini_unchanged) {
   ts_config c;

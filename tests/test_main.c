@@ -213,6 +213,7 @@ int main(void) {
   srunner_add_suite(sr, suite_cli());
   srunner_add_suite(sr, suite_dist());
   srunner_add_suite(sr, suite_harden());
+  srunner_add_suite(sr, suite_pipeline());
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
   srunner_free(sr);

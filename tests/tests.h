@@ -23,6 +23,7 @@ Suite *suite_rl(void);
 Suite *suite_sched(void);
 Suite *suite_dist(void);
 Suite *suite_harden(void);
+Suite *suite_pipeline(void);
 
 /* Path under tests/fixtures, or under $TSDP_DATA_DIR (NULL when that variable is unset). */
 const char *fixture_path(const char *name);
