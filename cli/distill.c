@@ -30,8 +30,8 @@ int ts_cmd_distill(int argc, char **argv) {
   ts_distill_result r;
   if (ts_distill(&cfg, &o, &r)) return 1;
   if (json) {
-    printf("{\"steps\": %ld, \"resumed_from\": %d, \"final_loss\": %.6g, \"final_accept\": %.4f, \"seconds\": %.1f", r.steps,
-           r.resumed_from, r.final_loss, r.final_accept, r.seconds);
+    printf("{\"steps\": %ld, \"resumed_from\": %d, \"final_loss\": %.6g, \"final_accept\": %.4f, \"seconds\": %.1f, "
+           "\"samples_per_s\": %.1f", r.steps, r.resumed_from, r.final_loss, r.final_accept, r.seconds, r.samples_per_s);
     if (r.heldout) printf(", \"heldout_accept\": %.4f", r.heldout_accept);
     printf("}\n");
   } else {

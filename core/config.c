@@ -140,6 +140,9 @@ static const field fields[] = {
   I("rl", "minibatch", rl.minibatch, "64", 1, 1 << 20, "rounds per minibatch"),
   I("rl", "chains_per_update", rl.chains_per_update, "8", 1, 1 << 20,
     "speculative chains (episodes of the scheduling problem) collected per PPO update"),
+  I("rl", "chain_shards", rl.chain_shards, "0", 0, 4096,
+    "shards the chains of an update are cut into, each chain on its own random stream (rl/sched.h); 0: one per MPI "
+    "rank; 1 with one rank: every chain on the run's stream"),
   I("rl", "updates", rl.updates, "50", 1, G30, "PPO updates to train (the run's steps)"),
   I("rl", "accept_chains", rl.accept_chains, "16", 1, 1 << 20,
     "chains at block accept_block on training windows to measure per-step acceptance for the static schedule"),

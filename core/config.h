@@ -62,6 +62,7 @@ typedef struct ts_config {
     char cost_model[256];     /* the cost model file (infer/blocks.h), written by tsdp bench cost */
     int lossy;                /* the relaxed lossy mode: not implemented, refused */
     int hidden, layers, epochs, minibatch, chains_per_update, updates, accept_chains, accept_block;
+    int chain_shards;         /* 0: one per rank (rl/sched.h) */
     int seed, log_every, checkpoint_every;
     double lr, clip, gamma, lam, vf_coef, ent_coef, max_grad_norm;
   } rl;

@@ -1,8 +1,26 @@
+/* sched.c: the scheduling problem's features, PPO training of the scheduler, loading.
+ *
+ * Training over MPI ranks (rl.chain_shards S, 0 = one per rank; like train.grad_shards, a
+ * multiple of the rank count): the expensive part of an update is collecting its
+ * chains_per_update speculative chains, and a chain's use of random numbers depends on its
+ * accept / reject outcomes, so the one run stream cannot be shared out. With S = 1 on one rank
+ * every chain draws from the run's stream, as always. Otherwise chain k of update u draws its
+ * window, noise and actions from its own stream (ts_dp_shard_rng(seed, u, k)); the chains are
+ * cut into S shards (ts_dist_split), rank r collects shards [r S/N, (r+1) S/N), and the ranks'
+ * chains are gathered in chain order, so every rank holds the same rollout batch. Rank 0 then
+ * runs the PPO update (small next to the chains) and ts_dp_sync_state hands the agent, its
+ * AdamW state and the run stream (the update's shuffles) to every rank. Nothing depends on
+ * where a chain ran: N ranks equal bit for bit one process with rl.chain_shards = N (or any
+ * S > 1), and a checkpoint resumes on any rank count. The acceptance measurement at the start
+ * and the plots at the end run on rank 0 (the measurement is broadcast); rank 0 alone logs
+ * and writes checkpoints. */
 #include "sched.h"
+#include "core/dist.h"
 #include "core/error.h"
 #include "core/h5io.h"
 #include "core/timer.h"
 #include "infer/drafter.h"
+#include "train/parallel.h"
 #include "train/plot.h"
 #include "train/run.h"
 #include <math.h>
@@ -201,8 +219,8 @@ static const ts_run_col cols[NC] = {
   {"chains_per_s", "%.2f", "| %.1f chains/s", 0, 1, 0},
 };
 
-static const char *const may_change[] = {"rl.updates", "rl.log_every", "rl.checkpoint_every", "train.threads", "eval.*",
-                                         NULL};
+static const char *const may_change[] = {"rl.updates", "rl.log_every", "rl.checkpoint_every", "rl.chain_shards",
+                                         "train.threads", "eval.*", NULL};
 
 static int write_extras(ts_h5 *f, void *user) {
   trainer *r = user;
@@ -314,12 +332,12 @@ static void state_of(trainer *r, int w, const ts_spec_round_info *prev, int roun
                          .obs_dim = r->base.obs_dim};
 }
 
-/* One chain on window w with the stochastic policy, its rounds appended to b. Returns the
- * chain's modelled cost (ms); *Lsum, *rounds, *acc, *dr for the log. */
-static double episode(trainer *r, int w, batch *b, double *Lsum, long *rounds, long *acc, long *dr) {
+/* One chain on window w with the stochastic policy drawing from g, its rounds appended to b.
+ * Returns the chain's modelled cost (ms); *Lsum, *rounds, *acc, *dr for the log. */
+static double episode(trainer *r, int w, ts_rng *g, batch *b, double *Lsum, long *rounds, long *acc, long *dr) {
   const ts_config *c = &r->cfg;
   double unit = r->static_ms, cost = 0;
-  ts_spec_begin(r->spec, r->conds + (size_t)w * r->base.cond_dim, &r->rng);
+  ts_spec_begin(r->spec, r->conds + (size_t)w * r->base.cond_dim, g);
   ts_spec_round_info prev;
   int round = 0, rc;
   do {
@@ -328,9 +346,9 @@ static double episode(trainer *r, int w, batch *b, double *Lsum, long *rounds, l
     int i = b->n++;
     float *f = b->obs + (size_t)i * TS_SCHED_FEATURES;
     ts_sched_features(&st, f);
-    ts_ppo_act(&r->ppo, f, 0, &r->rng, &b->act[i], &b->logp[i], &b->val[i]);
+    ts_ppo_act(&r->ppo, f, 0, g, &b->act[i], &b->logp[i], &b->val[i]);
     int L = c->rl.blocks[b->act[i]];
-    rc = ts_spec_round(r->spec, r->drafter, L, &r->rng, &prev);
+    rc = ts_spec_round(r->spec, r->drafter, L, g, &prev);
     double cr = ts_cost_round(&r->cost, &prev);
     cost += cr;
     b->rew[i] = (float)(-cr / unit);
@@ -408,17 +426,104 @@ static int fail_free(trainer *r, ts_run *run) {
   return -1;
 }
 
+static void batch_alloc(batch *b, int cap) {
+  b->obs = malloc((size_t)cap * TS_SCHED_FEATURES * sizeof(float));
+  b->logp = malloc((size_t)cap * sizeof(float));
+  b->val = malloc((size_t)cap * sizeof(float));
+  b->rew = malloc((size_t)cap * sizeof(float));
+  b->act = malloc((size_t)cap * sizeof(int));
+  b->done = malloc((size_t)cap);
+  if (!b->obs || !b->logp || !b->val || !b->rew || !b->act || !b->done) abort();
+  b->n = 0;
+}
+
+static void batch_free(batch *b) { free(b->obs), free(b->logp), free(b->val), free(b->rew), free(b->act), free(b->done); }
+
+/* One chain's log figures. */
+typedef struct {
+  double cost, Lsum;
+  long rounds, acc, dr;
+  int n; /* its rounds */
+} chain_stat;
+
+/* Rows [k0, k1) * per of each array of pb (chain k's rows start at k * per), sent by `root`. */
+static void bcast_rows(batch *pb, int64_t k0, int64_t k1, int per, int root) {
+  int64_t r0 = k0 * per, rows = (k1 - k0) * per;
+  if (rows <= 0) return;
+  ts_dist_bcast(pb->obs + r0 * TS_SCHED_FEATURES, rows * TS_SCHED_FEATURES * (int64_t)sizeof(float), root);
+  ts_dist_bcast(pb->logp + r0, rows * (int64_t)sizeof(float), root);
+  ts_dist_bcast(pb->val + r0, rows * (int64_t)sizeof(float), root);
+  ts_dist_bcast(pb->rew + r0, rows * (int64_t)sizeof(float), root);
+  ts_dist_bcast(pb->act + r0, rows * (int64_t)sizeof(int), root);
+  ts_dist_bcast(pb->done + r0, rows, root);
+}
+
+/* Update `step`'s chains on their own streams (sched.c's header): this rank's shards of chains
+ * into pb (chain k's rounds at rows k * per, per = T + 1) and st[k], the other ranks' chains
+ * received, then every chain's rounds in chain order into b. */
+static void collect_sharded(trainer *r, const ts_dp *dp, long step, int per, batch *pb, chain_stat *st, batch *b) {
+  const int K = r->cfg.rl.chains_per_update;
+  for (int q = 0; q < dp->size; q++) { /* rank q's chains: its shards' */
+    int64_t k0, k1, a, e;
+    ts_dist_split(K, q * dp->count, dp->shards, &k0, &e);
+    ts_dist_split(K, q * dp->count + dp->count - 1, dp->shards, &a, &k1);
+    if (q == dp->rank)
+      for (int64_t k = k0; k < k1; k++) {
+        ts_rng g;
+        ts_dp_shard_rng(&g, (uint64_t)r->cfg.rl.seed, step, (int)k);
+        chain_stat *cs = &st[k];
+        memset(cs, 0, sizeof *cs);
+        pb->n = (int)(k * per);
+        int w = (int)ts_rng_below(&g, (uint32_t)r->ro.n);
+        cs->cost = episode(r, w, &g, pb, &cs->Lsum, &cs->rounds, &cs->acc, &cs->dr);
+        cs->n = pb->n - (int)(k * per);
+      }
+    if (dp->size > 1 && k1 > k0) {
+      ts_dist_bcast(st + k0, (k1 - k0) * (int64_t)sizeof *st, q);
+      bcast_rows(pb, k0, k1, per, q);
+    }
+  }
+  b->n = 0;
+  for (int k = 0; k < K; k++) {
+    size_t src = (size_t)k * per, dst = (size_t)b->n, m = (size_t)st[k].n;
+    memcpy(b->obs + dst * TS_SCHED_FEATURES, pb->obs + src * TS_SCHED_FEATURES, m * TS_SCHED_FEATURES * sizeof(float));
+    memcpy(b->logp + dst, pb->logp + src, m * sizeof(float));
+    memcpy(b->val + dst, pb->val + src, m * sizeof(float));
+    memcpy(b->rew + dst, pb->rew + src, m * sizeof(float));
+    memcpy(b->act + dst, pb->act + src, m * sizeof(int));
+    memcpy(b->done + dst, pb->done + src, m);
+    b->n += (int)m;
+  }
+}
+
 int ts_sched_train(const ts_config *cfg, const ts_sched_train_opts *o, ts_sched_train_result *res) {
   trainer r;
   memset(&r, 0, sizeof r);
   memset(res, 0, sizeof *res);
+  ts_sched_train_opts o_rank = *o; /* under MPI only rank 0 talks */
+  o_rank.quiet |= ts_dist_rank() > 0;
+  o = &o_rank;
   r.o = o;
+  const int rank0 = ts_dist_rank() == 0;
   if (!o->base || !o->rollouts || !o->out) return ts_fail("rl train: no --ckpt, --rollouts or --out");
   if (ts_config_validate(cfg, "config")) return -1;
   if (setup(&r, cfg, o)) return fail_free(&r, NULL);
   const ts_config *c = &r.cfg;
+  /* the chain shards, as train.grad_shards' (no gradient is summed: ts_dp is only their split) */
+  ts_dp dp;
+  if (ts_dp_init(&dp, c->rl.chain_shards, NULL, 0)) {
+    ts_fail("rl.chain_shards = %d is not a multiple of the %d ranks", dp.shards, dp.size);
+    return fail_free(&r, NULL);
+  }
   double t0 = ts_now();
-  measure(&r);
+  if (rank0) measure(&r);
+  if (ts_dist_size() > 1) { /* rank 0's measurement to every rank */
+    ts_dist_bcast(r.rate, sizeof r.rate, 0);
+    ts_dist_bcast(&r.table, sizeof r.table, 0);
+    ts_dist_bcast(&r.static_ms, sizeof r.static_ms, 0);
+    ts_dist_bcast(r.fixed_ms, sizeof r.fixed_ms, 0);
+    ts_dist_bcast(&r.fixed_best, sizeof r.fixed_best, 0);
+  }
   res->static_ms = r.static_ms;
   res->fixed_best_ms = r.fixed_ms[0];
   res->fixed_best = r.fixed_best;
@@ -430,20 +535,25 @@ int ts_sched_train(const ts_config *cfg, const ts_sched_train_opts *o, ts_sched_
   ts_run_spec spec = {.out = o->out, .config = r.cfg_text, .may_change = may_change, .tensors = r.named,
                       .n_tensors = r.n_named, .rng = &r.rng, .opt = r.ppo.opt, .cols = cols, .n_cols = NC,
                       .total_steps = c->rl.updates, .fresh = o->fresh, .quiet = o->quiet};
-  ts_run *run;
-  if (ts_run_open(&run, &spec)) return fail_free(&r, NULL);
-  long step = ts_run_resume(run);
-  if (step < 0) return fail_free(&r, run);
+  ts_run *run = NULL; /* rank 0's */
+  long step = rank0 ? (ts_run_open(&run, &spec) ? -1 : ts_run_resume(run)) : 0;
+  if (ts_dp_agree(step < 0)) {
+    ts_dp_free(&dp);
+    return fail_free(&r, run);
+  }
+  ts_dp_sync_state(r.named, r.n_named, r.ppo.opt, &r.rng, &step);
   res->resumed_from = (int)step;
-  int T = r.base.sched.T, cap = c->rl.chains_per_update * (T + 1);
-  batch b;
-  b.obs = malloc((size_t)cap * TS_SCHED_FEATURES * sizeof(float));
-  b.logp = malloc((size_t)cap * sizeof(float));
-  b.val = malloc((size_t)cap * sizeof(float));
-  b.rew = malloc((size_t)cap * sizeof(float));
-  b.act = malloc((size_t)cap * sizeof(int));
-  b.done = malloc((size_t)cap);
-  if (!b.obs || !b.logp || !b.val || !b.rew || !b.act || !b.done) abort();
+  int T = r.base.sched.T, per = T + 1, K = c->rl.chains_per_update, cap = K * per;
+  batch b, pb = {0};
+  batch_alloc(&b, cap);
+  chain_stat *st = NULL;
+  if (!ts_dp_legacy(&dp)) {
+    batch_alloc(&pb, cap); /* zeroed: the unused rows of a chain's slot travel too */
+    memset(pb.obs, 0, (size_t)cap * TS_SCHED_FEATURES * sizeof(float));
+    memset(pb.logp, 0, (size_t)cap * sizeof(float)), memset(pb.val, 0, (size_t)cap * sizeof(float));
+    memset(pb.rew, 0, (size_t)cap * sizeof(float)), memset(pb.act, 0, (size_t)cap * sizeof(int)), memset(pb.done, 0, (size_t)cap);
+    if (!(st = calloc((size_t)K, sizeof *st))) abort();
+  }
   double lc = 0, lret = 0, lent = 0, lL = 0, lacc = 0, lpg = 0, lvl = 0, lkl = 0;
   long ln = 0, lch = 0;
   int rc = 0;
@@ -452,13 +562,21 @@ int ts_sched_train(const ts_config *cfg, const ts_sched_train_opts *o, ts_sched_
     b.n = 0;
     double cost = 0, Lsum = 0;
     long rounds = 0, acc = 0, dr = 0;
-    for (int k = 0; k < c->rl.chains_per_update; k++)
-      cost += episode(&r, (int)ts_rng_below(&r.rng, (uint32_t)r.ro.n), &b, &Lsum, &rounds, &acc, &dr);
+    if (ts_dp_legacy(&dp)) {
+      for (int k = 0; k < K; k++)
+        cost += episode(&r, (int)ts_rng_below(&r.rng, (uint32_t)r.ro.n), &r.rng, &b, &Lsum, &rounds, &acc, &dr);
+    } else {
+      collect_sharded(&r, &dp, step, per, &pb, st, &b);
+      for (int k = 0; k < K; k++)
+        cost += st[k].cost, Lsum += st[k].Lsum, rounds += st[k].rounds, acc += st[k].acc, dr += st[k].dr;
+    }
     double ret = 0;
     for (int i = 0; i < b.n; i++) ret += b.rew[i];
-    ts_ppo_stats ps;
-    if ((rc = ts_ppo_update(&r.ppo, b.obs, b.act, b.logp, b.val, b.rew, b.done, b.n, 0, &r.rng, &ps))) break;
-    int K = c->rl.chains_per_update;
+    /* The update on rank 0 (every rank holds the batch), its result sent to every rank. */
+    ts_ppo_stats ps = {0};
+    int urc = rank0 ? ts_ppo_update(&r.ppo, b.obs, b.act, b.logp, b.val, b.rew, b.done, b.n, 0, &r.rng, &ps) : 0;
+    if ((rc = ts_dp_agree(urc))) break;
+    ts_dp_sync_state(r.named, r.n_named, r.ppo.opt, &r.rng, &step);
     lc += cost / K, lret += ret / K, lent += ps.entropy, lL += Lsum / rounds, lacc += dr ? (double)acc / dr : 0;
     lpg += ps.pg_loss, lvl += ps.v_loss, lkl += ps.approx_kl;
     ln++, lch += K;
@@ -466,17 +584,20 @@ int ts_sched_train(const ts_config *cfg, const ts_sched_train_opts *o, ts_sched_
     int last = done == stop_at;
     if (done % c->rl.log_every == 0 || last) {
       double row[NC] = {lc / ln, lret / ln, lent / ln, lL / ln, lacc / ln, lpg / ln, lvl / ln, lkl / ln, (double)lch};
-      ts_run_log(run, done, row);
+      if (run) ts_run_log(run, done, row);
       res->final_cost_ms = lc / ln, res->final_mean_L = lL / ln, res->final_entropy = lent / ln;
       lc = lret = lent = lL = lacc = lpg = lvl = lkl = 0;
       ln = lch = 0;
     }
-    if (done % c->rl.checkpoint_every == 0 || last) rc = ts_run_checkpoint(run, done, write_extras, &r);
+    if (done % c->rl.checkpoint_every == 0 || last) rc = ts_dp_agree(run ? ts_run_checkpoint(run, done, write_extras, &r) : 0);
   }
   res->updates = step;
-  if (!rc && step == c->rl.updates) rc = plots(&r);
+  if (!rc && step == c->rl.updates) rc = ts_dp_agree(rank0 ? plots(&r) : 0);
   res->seconds = ts_now() - t0;
-  free(b.obs), free(b.logp), free(b.val), free(b.rew), free(b.act), free(b.done);
+  batch_free(&b);
+  if (st) batch_free(&pb);
+  free(st);
+  ts_dp_free(&dp);
   ts_run_close(run);
   teardown(&r);
   return rc ? -1 : 0;

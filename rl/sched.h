@@ -69,7 +69,9 @@ typedef struct ts_sched_train_result {
 } ts_sched_train_result;
 
 /* PPO on the scheduling problem over the rollouts' windows, through train/run.h (checkpoint,
- * bit-exact resume, <out>.csv, PNG curves of cost per chunk, return, entropy and mean L). At
+ * bit-exact resume, <out>.csv, PNG curves of cost per chunk, return, entropy and mean L).
+ * Under mpirun -np N each update's chains are collected over the ranks (rl.chain_shards; how,
+ * in sched.c's header): N ranks give the checkpoint of one process with rl.chain_shards = N. At
  * the end: <out>.L_t.png (the greedy scheduler's mean L by chain step over training windows),
  * <out>.static_L_t.png (the static schedule, h = 0), and for the first recorded episode
  * <out>.episode_L.png and <out>.episode_accept.png against the control step. */

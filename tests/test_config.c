@@ -91,6 +91,7 @@ static const char *const default_ini =
     "epochs = 4\n"
     "minibatch = 64\n"
     "chains_per_update = 8\n"
+    "chain_shards = 0\n"
     "updates = 50\n"
     "accept_chains = 16\n"
     "accept_block = 16\n"

@@ -1,13 +1,15 @@
 /* Data parallelism (core/dist.h, train/parallel.h): gradient shards in one process, the split
  * sampler rows, and, when the build has MPI and mpirun is installed, 2-rank jobs against
- * one-process runs: training to the same bits, evaluation to the same episodes, resume with
- * another rank count, a bad shard count, and a killed rank ending the job. */
+ * one-process runs: training, drafter distillation and the scheduler's PPO to the same bits,
+ * evaluation to the same episodes, resume with another rank count, a bad shard count, and a
+ * killed rank ending the job. */
 #include "tests.h"
 #include "core/config.h"
 #include "core/dist.h"
 #include "core/error.h"
 #include "core/h5io.h"
 #include "core/timer.h"
+#include "infer/blocks.h"
 #include "infer/policy.h"
 #include "train/parallel.h"
 #include "train/train.h"
@@ -19,15 +21,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* Compares the model/ and ema/ tensors (and the AdamW moments) of two checkpoints: *max_abs
- * the largest difference, returns the number of tensors that are not bit-identical. */
-static int ckpt_diff(const char *a, const char *b, double *max_abs) {
-  static const char *groups[] = {"model", "ema", "optim/m/model", "optim/v/model"};
+/* Compares the datasets under `groups` of two checkpoints: *max_abs the largest difference,
+ * returns the number of datasets that are not bit-identical. */
+static int groups_diff(const char *a, const char *b, const char *const *groups, int ng, double *max_abs) {
   int differ = 0, total = 0;
   *max_abs = 0;
   ts_h5 *f = ts_h5_open(a);
   ck_assert_msg(f, "%s", ts_error());
-  for (int g = 0; g < 4; g++) {
+  for (int g = 0; g < ng; g++) {
     int n = 0;
     char **names = ts_h5_list(f, groups[g], &n);
     ck_assert_msg(n > 0, "%s: nothing under %s", a, groups[g]);
@@ -48,6 +49,12 @@ static int ckpt_diff(const char *a, const char *b, double *max_abs) {
   ts_h5_close(f);
   ck_assert_int_gt(total, 10);
   return differ;
+}
+
+/* The model/ and ema/ tensors and the AdamW moments. */
+static int ckpt_diff(const char *a, const char *b, double *max_abs) {
+  static const char *const groups[] = {"model", "ema", "optim/m/model", "optim/v/model"};
+  return groups_diff(a, b, groups, 4, max_abs);
 }
 
 START_TEST(test_split_and_shards) {
@@ -347,6 +354,126 @@ START_TEST(test_mpi_killed_rank_ends_the_job) {
 }
 END_TEST
 
+/* Drafter distillation on 2 ranks (the buffer's chains split 2 + 1 over the ranks, batch rows
+ * 5 + 4) equals one process with train.grad_shards=2 bit for bit: weights, EMA, AdamW moments,
+ * the buffer and the log; a run stopped on 2 ranks resumes on 1 to the same bits. */
+/* (each override is validated with the others: buffer_chains goes through 192, a multiple of
+ * the file's chains = 64 and of 3) */
+static const char *const distill_args =
+    "--config configs/pusht_drafter.ini model.n_emb=32 train.batch_size=9 train.threads=1 train.warmup_steps=5 "
+    "train.max_steps=20 train.checkpoint_every=10 train.log_every=5 distill.buffer_chains=192 distill.chains=3 distill.buffer_chains=6 "
+    "distill.refresh_every=5 distill.heldout_chains=2 distill.unroll=3";
+
+START_TEST(test_mpi_distill_matches_one_process) {
+  if (!have_mpirun()) return;
+  const char *data = infer_tiny_data(), *t = tmp_dir();
+  char base[512], two[512], one[512], plain[512], half[512], err[512], png[600];
+  snprintf(base, sizeof base, "%s/dist_base.h5", t);
+  snprintf(two, sizeof two, "%s/distill_np2.h5", t);
+  snprintf(one, sizeof one, "%s/distill_np1_shards2.h5", t);
+  snprintf(plain, sizeof plain, "%s/distill_np1.h5", t);
+  snprintf(half, sizeof half, "%s/distill_np2_then_np1.h5", t);
+  snprintf(err, sizeof err, "%s/distill.err", t);
+  int rc = tsdp(0, NULL, err, "train --config configs/pusht_lowdim.ini --data %s --out %s --fresh %s train.max_steps=10", data,
+                base, tiny_args);
+  ck_assert_msg(rc == 0, "train: %s", slurp(err));
+  rc = tsdp(2, NULL, err, "distill %s --base %s --data %s --out %s --fresh", distill_args, base, data, two);
+  ck_assert_msg(rc == 0, "mpirun -np 2 distill: exit %d: %s", rc, slurp(err));
+  rc = tsdp(0, NULL, err, "distill %s --base %s --data %s --out %s --fresh train.grad_shards=2", distill_args, base, data, one);
+  ck_assert_msg(rc == 0, "distill: %s", slurp(err));
+  ck_assert_int_eq(tsdp(0, NULL, err, "distill %s --base %s --data %s --out %s --fresh", distill_args, base, data, plain), 0);
+  static const char *const groups[] = {"model", "ema", "optim/m/model", "optim/v/model", "distill"};
+  static const char *const logs[] = {"log/step", "log/loss", "log/accept", "log/lr"}; /* not samples_per_s, a timing */
+  double mx;
+  int differ = groups_diff(two, one, groups, 5, &mx);
+  ck_assert_msg(differ == 0, "distill, 2 ranks vs 1 process with 2 shards: %d datasets differ (by up to %g)", differ, mx);
+  fix_same_datasets(two, one, logs, 4);
+  ckpt_diff(two, plain, &mx);
+  fprintf(stderr, "mpi distill: 2 ranks = 1 process with 2 shards bit for bit; vs 1 shard, largest difference %.3g\n", mx);
+  snprintf(png, sizeof png, "%s.accept.png", two); /* rank 0's held-out evaluation */
+  ck_assert_msg(access(png, F_OK) == 0, "%s missing", png);
+  int64_t n;
+  float *loss = fix_read_all(two, "log/loss", &n);
+  ck_assert_int_eq(n, 4); /* one row per log: rank 0 alone logs */
+  free(loss);
+  /* stopped after 10 steps on 2 ranks, resumed on 1 with 2 shards */
+  rc = tsdp(2, NULL, err, "distill %s --base %s --data %s --out %s --fresh --stop-after 10", distill_args, base, data, half);
+  ck_assert_msg(rc == 0, "%s", slurp(err));
+  rc = tsdp(0, NULL, err, "distill %s --base %s --data %s --out %s train.grad_shards=2", distill_args, base, data, half);
+  ck_assert_msg(rc == 0, "resume on 1 rank: %s", slurp(err));
+  differ = groups_diff(half, one, groups, 5, &mx);
+  ck_assert_msg(differ == 0, "distill 2 ranks then 1: %d datasets differ from 1 process (by up to %g)", differ, mx);
+  fix_same_datasets(half, one, logs, 4);
+}
+END_TEST
+
+/* The scheduler's PPO on 2 ranks (3 chains per update split 2 + 1) equals one process with
+ * rl.chain_shards=2, and with 3 (a chain's result does not depend on where it ran), bit for
+ * bit; stopped on 2 ranks, resumed on 1. */
+static const char *const rl_args =
+    "rl.blocks=1,2,4,8 rl.hidden=8 rl.layers=1 rl.chains_per_update=3 rl.updates=4 rl.minibatch=16 rl.accept_chains=2 "
+    "rl.accept_block=8 rl.checkpoint_every=2";
+
+START_TEST(test_mpi_rl_train_matches_one_process) {
+  if (!have_mpirun()) return;
+  const char *data = infer_tiny_data(), *t = tmp_dir();
+  char base[512], ro[512], cost[512], two[512], one[512], three[512], half[512], err[512];
+  snprintf(base, sizeof base, "%s/rl_base.h5", t);
+  snprintf(ro, sizeof ro, "%s/rl_rollouts.h5", t);
+  snprintf(cost, sizeof cost, "%s/rl_cost.ini", t);
+  snprintf(two, sizeof two, "%s/rl_np2.h5", t);
+  snprintf(one, sizeof one, "%s/rl_np1_shards2.h5", t);
+  snprintf(three, sizeof three, "%s/rl_np1_shards3.h5", t);
+  snprintf(half, sizeof half, "%s/rl_np2_then_np1.h5", t);
+  snprintf(err, sizeof err, "%s/rl.err", t);
+  int rc = tsdp(0, NULL, err, "train --config configs/pusht_lowdim.ini --data %s --out %s --fresh %s train.max_steps=10", data,
+                base, tiny_args);
+  ck_assert_msg(rc == 0, "train: %s", slurp(err));
+  rc = tsdp(0, NULL, err, "rl record --ckpt %s --episodes 2 --out %s --sampler ddim --steps 4 --threads 1", base, ro);
+  ck_assert_msg(rc == 0, "rl record: %s", slurp(err));
+  ts_cost_model cm = {.n = 4, .drafter_ms = 0.25, .threads = 1};
+  for (int b = 1; b <= 4; b++) cm.target_ms[b] = 1.0 + 0.5 * (b - 1);
+  ck_assert_int_eq(ts_cost_save(&cm, cost), 0);
+  const char *cmd = "rl train --ckpt %s --rollouts %s --cost %s --out %s --fresh %s %s";
+  rc = tsdp(2, NULL, err, cmd, base, ro, cost, two, rl_args, "");
+  ck_assert_msg(rc == 0, "mpirun -np 2 rl train: exit %d: %s", rc, slurp(err));
+  rc = tsdp(0, NULL, err, cmd, base, ro, cost, one, rl_args, "rl.chain_shards=2");
+  ck_assert_msg(rc == 0, "rl train: %s", slurp(err));
+  rc = tsdp(0, NULL, err, cmd, base, ro, cost, three, rl_args, "rl.chain_shards=3");
+  ck_assert_msg(rc == 0, "rl train: %s", slurp(err));
+  static const char *const groups[] = {"ppo", "optim/m/ppo", "optim/v/ppo", "sched"};
+  static const char *const logs[] = {"log/step",   "log/cost_ms", "log/return",  "log/entropy",
+                                     "log/mean_L", "log/accept",  "log/pg_loss", "log/v_loss", "log/approx_kl"};
+  double mx;
+  int differ = groups_diff(two, one, groups, 4, &mx);
+  ck_assert_msg(differ == 0, "rl train, 2 ranks vs 1 process with 2 chain shards: %d datasets differ (by up to %g)", differ, mx);
+  fix_same_datasets(two, one, logs, 9);
+  differ = groups_diff(three, one, groups, 4, &mx);
+  ck_assert_msg(differ == 0, "rl train, 3 vs 2 chain shards: %d datasets differ (by up to %g)", differ, mx);
+  fix_same_datasets(three, one, logs, 9);
+  int64_t n;
+  float *cst = fix_read_all(two, "log/cost_ms", &n);
+  ck_assert_int_eq(n, 4);
+  ck_assert(cst[3] > 0);
+  free(cst);
+  /* stopped after 2 updates on 2 ranks, resumed on 1 with 2 chain shards */
+  rc = tsdp(2, NULL, err, "rl train --ckpt %s --rollouts %s --cost %s --out %s --fresh --stop-after 2 %s", base, ro, cost, half,
+            rl_args);
+  ck_assert_msg(rc == 0, "%s", slurp(err));
+  rc = tsdp(0, NULL, err, "rl train --ckpt %s --rollouts %s --cost %s --out %s %s rl.chain_shards=2", base, ro, cost, half,
+            rl_args);
+  ck_assert_msg(rc == 0, "resume on 1 rank: %s", slurp(err));
+  differ = groups_diff(half, one, groups, 4, &mx);
+  ck_assert_msg(differ == 0, "rl train 2 ranks then 1: %d datasets differ from 1 process (by up to %g)", differ, mx);
+  fix_same_datasets(half, one, logs, 9);
+  /* a chain shard count the ranks cannot share: one line naming the key */
+  rc = tsdp(2, NULL, err, cmd, base, ro, cost, half, rl_args, "rl.chain_shards=3");
+  char *e = slurp(err);
+  ck_assert_msg(rc != 0 && strstr(e, "rl.chain_shards = 3 is not a multiple of the 2 ranks"), "exit %d: %s", rc, e);
+  free(e);
+}
+END_TEST
+
 Suite *suite_dist(void) {
   Suite *s = suite_create("dist");
   TCase *tc = tcase_create("shards");
@@ -361,5 +488,10 @@ Suite *suite_dist(void) {
   tcase_add_test(tm, test_mpi_eval_matches_one_process);
   tcase_add_test(tm, test_mpi_killed_rank_ends_the_job);
   suite_add_tcase(s, tm);
+  TCase *tt = tcase_create("mpirun-trainers"); /* distill and rl train over ranks */
+  tcase_set_timeout(tt, 1500);
+  tcase_add_test(tt, test_mpi_distill_matches_one_process);
+  tcase_add_test(tt, test_mpi_rl_train_matches_one_process);
+  suite_add_tcase(s, tt);
   return s;
 }

@@ -1,4 +1,25 @@
+/* distill.c: drafter distillation (distill.h), data-parallel over the job's ranks.
+ *
+ * Under mpirun (train/parallel.h, the contract of base training): every rank draws the whole
+ * batch's buffer rows from the one run stream and computes its gradient shards
+ * (train.grad_shards, 0 = one per rank); the shards' gradients, and the logged objective and
+ * acceptance sums, are added in shard order and then in rank order, and every rank takes the
+ * same AdamW and EMA step. So N ranks with one shard each equal, bit for bit, one process with
+ * train.grad_shards = N, and a checkpoint resumes on any rank count.
+ *
+ * The parts that are not per batch row:
+ *  - the buffer refresh (base chains and the drafter's unrolls): its chains are cut into the
+ *    same shards as a batch, a shard's chains making one batched call of each network (a
+ *    network's output for a row may depend on the batch it is computed in: the autograd
+ *    forward's GEMMs do), each rank drawing every chain's random numbers from the refresh's
+ *    stream and running its shards only; then each rank's chains are broadcast, so every
+ *    rank holds the same buffer, the one a single process with the same shards computes;
+ *  - the held-out evaluation at the end: rank 0 alone (it writes <out>.accept.png);
+ *  - the checkpoint, resume, log and the base pairing check: rank 0 alone, its verdict shared
+ *    by ts_dp_agree and its resumed state (weights, AdamW, the buffer, the stream) sent to
+ *    every rank by ts_dp_sync_state. */
 #include "distill.h"
+#include "parallel.h"
 #include "plot.h"
 #include "run.h"
 #include "core/checkpoint.h"
@@ -55,7 +76,7 @@ static const ts_run_col cols[NCOLS] = {
 
 static const char *const may_change[] = {"train.max_steps",  "train.checkpoint_every", "train.log_every",
                                          "train.threads",    "train.eval_every",       "train.eval_episodes",
-                                         "distill.heldout_chains", "eval.*", NULL};
+                                         "train.grad_shards", "distill.heldout_chains", "eval.*", NULL};
 
 static int write_extras(ts_h5 *f, void *user) {
   distiller *r = user;
@@ -78,15 +99,18 @@ static double step_accept(const ts_ddpm *s, int t, const float *x, const float *
 
 /* `chains` base DDPM chains from stream (seed, stream): each visited state goes to rows
  * slot0 + c * T + (T - 1 - t) of (x, t, cond, eps) when x is non-NULL; with a drafter q, the
- * predicted acceptance of each t >= 1 state is summed into acc[t] instead. */
-static void run_chains(distiller *r, uint64_t stream, int nchains, float *x, float *tt, float *cond, float *eps,
-                       int64_t slot0, ts_denoiser *q, double *acc) {
+ * predicted acceptance of each t >= 1 state is summed into acc[t] instead. Only chains
+ * [lo, hi) are computed (the rest of the rows are left alone), but every chain's random
+ * numbers are drawn, so a chain is the same whichever part of the chains is computed. */
+static void run_chains(distiller *r, uint64_t stream, int nchains, int lo, int hi, float *x, float *tt, float *cond,
+                       float *eps, int64_t slot0, ts_denoiser *q, double *acc) {
   ts_rng rng;
   ts_rng_init_stream(&rng, (uint64_t)r->cfg.train.seed, stream);
   const int H = r->cfg.data.horizon, A = r->base.act_dim, No = r->cfg.data.n_obs_steps, Od = r->base.obs_dim;
   const int n = H * A, cd = r->base.cond_dim, dcd = r->dcd, T = r->base.sched.T, K = x ? r->cfg.distill.unroll : 0;
   for (int c = 0; c < nchains; c++) {
     int64_t wi = (int64_t)ts_rng_below(&rng, (uint32_t)r->win.n);
+    if (c < lo || c >= hi) continue;
     ts_windows_get(&r->d, &r->win, wi, r->ob, NULL);
     memcpy(r->ccond + (size_t)c * cd, r->ob, (size_t)No * Od * sizeof(float));
     if (r->tmp) /* the control step of the window's latest observation */
@@ -95,11 +119,12 @@ static void run_chains(distiller *r, uint64_t stream, int nchains, float *x, flo
     else memcpy(r->dcond + (size_t)c * dcd, r->ccond + (size_t)c * cd, (size_t)cd * sizeof(float));
   }
   ts_rng_fill_normal(&rng, r->cx, (int64_t)nchains * n);
+  const int m = hi - lo; /* the chains computed here: rows [lo, hi) of the work space */
   for (int t = T - 1; t >= 0; t--) {
     for (int c = 0; c < nchains; c++) r->ctb[c] = t;
-    ts_denoiser_eps(&r->base.target, r->cx, r->ctb, r->ccond, nchains, r->ceps);
+    if (m > 0) ts_denoiser_eps(&r->base.target, r->cx + (size_t)lo * n, r->ctb, r->ccond + (size_t)lo * cd, m, r->ceps + (size_t)lo * n);
     if (x) {
-      for (int c = 0; c < nchains; c++) {
+      for (int c = lo; c < hi; c++) {
         int64_t s = slot0 + (int64_t)c * T + (T - 1 - t);
         memcpy(x + s * n, r->cx + (size_t)c * n, (size_t)n * sizeof(float));
         memcpy(eps + s * n, r->ceps + (size_t)c * n, (size_t)n * sizeof(float));
@@ -107,15 +132,20 @@ static void run_chains(distiller *r, uint64_t stream, int nchains, float *x, flo
         tt[s] = (float)t;
       }
       if (K > 0) { /* the drafter's chain: resynced to the base's every K steps, else its own step */
+        size_t o = (size_t)lo * n;
         if ((T - 1 - t) % K == 0) {
-          memcpy(r->cy, r->cx, (size_t)nchains * n * sizeof(float));
-          memcpy(r->cyp, r->ceps, (size_t)nchains * n * sizeof(float));
-        } else {
-          ts_denoiser_eps(&r->base.target, r->cy, r->ctb, r->ccond, nchains, r->cyp);
+          memcpy(r->cy + o, r->cx + o, (size_t)m * n * sizeof(float));
+          memcpy(r->cyp + o, r->ceps + o, (size_t)m * n * sizeof(float));
+        } else if (m > 0) {
+          ts_denoiser_eps(&r->base.target, r->cy + o, r->ctb, r->ccond + (size_t)lo * cd, m, r->cyp + o);
         }
-        ts_denoiser_eps(&r->tape, r->cy, r->ctb, r->dcond, nchains, r->cyq);
+        if (m > 0) ts_denoiser_eps(&r->tape, r->cy + o, r->ctb, r->dcond + (size_t)lo * dcd, m, r->cyq + o);
         int64_t half = (int64_t)r->N / 2;
         for (int c = 0; c < nchains; c++) {
+          if (c < lo || c >= hi) { /* another rank's chain: its noise only */
+            if (t > 0) ts_rng_fill_normal(&rng, r->cyq + (size_t)c * n, n);
+            continue;
+          }
           int64_t s = half + slot0 + (int64_t)c * T + (T - 1 - t);
           memcpy(x + s * n, r->cy + (size_t)c * n, (size_t)n * sizeof(float));
           memcpy(eps + s * n, r->cyp + (size_t)c * n, (size_t)n * sizeof(float));
@@ -129,13 +159,17 @@ static void run_chains(distiller *r, uint64_t stream, int nchains, float *x, flo
           }
         }
       }
-    } else if (t > 0) {
-      ts_denoiser_eps(q, r->cx, r->ctb, r->dcond, nchains, r->cmean); /* the drafter's eps */
-      for (int c = 0; c < nchains; c++)
+    } else if (t > 0 && m > 0) {
+      ts_denoiser_eps(q, r->cx + (size_t)lo * n, r->ctb, r->dcond + (size_t)lo * dcd, m, r->cmean + (size_t)lo * n); /* the drafter's eps */
+      for (int c = lo; c < hi; c++)
         acc[t] += step_accept(&r->base.sched, t, r->cx + (size_t)c * n, r->ceps + (size_t)c * n, r->cmean + (size_t)c * n,
                               r->cz, r->cz + n, n);
     }
     for (int c = 0; c < nchains; c++) {
+      if (c < lo || c >= hi) {
+        if (t > 0) ts_rng_fill_normal(&rng, r->cz, n);
+        continue;
+      }
       float *xc = r->cx + (size_t)c * n, *mc = r->cmean + (size_t)c * n;
       float sigma = ts_ddpm_mean(&r->base.sched, t, xc, r->ceps + (size_t)c * n, mc, n);
       if (t > 0) {
@@ -148,11 +182,34 @@ static void run_chains(distiller *r, uint64_t stream, int nchains, float *x, flo
   }
 }
 
-/* Refresh number k (k < G: the initial fill of group k) replaces group k % G. */
-static void refresh(distiller *r, long k) {
-  int ch = r->cfg.distill.chains;
-  run_chains(r, 100 + (uint64_t)k, ch, r->bx->data, r->bt->data, r->bc->data, r->be->data,
-             (int64_t)(k % r->G) * ch * r->base.sched.T, NULL, NULL);
+/* Refresh number k (k < G: the initial fill of group k) replaces group k % G. Its chains are cut
+ * like a batch into the gradient shards (dp), a shard's chains in one batched call of each
+ * network, and each rank runs its shards; then every rank sends its chains to the others.
+ * With one shard and one rank, all chains in one call (the single-process refresh). */
+static void refresh(distiller *r, const ts_dp *dp, long k) {
+  const int ch = r->cfg.distill.chains, T = r->base.sched.T, n = r->cfg.data.horizon * r->base.act_dim, dcd = r->dcd;
+  const int64_t slot0 = (int64_t)(k % r->G) * ch * T;
+  for (int s = dp->first; s < dp->first + dp->count; s++) {
+    int lo, hi;
+    ts_dp_rows(dp, s, ch, &lo, &hi);
+    if (hi > lo)
+      run_chains(r, 100 + (uint64_t)k, ch, lo, hi, r->bx->data, r->bt->data, r->bc->data, r->be->data, slot0, NULL, NULL);
+  }
+  if (dp->size <= 1) return;
+  for (int q = 0; q < dp->size; q++) { /* rank q's chains [k0, k1): T rows each in every array */
+    int k0, k1, a, e;
+    ts_dp_rows(dp, q * dp->count, ch, &k0, &e);
+    ts_dp_rows(dp, q * dp->count + dp->count - 1, ch, &a, &k1);
+    int64_t rows = (int64_t)(k1 - k0) * T;
+    if (rows <= 0) continue;
+    for (int half = 0; half < (r->cfg.distill.unroll > 0 ? 2 : 1); half++) {
+      int64_t s0 = half * (int64_t)r->N / 2 + slot0 + (int64_t)k0 * T;
+      ts_dist_bcast(r->bx->data + s0 * n, rows * n * (int64_t)sizeof(float), q);
+      ts_dist_bcast(r->be->data + s0 * n, rows * n * (int64_t)sizeof(float), q);
+      ts_dist_bcast(r->bc->data + s0 * dcd, rows * dcd * (int64_t)sizeof(float), q);
+      ts_dist_bcast(r->bt->data + s0, rows * (int64_t)sizeof(float), q);
+    }
+  }
 }
 
 static int setup(distiller *r, const ts_config *cfg, const ts_distill_opts *o) {
@@ -284,7 +341,7 @@ static int heldout(distiller *r, ts_distill_result *res) {
   }
   ts_denoiser_reserve(&q, hc);
   memset(res->accept_t, 0, sizeof res->accept_t);
-  run_chains(r, 99, hc, NULL, NULL, NULL, NULL, 0, &q, res->accept_t);
+  run_chains(r, 99, hc, 0, hc, NULL, NULL, NULL, NULL, 0, &q, res->accept_t);
   ts_denoiser_free(&q);
   ts_model_free(&em);
   double tx[TS_MAX_T], sum = 0;
@@ -317,20 +374,88 @@ static int fail_free(distiller *r, ts_run *run) {
   return -1;
 }
 
+/* The batch's rows [lo, hi) of the buffer states (xb, pb: the base's eps, cb, tb) into the
+ * parameters' grads, as one gradient shard of a batch of B (weighted (hi - lo) / B). sb holds
+ * the rows' unclipped-x0 masks on entry; sb and eb are overwritten with the loss's scales and
+ * targets. Adds the rows' objective sum, eps MSE sum, acceptance sum and count to m[0..3].
+ * Returns the shard's weighted loss (its backward is skipped when it is not finite). */
+static double shard_grads(distiller *r, ts_ctx *ctx, ts_rng *drop, int lo, int hi, int B, float *xb, float *pb, float *cb,
+                          float *tb, float *sb, float *eb, float *m1, float *m2, double *m) {
+  const ts_config *c = &r->cfg;
+  const ts_ddpm *sch = &r->base.sched;
+  const int H = c->data.horizon, A = r->base.act_dim, cd = r->dcd, n = H * A, ns = hi - lo;
+  ts_ctx_reset(ctx);
+  ts_zero_grad(r->net.params->t, r->net.params->n);
+  ts_tensor *X = ts_wrap(ctx, xb + (size_t)lo * n, 3, (int[]){ns, H, A}), *Tt = ts_wrap(ctx, tb + lo, 1, &ns);
+  ts_tensor *C = ts_wrap(ctx, cb + (size_t)lo * cd, 2, (int[]){ns, cd});
+  ts_tensor *pred = ts_model_forward(ctx, &r->net, X, Tt, C, drop);
+  /* Per row, |Delta| = w_t |u (eps_p - eps_q)| (no clipping) and the objective's weight lam on
+   * |Delta|^2: delta2 1; reject phi(|Delta|/2) / (2 |Delta|), the derivative of the rejection
+   * probability 1 - 2 Phi(-|Delta|/2) in |Delta|^2 at the current prediction, so the weighted
+   * squared loss has the rejection's gradient; mse 0. Times late_weight at t < late_steps.
+   * Then mean over the B n elements of (s d)^2, s^2 = lam w^2 n u + eps_weight, is
+   * mean_b [lam |Delta_b|^2] + eps_weight mean d^2. */
+  double obj = 0, mse = 0, acc = 0;
+  int na = 0;
+  for (int b = lo; b < hi; b++) {
+    int t = (int)tb[b];
+    const float *pr = pred->data + (size_t)(b - lo) * n;
+    double d2 = 0, d2u = 0;
+    for (int i = 0; i < n; i++) {
+      double d = (double)pb[(size_t)b * n + i] - pr[i];
+      d2 += d * d;
+      d2u += sb[(size_t)b * n + i] * d * d;
+    }
+    double f = t < c->distill.late_steps ? c->distill.late_weight : 1.0, delta = r->w[t] * sqrt(d2u), lam = 0;
+    if (c->distill.objective == TS_DISTILL_DELTA2) {
+      lam = f;
+      obj += f * delta * delta;
+    } else if (c->distill.objective == TS_DISTILL_REJECT) {
+      double dl = delta > 1e-2 ? delta : 1e-2;
+      lam = f * exp(-dl * dl / 8) / sqrt(2 * M_PI) / (2 * dl);
+      obj += f * erf(delta / (2 * M_SQRT2)); /* 1 - 2 Phi(-|Delta|/2) */
+    }
+    mse += d2 / n;
+    double a2 = lam * r->w[t] * r->w[t] * n;
+    for (int i = 0; i < n; i++) {
+      size_t k = (size_t)b * n + i;
+      sb[k] = (float)sqrt(sb[k] * a2 + c->distill.eps_weight);
+      eb[k] = sb[k] * pb[k];
+    }
+    if (t >= 1) { /* the exact one-step acceptance of the drafter's eps */
+      acc += step_accept(sch, t, xb + (size_t)b * n, pb + (size_t)b * n, pr, m1, m2, n);
+      na++;
+    }
+  }
+  ts_tensor *S = ts_wrap(ctx, sb + (size_t)lo * n, 3, (int[]){ns, H, A}), *E = ts_wrap(ctx, eb + (size_t)lo * n, 3, (int[]){ns, H, A});
+  ts_tensor *loss = ts_mse(ctx, ts_mul(ctx, pred, S), E);
+  if (ns != B) loss = ts_scale(ctx, loss, ts_dp_weight(ns, B));
+  if (isfinite(loss->data[0]) && isfinite(obj)) ts_backward(ctx, loss);
+  m[0] += obj;
+  m[1] += mse;
+  m[2] += acc;
+  m[3] += na;
+  return loss->data[0];
+}
+
 int ts_distill(const ts_config *cfg, const ts_distill_opts *o, ts_distill_result *res) {
   distiller r;
   memset(&r, 0, sizeof r);
   memset(res, 0, sizeof *res);
+  ts_distill_opts o_rank = *o; /* under MPI only rank 0 talks */
+  o_rank.quiet |= ts_dist_rank() > 0;
+  o = &o_rank;
   r.o = o;
+  const int rank0 = ts_dist_rank() == 0;
   if (!o->base || !o->data || !o->out) return ts_fail("distill: no --base, --data or --out");
-  if (ts_dist_size() > 1) /* not split over ranks yet: N copies would redo the same work */
-    return ts_fail("distill does not split over MPI ranks yet; run it as one process (without mpirun)");
   if (ts_config_validate(cfg, "config")) return -1;
-  ts_set_threads(cfg->train.threads > 0 ? cfg->train.threads : ts_cpu_count());
+  const int threads = cfg->train.threads > 0 ? cfg->train.threads : ts_dist_default_threads();
+  ts_set_threads(threads);
   if (setup(&r, cfg, o)) return fail_free(&r, NULL);
-  ts_policy_set_threads(&r.base, cfg->train.threads > 0 ? cfg->train.threads : ts_cpu_count());
-  if (check_base(&r, o)) return fail_free(&r, NULL);
+  ts_policy_set_threads(&r.base, threads);
   const ts_config *c = &r.cfg;
+  ts_dp dp;
+  if (ts_dp_init(&dp, c->train.grad_shards, r.net.params->t, r.net.params->n)) return fail_free(&r, NULL);
   const int B = c->train.batch_size, H = c->data.horizon, A = r.base.act_dim, cd = r.dcd, n = H * A;
   const long total = c->train.max_steps;
   ts_run_spec spec = {.out = o->out,
@@ -345,21 +470,31 @@ int ts_distill(const ts_config *cfg, const ts_distill_opts *o, ts_distill_result
                       .total_steps = total,
                       .fresh = o->fresh,
                       .quiet = o->quiet};
-  ts_run *run;
-  if (ts_run_open(&run, &spec)) return fail_free(&r, NULL);
+  ts_run *run = NULL; /* rank 0's */
+  int bad = 0, fill = 0;
+  if (rank0) {
+    bad = check_base(&r, o) || ts_run_open(&run, &spec);
+    fill = o->fresh || access(o->out, F_OK) != 0;
+  }
+  if (ts_dp_agree(bad)) {
+    ts_dp_free(&dp);
+    return fail_free(&r, run);
+  }
   /* The buffer's first fill, before the run's clock starts (its rate and ETA are the steps'),
    * unless there is a checkpoint to resume, which holds the buffer. */
   double t0 = ts_now();
-  int filled = 0;
-  if (o->fresh || access(o->out, F_OK) != 0) {
-    for (int g = 0; g < r.G; g++) refresh(&r, g);
-    filled = 1;
+  int filled = ts_dp_agree(fill);
+  if (filled)
+    for (int g = 0; g < r.G; g++) refresh(&r, &dp, g);
+  long step = rank0 ? ts_run_resume(run) : 0;
+  if (ts_dp_agree(step < 0)) {
+    ts_dp_free(&dp);
+    return fail_free(&r, run);
   }
-  long step = ts_run_resume(run);
-  if (step < 0) return fail_free(&r, run);
+  ts_dp_sync_state(r.named, r.n_named, r.opt, &r.rng, &step); /* with the buffer */
   res->resumed_from = (int)step;
   if (step == 0 && !filled)
-    for (int g = 0; g < r.G; g++) refresh(&r, g);
+    for (int g = 0; g < r.G; g++) refresh(&r, &dp, g);
   if (!o->quiet)
     fprintf(stderr, "distill: drafter of %.3f M parameters (%s) for base %s (%.2f M, hash %s); buffer %d states from %d "
             "chains (%.1f s)%s\n", (double)ts_params_count(r.net.params) / 1e6, ts_model_type_names[c->model.type], o->base,
@@ -372,14 +507,17 @@ int ts_distill(const ts_config *cfg, const ts_distill_opts *o, ts_distill_result
   float *m2 = malloc((size_t)n * sizeof(float)), *pb = malloc((size_t)B * n * sizeof(float));
   if (!xb || !eb || !cb || !tb || !sb || !m1 || !m2 || !pb) abort();
   const ts_ddpm *sch = &r.base.sched;
-  double loss_acc = 0, acc_acc = 0;
-  long log_n = 0, log_samples = 0;
+  double loss_acc = 0, acc_acc = 0, t_steps = ts_now(), io = 0;
+  long log_n = 0, log_samples = 0, start_step = step;
   int rc = 0;
   long stop_at = o->stop_after > 0 && step + o->stop_after < total ? step + o->stop_after : total;
   for (; step < stop_at && !rc; step++) {
-    if (step > 0 && step % c->distill.refresh_every == 0) refresh(&r, r.G - 1 + step / c->distill.refresh_every);
+    if (step > 0 && step % c->distill.refresh_every == 0) refresh(&r, &dp, r.G - 1 + step / c->distill.refresh_every);
+    int lo, hi;
+    ts_dp_my_rows(&dp, B, &lo, &hi); /* every rank draws the whole batch and uses its rows */
     for (int b = 0; b < B; b++) {
       int64_t s = (int64_t)ts_rng_below(&r.rng, (uint32_t)r.N);
+      if (b < lo || b >= hi) continue;
       memcpy(xb + (size_t)b * n, r.bx->data + s * n, (size_t)n * sizeof(float));
       memcpy(pb + (size_t)b * n, r.be->data + s * n, (size_t)n * sizeof(float));
       memcpy(cb + (size_t)b * cd, r.bc->data + s * cd, (size_t)cd * sizeof(float));
@@ -394,81 +532,58 @@ int ts_distill(const ts_config *cfg, const ts_distill_opts *o, ts_distill_result
         sb[(size_t)b * n + i] = !sch->clip_sample || (x0 > -1 && x0 < 1);
       }
     }
-    ts_ctx_reset(ctx);
-    ts_zero_grad(r.net.params->t, r.net.params->n);
-    ts_tensor *X = ts_wrap(ctx, xb, 3, (int[]){B, H, r.base.act_dim}), *Tt = ts_wrap(ctx, tb, 1, &B);
-    ts_tensor *C = ts_wrap(ctx, cb, 2, (int[]){B, cd});
-    ts_tensor *pred = ts_model_forward(ctx, &r.net, X, Tt, C, &r.rng);
-    /* Per row, |Delta| = w_t |u (eps_p - eps_q)| (no clipping) and the objective's weight lam on
-     * |Delta|^2: delta2 1; reject phi(|Delta|/2) / (2 |Delta|), the derivative of the rejection
-     * probability 1 - 2 Phi(-|Delta|/2) in |Delta|^2 at the current prediction, so the weighted
-     * squared loss has the rejection's gradient; mse 0. Times late_weight at t < late_steps.
-     * Then mean over the B n elements of (s d)^2, s^2 = lam w^2 n u + eps_weight, is
-     * mean_b [lam |Delta_b|^2] + eps_weight mean d^2. */
-    double obj = 0, mse = 0;
-    for (int b = 0; b < B; b++) {
-      int t = (int)tb[b];
-      double d2 = 0, d2u = 0;
-      for (int i = 0; i < n; i++) {
-        double d = (double)pb[(size_t)b * n + i] - pred->data[(size_t)b * n + i];
-        d2 += d * d;
-        d2u += sb[(size_t)b * n + i] * d * d;
+    /* This rank's shards one by one, then the sum over the ranks (train/parallel.h); the
+     * objective, eps MSE and acceptance sums travel the same way. */
+    double m[4] = {0, 0, 0, 0};
+    ts_dp_begin(&dp);
+    for (int s = dp.first; s < dp.first + dp.count; s++) {
+      int slo, shi;
+      ts_dp_rows(&dp, s, B, &slo, &shi);
+      if (slo == shi) {
+        ts_zero_grad(r.net.params->t, r.net.params->n);
+        ts_dp_add(&dp, 0);
+        continue;
       }
-      double f = t < c->distill.late_steps ? c->distill.late_weight : 1.0, delta = r.w[t] * sqrt(d2u), lam = 0;
-      if (c->distill.objective == TS_DISTILL_DELTA2) {
-        lam = f;
-        obj += f * delta * delta;
-      } else if (c->distill.objective == TS_DISTILL_REJECT) {
-        double dl = delta > 1e-2 ? delta : 1e-2;
-        lam = f * exp(-dl * dl / 8) / sqrt(2 * M_PI) / (2 * dl);
-        obj += f * erf(delta / (2 * M_SQRT2)); /* 1 - 2 Phi(-|Delta|/2) */
-      }
-      mse += d2 / n;
-      double a2 = lam * r.w[t] * r.w[t] * n;
-      for (int i = 0; i < n; i++) {
-        size_t k = (size_t)b * n + i;
-        sb[k] = (float)sqrt(sb[k] * a2 + c->distill.eps_weight);
-        eb[k] = sb[k] * pb[k];
-      }
+      ts_rng shard_rng, *drop = &r.rng;
+      if (!ts_dp_legacy(&dp)) ts_dp_shard_rng(drop = &shard_rng, (uint64_t)c->train.seed, step, s);
+      double l = shard_grads(&r, ctx, drop, slo, shi, B, xb, pb, cb, tb, sb, eb, m1, m2, m);
+      ts_dp_add(&dp, l);
     }
-    obj = (obj + c->distill.eps_weight * mse) / B;
-    ts_tensor *S = ts_wrap(ctx, sb, 3, (int[]){B, H, r.base.act_dim}), *E = ts_wrap(ctx, eb, 3, (int[]){B, H, r.base.act_dim});
-    ts_tensor *loss = ts_mse(ctx, ts_mul(ctx, pred, S), E);
-    if (!isfinite(loss->data[0]) || !isfinite(obj)) {
+    double loss = ts_dp_reduce(&dp);
+    if (!ts_dp_legacy(&dp)) ts_dist_allreduce_sum_d(m, 4);
+    double obj = (m[0] + c->distill.eps_weight * m[1]) / B;
+    if (!isfinite(loss) || !isfinite(obj)) {
       rc = ts_fail("distillation diverged at step %ld (loss %g)", step, obj);
       break;
     }
-    double acc = 0;
-    int na = 0;
-    for (int b = 0; b < B; b++) {
-      int t = (int)tb[b];
-      if (t < 1) continue;
-      acc += step_accept(sch, t, xb + (size_t)b * n, pb + (size_t)b * n, pred->data + (size_t)b * n, m1, m2, n);
-      na++;
-    }
-    ts_backward(ctx, loss);
     r.opt->lr = ts_lr_cosine((float)c->train.lr, step, c->train.warmup_steps, total);
     ts_adamw_step(r.opt);
     ts_ema_update(r.ema, r.net.params->t, step);
     loss_acc += obj;
-    acc_acc += na ? acc / na : NAN;
+    acc_acc += m[3] > 0 ? m[2] / m[3] : NAN;
     log_n++;
     log_samples += B;
     long done = step + 1;
     int last = done == stop_at;
     if (done % c->train.log_every == 0 || last) {
       double row[NCOLS] = {loss_acc / log_n, acc_acc / log_n, r.opt->lr, (double)log_samples};
-      ts_run_log(run, done, row);
+      if (run) ts_run_log(run, done, row);
       res->final_loss = loss_acc / log_n;
       res->final_accept = acc_acc / log_n;
       loss_acc = acc_acc = 0;
       log_n = log_samples = 0;
     }
-    if (done % c->train.checkpoint_every == 0 || last) rc = ts_run_checkpoint(run, done, write_extras, &r);
+    if (done % c->train.checkpoint_every == 0 || last) {
+      double tc = ts_now();
+      rc = ts_dp_agree(run ? ts_run_checkpoint(run, done, write_extras, &r) : 0);
+      io += ts_now() - tc;
+    }
   }
   res->steps = step;
-  if (!rc && step == total) {
-    rc = heldout(&r, res);
+  double steps_s = ts_now() - t_steps - io;
+  if (!rc && step == total) { /* rank 0 alone: it writes the plot, the other ranks wait for its verdict */
+    int hrc = rank0 ? heldout(&r, res) : 0;
+    rc = ts_dp_agree(hrc);
     if (!rc && !o->quiet) {
       double late = 0;
       int nl = 0;
@@ -478,6 +593,12 @@ int ts_distill(const ts_config *cfg, const ts_distill_opts *o, ts_distill_result
     }
   }
   res->seconds = ts_now() - t0;
+  res->samples_per_s = (double)(step - start_step) * B / (steps_s > 0 ? steps_s : 1);
+  if (!o->quiet && !ts_dp_legacy(&dp)) {
+    char line[256];
+    ts_dp_report(&dp, steps_s, step - start_step, line, sizeof line);
+    fprintf(stderr, "%s\n", line);
+  }
   free(xb);
   free(eb);
   free(cb);
@@ -487,6 +608,7 @@ int ts_distill(const ts_config *cfg, const ts_distill_opts *o, ts_distill_result
   free(m2);
   free(pb);
   ts_ctx_free(ctx);
+  ts_dp_free(&dp);
   ts_run_close(run);
   teardown(&r);
   return rc ? -1 : 0;

@@ -32,7 +32,11 @@
  * checkpoints (model/, ema/, the buffer under distill/, the base's normalisers, root
  * attributes base_hash and base_path), bit-exact resume after a kill, <out>.csv and PNG
  * curves. Resuming with a different base (another base_hash) is refused. The checkpoint's
- * [data] and [diffusion] sections are the base's, whatever the config says. */
+ * [data] and [diffusion] sections are the base's, whatever the config says.
+ *
+ * Under mpirun -np N each batch (train.grad_shards shards) and each buffer refresh are split
+ * over the ranks, as in base training (train/parallel.h; how, in distill.c's header): N ranks
+ * give the checkpoint of one process with train.grad_shards = N, bit for bit. */
 #ifndef TS_DISTILL_H
 #define TS_DISTILL_H
 
@@ -51,6 +55,7 @@ typedef struct ts_distill_result {
   long steps;
   int resumed_from;
   double final_loss, final_accept, seconds;
+  double samples_per_s;        /* of the steps of this invocation (buffer refreshes included, checkpoints not) */
   int heldout;                 /* 1 when the held-out evaluation ran (the run reached its last step) */
   double heldout_accept;       /* predicted acceptance over held-out states with t >= 1 */
   double accept_t[TS_MAX_T];   /* per diffusion step t (0 at t = 0) */
