@@ -51,20 +51,23 @@ int ts_cli_drafter(int argc, char **argv, const ts_policy *p, ts_drafter_model *
   return 0;
 }
 
-/* Per chunk: rounds (target rounds), sequential target and drafter calls, accepted / drafted. */
+/* Per chunk: rounds (target rounds), sequential target and drafter calls, drafts accepted,
+ * checked and drafted; acceptance = accepted / checked (ts_spec_checked). */
 static void print_spec(const ts_spec_stats *s, const ts_policy *p, const ts_sampler *smp, int json) {
   if (!s->chunks) return;
-  double acc = s->drafted ? (double)s->accepted / s->drafted : 0, calls = (double)s->target_calls / s->chunks;
+  long checked = ts_spec_checked(s);
+  double acc = checked ? (double)s->accepted / checked : 0, calls = (double)s->target_calls / s->chunks;
   double k = (double)s->chunks, dcalls = s->drafter_calls / k;
   const char *dr = smp->drafter && !smp->drafter->frozen ? "learned" : "frozen";
   if (json)
     printf("\"drafter\": \"%s\", \"acceptance\": %.4f, \"target_calls_per_chunk\": %.2f, \"rounds_per_chunk\": %.2f, "
-           "\"drafter_calls_per_chunk\": %.2f, \"accepted_per_chunk\": %.2f, \"drafted_per_chunk\": %.2f, ",
-           dr, acc, calls, s->rounds / k, dcalls, s->accepted / k, s->drafted / k);
+           "\"drafter_calls_per_chunk\": %.2f, \"accepted_per_chunk\": %.2f, \"checked_per_chunk\": %.2f, "
+           "\"drafted_per_chunk\": %.2f, ",
+           dr, acc, calls, s->rounds / k, dcalls, s->accepted / k, checked / k, s->drafted / k);
   else
     printf("speculative (%s drafter): per chunk %.1f rounds, %.1f sequential target calls (DDPM: %d), %.1f drafter calls, "
-           "%.1f / %.1f drafts accepted (%.1f%%)\n", dr, s->rounds / k, calls, p->sched.T, dcalls, s->accepted / k,
-           s->drafted / k, 100 * acc);
+           "%.1f / %.1f checked drafts accepted (%.1f%%; %.1f drafted)\n", dr, s->rounds / k, calls, p->sched.T, dcalls,
+           s->accepted / k, checked / k, 100 * acc, s->drafted / k);
 }
 
 static const char *const POLICY_FLAGS[] = {"--json", "--raw-weights", NULL};

@@ -787,7 +787,7 @@ static int eval_row(pl_run *P, ev_row *w, const char *out) {
     w->calls = w->kind == TS_SAMPLER_DDPM ? T : w->kind == TS_SAMPLER_DDIM ? w->steps
                                                 : (sp.chunks ? (double)sp.target_calls / sp.chunks : NAN);
     w->dcalls = w->kind == TS_SAMPLER_SPEC && sp.chunks ? (double)sp.drafter_calls / sp.chunks : 0;
-    w->accept = w->kind == TS_SAMPLER_SPEC && sp.drafted ? (double)sp.accepted / sp.drafted : NAN;
+    w->accept = w->kind == TS_SAMPLER_SPEC && ts_spec_checked(&sp) ? (double)sp.accepted / ts_spec_checked(&sp) : NAN;
     w->has = 1;
     char *buf = NULL;
     size_t n = 0;
@@ -921,7 +921,7 @@ static int report(pl_run *P) {
   fprintf(f, "## Results\n\nClosed loop on the Push-T test seeds %d..%d (%d episodes per row; each episode on its own, "
           "batch 1, as a control loop runs it, %d thread%s). Score: the episode's best coverage; success: coverage > 0.95. "
           "ms per chunk: sampling time per action chunk; target calls: sequential base calls per chunk; acceptance: "
-          "accepted / drafted drafts. Every spec row samples DDPM-%d's distribution exactly.\n\n",
+          "accepted / checked drafts (a draft after a rejection is discarded unchecked). Every spec row samples DDPM-%d's distribution exactly.\n\n",
           pp->eval_seed_start, pp->eval_seed_start + pp->eval_episodes - 1, pp->eval_episodes, pp->threads,
           pp->threads > 1 ? "s" : "", P->base.diffusion.num_train_timesteps);
   fprintf(f, HEAD, P->rows[0].label);

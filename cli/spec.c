@@ -261,8 +261,7 @@ int ts_bench_spec(int argc, char **argv) {
       double se = 1e3 * sqrt(var > 0 ? var / W : 0); /* standard error of the mean over windows */
       if (rows[i].s.spec) {
         const ts_spec_stats *st = ts_spec_stats_of(rows[i].s.spec);
-        long checked = 0;
-        for (int t = 0; t < T; t++) checked += st->drafted_t[t];
+        long checked = ts_spec_checked(st);
         calls = (double)st->target_calls / W;
         dcalls = (double)st->drafter_calls / W;
         acc = checked ? (double)st->accepted / checked : 0;

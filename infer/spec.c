@@ -270,3 +270,9 @@ int ts_spec_sample(ts_spec *s, const float *cond, const ts_drafter *d, int block
   memcpy(x, s->x, (size_t)s->n * sizeof(float));
   return 0;
 }
+
+long ts_spec_checked(const ts_spec_stats *s) {
+  long n = 0;
+  for (int t = 0; t < TS_MAX_T; t++) n += s->drafted_t[t];
+  return n;
+}

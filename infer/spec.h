@@ -69,6 +69,11 @@ typedef struct ts_spec_stats {
   long drafted_t[TS_MAX_T], accepted_t[TS_MAX_T];
 } ts_spec_stats;
 
+/* Drafts checked by the rule (accepted, plus the rejected one of each round that had one):
+ * the sum of drafted_t. Acceptance everywhere in tsdp is accepted / checked; drafted also
+ * counts the drafts discarded unchecked after a rejection. */
+long ts_spec_checked(const ts_spec_stats *s);
+
 /* What one round did, for a block-length scheduler. Delta = (m_p - m_q) / sigma of each
  * checked step (the accepted ones and the rejected one; the frozen drafter's draft 1 counts
  * with Delta = 0); both statistics are 0 when nothing was checked. */
