@@ -937,10 +937,8 @@ static int report(pl_run *P) {
   link_if(f, P, "drafter.h5.accept.png", "drafter's predicted acceptance per diffusion step (held-out)", 1);
   link_if(f, P, "bench_spec.png", "measured acceptance per diffusion step and verification cost (tsdp bench spec)", 1);
   link_if(f, P, "sched.h5.png", "scheduler training curves", 1);
-  link_if(f, P, "sched.h5.L_t.png", "learned scheduler's mean L by chain step", 1);
-  link_if(f, P, "sched.h5.static_L_t.png", "static DP schedule", 1);
-  link_if(f, P, "sched.h5.episode_L.png", "L along a recorded episode", 1);
-  link_if(f, P, "sched.h5.episode_accept.png", "acceptance along a recorded episode", 1);
+  link_if(f, P, "sched.h5.L_t.png", "scheduler's L by diffusion step: learned and the static DP schedule", 1);
+  link_if(f, P, "sched.h5.episode.png", "L along a recorded episode, and the acceptance it met", 1);
   link_if(f, P, "bench_spec.json", "bench spec rows (batch-1 interleaved timing, JSON)", 0);
   fprintf(f, "\n## Rollouts\n\n");
   for (int i = 0; i < P->nrows; i++) {

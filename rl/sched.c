@@ -356,14 +356,16 @@ static double episode(trainer *r, int w, ts_rng *g, batch *b, double *Lsum, long
     *Lsum += L;
     (*rounds)++;
     *acc += prev.accepted;
-    *dr += prev.drafted;
+    *dr += prev.accepted + (prev.accepted < prev.drafted); /* checked: acceptance = accepted / checked */
     round++;
   } while (rc == 1);
   return cost;
 }
 
 /* Greedy scheduler statistics for the plots: mean L by chain step over `chains` windows, and
- * per chunk of the first recorded episode its mean L and acceptance. */
+ * per chunk of the first recorded episode its mean L and acceptance (accepted / checked).
+ * OUT.L_t.png: the learned mean L and the static DP schedule by diffusion step;
+ * OUT.episode.png: L (top) and the acceptance it met (bottom) along the episode. */
 static int plots(trainer *r) {
   const ts_config *c = &r->cfg;
   int T = r->base.sched.T;
@@ -391,7 +393,7 @@ static int plots(trainer *r) {
       int t = st.t;
       rc = ts_spec_round(r->spec, r->drafter, L, &g, &prev);
       ls[t] += L, ln[t] += 1;
-      Ls += L, a += prev.accepted, d += prev.drafted;
+      Ls += L, a += prev.accepted, d += prev.accepted + (prev.accepted < prev.drafted); /* checked */
       round++;
     } while (rc == 1);
     if (k >= chains) {
@@ -403,19 +405,36 @@ static int plots(trainer *r) {
   int m = 0;
   for (int t = 0; t < T; t++)
     if (ln[t] > 0) tx[m] = t, sl[m++] = ls[t] / ln[t];
-  char path[1100];
+  char path[1100], title[1200];
+  const char *name = strrchr(r->o->out, '/') ? strrchr(r->o->out, '/') + 1 : r->o->out;
   int rc = 0;
+  double *st = malloc((size_t)T * sizeof(double)), *sL = malloc((size_t)T * sizeof(double));
+  if (!st || !sL) abort();
+  for (int t = 0; t < T; t++) st[t] = t, sL[t] = r->table.L[0][t];
+  ts_fig *f = ts_fig_new(900, 520, 1, 1);
+  snprintf(title, sizeof title, "scheduler %s: draft length by diffusion step", name);
+  ts_fig_title(f, title);
+  ts_fig_axes(f, 0, "the chain runs from t = T-1 down to 0", "diffusion step t", "block length L (drafts per round)", 0);
+  ts_fig_series(f, 0, "learned (greedy), mean over chains", tx, sl, NULL, m, TS_LINE | TS_MARKERS);
+  ts_fig_series(f, 0, "static DP schedule L(t)", st, sL, NULL, T, TS_STEP);
   snprintf(path, sizeof path, "%s.L_t.png", r->o->out);
-  rc |= ts_plot_png(path, tx, sl, m, 0);
-  for (int t = 0; t < T; t++) tx[t] = t, sl[t] = r->table.L[0][t];
-  snprintf(path, sizeof path, "%s.static_L_t.png", r->o->out);
-  rc |= ts_plot_png(path, tx, sl, T, 0);
+  rc |= ts_fig_save(f, path);
+  ts_fig_free(f);
   if (n0 > 0) {
-    snprintf(path, sizeof path, "%s.episode_L.png", r->o->out);
-    rc |= ts_plot_png(path, ex, eL, n0, 0);
-    snprintf(path, sizeof path, "%s.episode_accept.png", r->o->out);
-    rc |= ts_plot_png(path, ex, eA, n0, 0);
+    f = ts_fig_new(900, 700, 2, 1);
+    snprintf(title, sizeof title, "scheduler %s: first recorded episode (%d chunks, greedy choices)", name, n0);
+    ts_fig_title(f, title);
+    ts_fig_axes(f, 0, "mean block length per chunk", "control step in the episode (env steps)", "L (drafts per round)", 0);
+    ts_fig_series(f, 0, "learned scheduler", ex, eL, NULL, n0, TS_LINE | TS_MARKERS);
+    ts_fig_axes(f, 1, "acceptance met (accepted / checked drafts)", "control step in the episode (env steps)",
+                "acceptance", 0);
+    ts_fig_ylim(f, 1, 0, 1.02);
+    ts_fig_series(f, 1, "learned scheduler", ex, eA, NULL, n0, TS_LINE | TS_MARKERS);
+    snprintf(path, sizeof path, "%s.episode.png", r->o->out);
+    rc |= ts_fig_save(f, path);
+    ts_fig_free(f);
   }
+  free(st), free(sL);
   free(ls), free(ln), free(tx), free(sl), free(ex), free(eL), free(eA);
   return rc ? -1 : 0;
 }
@@ -592,6 +611,10 @@ int ts_sched_train(const ts_config *cfg, const ts_sched_train_opts *o, ts_sched_
     if (done % c->rl.checkpoint_every == 0 || last) rc = ts_dp_agree(run ? ts_run_checkpoint(run, done, write_extras, &r) : 0);
   }
   res->updates = step;
+  if (run && step == res->resumed_from && ts_run_rows(run) > 0) { /* nothing left to do: the last logged row */
+    const double *row = ts_run_row(run, ts_run_rows(run) - 1);
+    res->final_cost_ms = row[1 + C_COST], res->final_mean_L = row[1 + C_MEANL], res->final_entropy = row[1 + C_ENT];
+  }
   if (!rc && step == c->rl.updates) rc = ts_dp_agree(rank0 ? plots(&r) : 0);
   res->seconds = ts_now() - t0;
   batch_free(&b);
