@@ -72,9 +72,9 @@ typedef struct ts_sched_train_result {
  * bit-exact resume, <out>.csv, PNG curves of cost per chunk, return, entropy and mean L).
  * Under mpirun -np N each update's chains are collected over the ranks (rl.chain_shards; how,
  * in sched.c's header): N ranks give the checkpoint of one process with rl.chain_shards = N. At
- * the end: <out>.L_t.png (the greedy scheduler's mean L by chain step over training windows),
- * <out>.static_L_t.png (the static schedule, h = 0), and for the first recorded episode
- * <out>.episode_L.png and <out>.episode_accept.png against the control step. */
+ * the end: <out>.L_t.png (the greedy scheduler's mean L by diffusion step over training windows,
+ * with the static schedule, h = 0) and <out>.episode.png (for the first recorded episode, L and
+ * the acceptance it met against the control step). */
 int ts_sched_train(const ts_config *cfg, const ts_sched_train_opts *o, ts_sched_train_result *r);
 
 /* The learned scheduler of a PPO agent over blocks (n values), greedy: for tests and tools. */
