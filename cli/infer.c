@@ -92,7 +92,17 @@ int ts_cmd_eval(int argc, char **argv) {
   else memset(&dm, 0, sizeof dm);
   if (!rc) rc = ts_cli_scheduler(argc, argv, &p, &dm, &smp, &sm);
   const char *gif = ts_opt(argc, argv, "--gif");
+  struct stat gst;
+  if (!rc && gif && stat(gif, &gst) == 0 && !S_ISDIR(gst.st_mode)) rc = ts_fail("--gif %s: is not a folder", gif);
   if (!rc && gif && mkdir(gif, 0755) != 0 && access(gif, W_OK) != 0) rc = ts_fail("%s: cannot create folder", gif);
+  for (long i = 0; !rc && gif && i < eps && i < ngif; i++) { /* the GIFs it will write: regular files, not an input */
+    char path[1100];
+    snprintf(path, sizeof path, "%s/seed_%ld.gif", gif, start + i);
+    const ts_cli_file ins[] = {{"--ckpt", ts_opt(argc, argv, "--ckpt")}, {"--drafter", ts_opt(argc, argv, "--drafter")},
+                               {"--scheduler", ts_opt(argc, argv, "--scheduler")}, {NULL, NULL}},
+                      outs[] = {{"--gif", path}, {NULL, NULL}};
+    rc = ts_cli_files(ins, outs);
+  }
   int json = ts_has_flag(argc, argv, "--json");
   ts_eval_result r;
   if (!rc) {
@@ -150,6 +160,10 @@ int ts_cmd_sample(int argc, char **argv) {
   if (!data || !out)
     return ts_fail("usage: tsdp sample --ckpt C --data D.h5 --index I --n N --sampler ddpm|ddim|spec [--steps K | --block L] "
                    "[--drafter DRAFTER.h5|frozen] --seed S --out OUT.h5 [--json]");
+  const ts_cli_file ins[] = {{"--ckpt", ts_opt(argc, argv, "--ckpt")}, {"--data", data}, {"--drafter", ts_opt(argc, argv, "--drafter")},
+                             {NULL, NULL}},
+                    outs[] = {{"--out", out}, {NULL, NULL}};
+  if (ts_cli_files(ins, outs)) return 1;
   ts_policy p;
   if (ts_cli_load_policy(argc, argv, &p)) return 1;
   long idx, n, seed;
@@ -229,6 +243,9 @@ int ts_cmd_forward(int argc, char **argv) {
   if (ts_cli_check(argc, argv, &spec)) return 1;
   const char *in = ts_opt(argc, argv, "--in"), *out = ts_opt(argc, argv, "--out");
   if (!in || !out) return ts_fail("usage: tsdp forward --ckpt C --in IN.h5 --out OUT.h5");
+  const ts_cli_file ins[] = {{"--ckpt", ts_opt(argc, argv, "--ckpt")}, {"--in", in}, {NULL, NULL}},
+                    outs[] = {{"--out", out}, {NULL, NULL}};
+  if (ts_cli_files(ins, outs)) return 1;
   ts_policy p;
   if (ts_cli_load_policy(argc, argv, &p)) return 1;
   ts_h5 *f = ts_h5_open(in);

@@ -1,5 +1,6 @@
 #include "blocks.h"
 #include "core/error.h"
+#include "core/sizes.h"
 #include <ini.h>
 #include <math.h>
 #include <stdio.h>
@@ -112,6 +113,7 @@ int ts_cost_load(ts_cost_model *c, const char *path) {
 }
 
 int ts_cost_save(const ts_cost_model *c, const char *path) {
+  if (ts_regular_file(path) < 0) return -1; /* an existing folder, FIFO or device is never replaced */
   char tmp[1100];
   snprintf(tmp, sizeof tmp, "%s.tmp-%d", path, (int)getpid());
   FILE *f = fopen(tmp, "w");
@@ -119,7 +121,8 @@ int ts_cost_save(const ts_cost_model *c, const char *path) {
   fprintf(f, "# measured by tsdp bench cost: median ms per call on this machine\n[cost]\ntarget_ms = ");
   for (int b = 1; b <= c->n; b++) fprintf(f, "%s%.4f", b > 1 ? ", " : "", c->target_ms[b]);
   fprintf(f, "\ndrafter_ms = %.4f\nthreads = %d\n", c->drafter_ms, c->threads);
-  if (fclose(f) || rename(tmp, path)) {
+  int bad = ferror(f);
+  if (fclose(f) || bad || rename(tmp, path)) {
     remove(tmp);
     return ts_fail("%s: cannot write", path);
   }

@@ -8,14 +8,19 @@
 #include "core/h5io.h"
 #include "core/sizes.h"
 #include "data/dataset.h"
+#include "infer/blocks.h"
 #include "infer/rollout.h"
+#include "rl/sched.h"
 #include "sim/pusht.h"
+#include "sim/render.h"
+#include "train/train.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -404,6 +409,158 @@ START_TEST(test_kill_resume_short) {
 }
 END_TEST
 
+/* The kind of path (for "was it left alone?"). */
+static int is_fifo(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 && S_ISFIFO(st.st_mode);
+}
+
+/* A 2-step tiny checkpoint on the two-episode fixture, for refusals that come after the
+ * checkpoint is read (the sampler's options need its default sampler). */
+static const char *harden_ckpt(void) {
+  static char ck[512];
+  if (!ck[0]) {
+    ts_config c;
+    infer_tiny_cfg(&c);
+    ck_assert_int_eq(ts_config_override(&c, "train.eval_every=0"), 0);
+    ck_assert_int_eq(ts_config_override(&c, "train.max_steps=2"), 0);
+    snprintf(ck, sizeof ck, "%s/harden_base.h5", tmp_dir());
+    ts_train_result r;
+    ts_train_opts o = {infer_tiny_data(), ck, 1, 1, 0};
+    ck_assert_msg(ts_train(&c, &o, &r) == 0, "%s", ts_error());
+  }
+  return ck;
+}
+
+/* Every subcommand's outputs (--out, --png, --gif, --plot's PREFIX.png, a training run's
+ * OUT.csv / OUT.png / OUT.accept.png / OUT.L_t.png ...): an existing FIFO or device there is
+ * refused in one line before any work and stays what it was (bench cost --out FIFO replaced
+ * it with a regular file). */
+START_TEST(test_outputs_never_replace_special_files) {
+  SKIP_IF(!getenv("TSDP_BIN"), "TSDP_BIN (the tsdp binary) is not set");
+  const char *dir = hpath("outs");
+  mkdir(dir, 0755);
+  char fifo[600], a[4096], side[700];
+  snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+  remove(fifo);
+  ck_assert_int_eq(mkfifo(fifo, 0644), 0);
+  const char *data = infer_tiny_data();
+  const char *cases[] = {
+    "bench cost --ckpt nothere.h5 --out %s --max-batch 3 --reps 3",
+    "sample --ckpt nothere.h5 --data d.h5 --index 5 --n 2 --seed 0 --out %s",
+    "forward --ckpt nothere.h5 --in i.h5 --out %s",
+    "rl record --ckpt nothere.h5 --episodes 1 --out %s",
+    "rl train --config configs/pusht_scheduler.ini --ckpt nothere.h5 --rollouts r.h5 --out %s",
+    "train --config configs/pusht_lowdim.ini --data d.h5 --out %s",
+    "distill --config configs/pusht_drafter.ini --base b.h5 --data d.h5 --out %s",
+    "sim reset --seed 100000 --legacy --png %s",
+    "data import --zarr nothere.zarr --out %s",
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    snprintf(a, sizeof a, cases[i], fifo);
+    refused(a, "fifo: is not a regular file");
+    ck_assert_msg(is_fifo(fifo), "'%s' replaced the FIFO", a);
+  }
+  snprintf(a, sizeof a, "sim replay --data %s --gif %s", data, fifo);
+  refused(a, "fifo: is not a regular file");
+  /* the files beside a training run's --out */
+  const char *sides[][3] = {{"train --config configs/pusht_lowdim.ini --data d.h5 --out %s/t.h5", "t.h5", ".png"},
+                            {"train --config configs/pusht_lowdim.ini --data d.h5 --out %s/t.h5", "t.h5", ".csv"},
+                            {"distill --config configs/pusht_drafter.ini --base b.h5 --data d.h5 --out %s/d.h5", "d.h5",
+                             ".accept.png"},
+                            {"rl train --config configs/pusht_scheduler.ini --ckpt b.h5 --rollouts r.h5 --out %s/s.h5", "s.h5",
+                             ".L_t.png"}};
+  for (size_t i = 0; i < sizeof sides / sizeof sides[0]; i++) {
+    snprintf(side, sizeof side, "%s/%s%s", dir, sides[i][1], sides[i][2]);
+    remove(side);
+    ck_assert_int_eq(mkfifo(side, 0644), 0);
+    snprintf(a, sizeof a, sides[i][0], dir);
+    refused(a, "is not a regular file");
+    ck_assert_msg(is_fifo(side), "'%s' replaced %s", a, side);
+    remove(side);
+  }
+  /* bench spec --plot PREFIX writes PREFIX.png */
+  snprintf(side, sizeof side, "%s/plot.png", dir);
+  ck_assert_int_eq(mkfifo(side, 0644), 0);
+  snprintf(a, sizeof a, "bench spec --ckpt nothere.h5 --data d.h5 --plot %s/plot", dir);
+  refused(a, "plot.png: is not a regular file");
+  ck_assert(is_fifo(side));
+  /* a device node (a private one, never a real /dev entry) */
+  char dev[600];
+  snprintf(dev, sizeof dev, "%s/dev", dir);
+  remove(dev);
+  if (mknod(dev, S_IFCHR | 0600, makedev(1, 3)) == 0) {
+    snprintf(a, sizeof a, "bench cost --ckpt nothere.h5 --out %s", dev);
+    refused(a, "dev: is not a regular file");
+    struct stat st;
+    ck_assert(stat(dev, &st) == 0 && S_ISCHR(st.st_mode));
+    remove(dev);
+  }
+  /* eval --gif DIR: the GIFs it will write */
+  const char *ck = harden_ckpt();
+  char gdir[600];
+  snprintf(gdir, sizeof gdir, "%s/gifs", dir);
+  mkdir(gdir, 0755);
+  snprintf(side, sizeof side, "%s/seed_100001.gif", gdir);
+  remove(side);
+  ck_assert_int_eq(mkfifo(side, 0644), 0);
+  snprintf(a, sizeof a, "eval --ckpt %s --episodes 2 --seed-start 100000 --sampler ddim --steps 2 --threads 1 --gif %s", ck, gdir);
+  refused(a, "seed_100001.gif: is not a regular file");
+  ck_assert(is_fifo(side));
+  snprintf(a, sizeof a, "eval --ckpt %s --episodes 1 --sampler ddim --steps 2 --threads 1 --gif %s", ck, data);
+  refused(a, "is not a folder");
+  /* the library writers refuse too */
+  ts_cost_model cm = {.n = 1, .target_ms = {0, 1.0}, .drafter_ms = 0.1, .threads = 1};
+  ck_assert_int_ne(ts_cost_save(&cm, fifo), 0);
+  ck_assert_msg(strstr(ts_error(), "not a regular file"), "%s", ts_error());
+  ck_assert(is_fifo(fifo));
+}
+END_TEST
+
+/* An output that is one of the command's inputs (the same file, also through a link) is
+ * refused before anything is read or written: train --out D.h5 --data D.h5 overwrote the
+ * dataset. */
+START_TEST(test_output_is_not_an_input) {
+  SKIP_IF(!getenv("TSDP_BIN"), "TSDP_BIN (the tsdp binary) is not set");
+  char f[600], cfg[600], lnk[600];
+  snprintf(f, sizeof f, "%s", hpath("in_file.h5"));
+  snprintf(cfg, sizeof cfg, "%s", hpath("in_cfg.ini"));
+  snprintf(lnk, sizeof lnk, "%s", hpath("in_link.h5"));
+  put_text(f, "not really HDF5\n");
+  put_text(cfg, "[train]\nlr = 0.001\n");
+  remove(lnk);
+  ck_assert_int_eq(link(f, lnk), 0);
+  char a[4096];
+  struct {
+    const char *fmt, *want;
+  } cases[] = {
+    {"train --config configs/pusht_lowdim.ini --data %1$s --out %1$s --fresh", "is also the input --data"},
+    {"distill --config configs/pusht_drafter.ini --base %1$s --data d.h5 --out %1$s --fresh", "is also the input --base"},
+    {"sample --ckpt c.h5 --data %1$s --index 0 --n 1 --out %1$s", "is also the input --data"},
+    {"sample --ckpt %1$s --data d.h5 --index 0 --n 1 --out %1$s", "is also the input --ckpt"},
+    {"forward --ckpt c.h5 --in %1$s --out %1$s", "is also the input --in"},
+    {"forward --ckpt %1$s --in i.h5 --out %1$s", "is also the input --ckpt"},
+    {"bench cost --ckpt %1$s --out %1$s", "is also the input --ckpt"},
+    {"rl record --ckpt %1$s --episodes 1 --out %1$s", "is also the input --ckpt"},
+    {"rl train --config configs/pusht_scheduler.ini --ckpt b.h5 --rollouts %1$s --out %1$s", "is also the input --rollouts"},
+  };
+  struct stat before, after;
+  ck_assert_int_eq(stat(f, &before), 0);
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    snprintf(a, sizeof a, cases[i].fmt, f);
+    refused(a, cases[i].want);
+  }
+  /* the same file under another name (a hard link) */
+  snprintf(a, sizeof a, "train --config configs/pusht_lowdim.ini --data %s --out %s --fresh", f, lnk);
+  refused(a, "in_link.h5: is also the input --data; refusing to overwrite it");
+  /* --out equal to --config */
+  snprintf(a, sizeof a, "train --config %1$s --data d.h5 --out %1$s --fresh", cfg);
+  refused(a, "in_cfg.ini: is also the input --config");
+  ck_assert_int_eq(stat(f, &after), 0);
+  ck_assert(after.st_ino == before.st_ino && after.st_size == before.st_size && after.st_mtime == before.st_mtime);
+}
+END_TEST
+
 Suite *suite_harden(void) {
   Suite *s = suite_create("harden");
   TCase *tc = tcase_create("harden");
@@ -419,6 +576,8 @@ Suite *suite_harden(void) {
   tcase_add_test(tc, test_windows_stay_in_episode);
   tcase_add_test(tc, test_fuzz_smoke);
   tcase_add_test(tc, test_kill_resume_short);
+  tcase_add_test(tc, test_outputs_never_replace_special_files);
+  tcase_add_test(tc, test_output_is_not_an_input);
   suite_add_tcase(s, tc);
   return s;
 }
