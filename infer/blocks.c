@@ -104,6 +104,9 @@ static int cost_handler(void *user, const char *section, const char *name, const
 
 int ts_cost_load(ts_cost_model *c, const char *path) {
   memset(c, 0, sizeof *c);
+  int reg = ts_regular_file(path); /* before the open: a FIFO would block, /dev/zero never ends */
+  if (reg < 0) return -1;
+  if (reg > 0) return ts_fail("%s: cannot open the cost model (no such file; tsdp bench cost writes one)", path);
   cost_parse p = {c, 0, 0, ""};
   int rc = ini_parse(path, cost_handler, &p);
   if (rc == -1) return ts_fail("%s: cannot open the cost model", path);

@@ -561,6 +561,34 @@ START_TEST(test_output_is_not_an_input) {
 }
 END_TEST
 
+/* The cost model (--cost, rl.cost_model) is read only when it is a regular file: a FIFO or a
+ * device hung rl train forever. */
+START_TEST(test_cost_model_regular_file) {
+  char fifo[600], dir[600];
+  snprintf(fifo, sizeof fifo, "%s", hpath("cost_fifo"));
+  snprintf(dir, sizeof dir, "%s", hpath("cost_dir"));
+  remove(fifo);
+  ck_assert_int_eq(mkfifo(fifo, 0644), 0);
+  mkdir(dir, 0755);
+  ts_cost_model c;
+  ck_assert_int_ne(ts_cost_load(&c, fifo), 0);
+  ck_assert_msg(strstr(ts_error(), "cost_fifo: is not a regular file"), "%s", ts_error());
+  ck_assert_int_ne(ts_cost_load(&c, dir), 0);
+  ck_assert_msg(strstr(ts_error(), "cost_dir: is a directory"), "%s", ts_error());
+  ck_assert_int_ne(ts_cost_load(&c, hpath("cost_absent.ini")), 0);
+  ck_assert_msg(strstr(ts_error(), "cost_absent.ini: cannot open the cost model"), "%s", ts_error());
+  SKIP_IF(!getenv("TSDP_BIN"), "TSDP_BIN (the tsdp binary) is not set");
+  char a[2048];
+  snprintf(a, sizeof a, "rl train --config configs/pusht_scheduler.ini --ckpt b.h5 --rollouts r.h5 --out %s --cost %s",
+           hpath("cost_o.h5"), fifo);
+  refused(a, "cost_fifo: is not a regular file");
+  snprintf(a, sizeof a, "rl train --config configs/pusht_scheduler.ini --ckpt b.h5 --rollouts r.h5 --out %s rl.cost_model=%s",
+           hpath("cost_o.h5"), fifo);
+  refused(a, "cost_fifo: is not a regular file");
+  ck_assert(is_fifo(fifo));
+}
+END_TEST
+
 Suite *suite_harden(void) {
   Suite *s = suite_create("harden");
   TCase *tc = tcase_create("harden");
@@ -578,6 +606,7 @@ Suite *suite_harden(void) {
   tcase_add_test(tc, test_kill_resume_short);
   tcase_add_test(tc, test_outputs_never_replace_special_files);
   tcase_add_test(tc, test_output_is_not_an_input);
+  tcase_add_test(tc, test_cost_model_regular_file);
   suite_add_tcase(s, tc);
   return s;
 }
