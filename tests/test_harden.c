@@ -589,6 +589,25 @@ START_TEST(test_cost_model_regular_file) {
 }
 END_TEST
 
+/* bench allreduce --floats is parsed as every other list flag: empty entries, a trailing or
+ * leading comma, an empty list and an over-long list are refused (strtok skipped them). */
+START_TEST(test_allreduce_floats_list) {
+  SKIP_IF(!getenv("TSDP_BIN"), "TSDP_BIN (the tsdp binary) is not set");
+  refused("bench allreduce --reps 1 --floats 1,,2", "--floats: expected 1 to 16 comma-separated integers");
+  refused("bench allreduce --reps 1 --floats 1,", "--floats");
+  refused("bench allreduce --reps 1 --floats ,1", "--floats");
+  refused("bench allreduce --reps 1 --floats ''", "--floats");
+  refused("bench allreduce --reps 1 --floats 0", "--floats");
+  char a[4096] = "bench allreduce --reps 1 --floats 16";
+  for (int i = 0; i < 200; i++) strcat(a, ",16");
+  refused(a, "--floats");
+  char line[512];
+  int n;
+  ck_assert_int_eq(run_tsdp("bench allreduce --reps 1 --floats 16,32", line, sizeof line, &n), 0);
+  ck_assert_int_eq(n, 0);
+}
+END_TEST
+
 Suite *suite_harden(void) {
   Suite *s = suite_create("harden");
   TCase *tc = tcase_create("harden");
@@ -607,6 +626,7 @@ Suite *suite_harden(void) {
   tcase_add_test(tc, test_outputs_never_replace_special_files);
   tcase_add_test(tc, test_output_is_not_an_input);
   tcase_add_test(tc, test_cost_model_regular_file);
+  tcase_add_test(tc, test_allreduce_floats_list);
   suite_add_tcase(s, tc);
   return s;
 }
