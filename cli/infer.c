@@ -27,12 +27,27 @@ int ts_cli_load_policy(int argc, char **argv, ts_policy *p) {
   return 0;
 }
 
+/* Options that only one kind of sampler reads are refused with another (they would be
+ * ignored): --block, --drafter and --scheduler are the spec sampler's, --steps is not. */
+static int sampler_only_opts(int argc, char **argv, int kind) {
+  const char *name = ts_sampler_names[kind];
+  if (kind != TS_SAMPLER_SPEC) {
+    static const char *const spec_only[] = {"--block", "--drafter", "--scheduler"};
+    for (int i = 0; i < 3; i++)
+      if (ts_opt(argc, argv, spec_only[i]))
+        return ts_fail("%s: only the spec sampler reads it (--sampler spec), not %s", spec_only[i], name);
+  } else if (ts_opt(argc, argv, "--steps")) {
+    return ts_fail("--steps: the spec sampler runs every diffusion step (its rounds draft --block L steps); --steps is for ddim");
+  }
+  return 0;
+}
+
 /* --sampler NAME (default dflt), parsed once, with --steps (ddim inference steps) or --block
  * (spec: drafted steps per round) into *s. */
 static int cli_sampler(int argc, char **argv, const ts_policy *p, int dflt, ts_sampler *s) {
   const char *name = ts_opt(argc, argv, "--sampler");
   int kind = name ? ts_enum_parse(ts_sampler_names, name, "--sampler") : dflt, T = p->cfg.diffusion.num_train_timesteps;
-  if (kind < 0) return -1;
+  if (kind < 0 || sampler_only_opts(argc, argv, kind)) return -1;
   long steps;
   int rc = kind == TS_SAMPLER_SPEC ? ts_int_opt(argc, argv, "--block", 4, 1, TS_SPEC_MAX_BLOCK, &steps)
                                    : ts_int_opt(argc, argv, "--steps", kind == TS_SAMPLER_DDIM ? p->cfg.eval.steps : T,
@@ -92,6 +107,7 @@ int ts_cmd_eval(int argc, char **argv) {
   else memset(&dm, 0, sizeof dm);
   if (!rc) rc = ts_cli_scheduler(argc, argv, &p, &dm, &smp, &sm);
   const char *gif = ts_opt(argc, argv, "--gif");
+  if (!rc && !gif && ts_opt(argc, argv, "--gif-count")) rc = ts_fail("--gif-count: only with --gif DIR (it counts the GIFs written there)");
   struct stat gst;
   if (!rc && gif && stat(gif, &gst) == 0 && !S_ISDIR(gst.st_mode)) rc = ts_fail("--gif %s: is not a folder", gif);
   if (!rc && gif && mkdir(gif, 0755) != 0 && access(gif, W_OK) != 0) rc = ts_fail("%s: cannot create folder", gif);

@@ -44,6 +44,8 @@ static int rl_record(int argc, char **argv) {
       ts_int_opt(argc, argv, "--seed-start", 100010, 0, 1L << 30, &start) ||
       ts_int_opt(argc, argv, "--seed", 0, 0, 1L << 30, &seed) || ts_int_opt(argc, argv, "--steps", 10, 1, 1000, &steps))
     return 1;
+  if (kind == TS_SAMPLER_DDPM && ts_opt(argc, argv, "--steps"))
+    return ts_fail("--steps: the ddpm sampler runs every diffusion step (--steps is for ddim, or the spec sampler's block)");
   const ts_cli_file ins[] = {{"--ckpt", ck}, {NULL, NULL}}, outs[] = {{"--out", out}, {NULL, NULL}};
   if (ts_cli_files(ins, outs)) return 1;
   ts_policy p;

@@ -608,6 +608,34 @@ START_TEST(test_allreduce_floats_list) {
 }
 END_TEST
 
+/* Options that the chosen sampler would ignore are refused: --block, --drafter and
+ * --scheduler without spec, --steps with spec, --gif-count without --gif, rl record --steps
+ * with ddpm. */
+START_TEST(test_sampler_options_that_do_nothing) {
+  SKIP_IF(!getenv("TSDP_BIN"), "TSDP_BIN (the tsdp binary) is not set");
+  refused("rl record --ckpt b.h5 --episodes 1 --sampler ddpm --steps 2 --out r.h5", "--steps: the ddpm sampler");
+  const char *ck = harden_ckpt(), *data = infer_tiny_data();
+  char a[2048];
+  const char *eval_cases[][2] = {{"--sampler ddpm --block 4", "--block: only the spec sampler reads it"},
+                                 {"--sampler ddim --block 4", "--block: only the spec sampler"},
+                                 {"--sampler spec --steps 5", "--steps: the spec sampler"},
+                                 {"--sampler ddim --steps 2 --gif-count 3", "--gif-count: only with --gif"},
+                                 {"--sampler ddim --steps 2 --drafter frozen", "--drafter: only the spec sampler"},
+                                 {"--sampler ddpm --scheduler s.h5", "--scheduler: only the spec sampler"}};
+  for (size_t i = 0; i < sizeof eval_cases / sizeof eval_cases[0]; i++) {
+    snprintf(a, sizeof a, "eval --ckpt %s --episodes 1 --threads 1 %s", ck, eval_cases[i][0]);
+    refused(a, eval_cases[i][1]);
+  }
+  snprintf(a, sizeof a, "sample --ckpt %s --data %s --index 5 --n 2 --seed 0 --out %s --sampler ddpm --block 3", ck, data,
+           hpath("s_out.h5"));
+  refused(a, "--block: only the spec sampler");
+  snprintf(a, sizeof a, "sample --ckpt %s --data %s --index 5 --n 2 --seed 0 --out %s --sampler spec --steps 3", ck, data,
+           hpath("s_out.h5"));
+  refused(a, "--steps: the spec sampler");
+  ck_assert_int_ne(access(hpath("s_out.h5"), F_OK), 0);
+}
+END_TEST
+
 Suite *suite_harden(void) {
   Suite *s = suite_create("harden");
   TCase *tc = tcase_create("harden");
@@ -627,6 +655,7 @@ Suite *suite_harden(void) {
   tcase_add_test(tc, test_output_is_not_an_input);
   tcase_add_test(tc, test_cost_model_regular_file);
   tcase_add_test(tc, test_allreduce_floats_list);
+  tcase_add_test(tc, test_sampler_options_that_do_nothing);
   suite_add_tcase(s, tc);
   return s;
 }
