@@ -100,7 +100,12 @@ int ts_bench_spec(int argc, char **argv) {
                    "[--blocks 2,3,4,6,8] [--windows 20] [--scheduler SCHED.h5] [--threads 1,2] [--plot PREFIX] [--json]");
   if (ts_int_opt(argc, argv, "--windows", 20, 1, 100000, &W)) return -1;
   char plot_png[1100] = "";
-  if (plot) {
+  if (plot) { /* PREFIX.png: a prefix that is empty or names a folder would write ".png" or "..png" */
+    const char *base = strrchr(plot, '/') ? strrchr(plot, '/') + 1 : plot;
+    struct stat pst;
+    if (!*base || !strcmp(base, ".") || !strcmp(base, "..") || (stat(plot, &pst) == 0 && S_ISDIR(pst.st_mode)))
+      return ts_fail("--plot '%s': expected a file-name prefix (it writes PREFIX.png), not %s", plot,
+                     *plot ? "a folder" : "an empty one");
     if (strlen(plot) > 1000) return ts_fail("--plot: prefix too long");
     snprintf(plot_png, sizeof plot_png, "%s.png", plot);
   }

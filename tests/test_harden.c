@@ -636,6 +636,19 @@ START_TEST(test_sampler_options_that_do_nothing) {
 }
 END_TEST
 
+/* bench spec --plot PREFIX: an empty prefix or one naming a folder wrote ".png" / "..png". */
+START_TEST(test_plot_prefix) {
+  SKIP_IF(!getenv("TSDP_BIN"), "TSDP_BIN (the tsdp binary) is not set");
+  refused("bench spec --ckpt c.h5 --data d.h5 --plot ''", "--plot '': expected a file-name prefix");
+  refused("bench spec --ckpt c.h5 --data d.h5 --plot .", "--plot '.': expected a file-name prefix");
+  refused("bench spec --ckpt c.h5 --data d.h5 --plot ..", "--plot '..'");
+  refused("bench spec --ckpt c.h5 --data d.h5 --plot some/folder/", "--plot 'some/folder/'");
+  char a[1024];
+  snprintf(a, sizeof a, "bench spec --ckpt c.h5 --data d.h5 --plot %s", tmp_dir());
+  refused(a, "not a folder");
+}
+END_TEST
+
 Suite *suite_harden(void) {
   Suite *s = suite_create("harden");
   TCase *tc = tcase_create("harden");
@@ -656,6 +669,7 @@ Suite *suite_harden(void) {
   tcase_add_test(tc, test_cost_model_regular_file);
   tcase_add_test(tc, test_allreduce_floats_list);
   tcase_add_test(tc, test_sampler_options_that_do_nothing);
+  tcase_add_test(tc, test_plot_prefix);
   suite_add_tcase(s, tc);
   return s;
 }
