@@ -649,6 +649,52 @@ START_TEST(test_plot_prefix) {
 }
 END_TEST
 
+/* A PNG whose write fails (a full disk; here the file-size limit) is one error line and a
+ * failure, leaving neither the file nor its temporary (stbi_write_png ignored write errors:
+ * exit 0 and a 0-byte file). */
+START_TEST(test_png_write_failure) {
+  const char *path = hpath("full.png");
+  remove(path);
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit rl = {4096, 4096};
+    setrlimit(RLIMIT_FSIZE, &rl);
+    uint8_t *rgb = malloc(256 * 256 * 3);
+    for (int i = 0; i < 256 * 256 * 3; i++) rgb[i] = (uint8_t)(i * 2654435761u >> 24); /* incompressible */
+    if (ts_png_write(path, 256, 256, rgb) == 0) _exit(3);
+    if (!strstr(ts_error(), "full.png: write failed (File too large)")) _exit(4);
+    free(rgb);
+    _exit(0);
+  }
+  int st = 0;
+  ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+  ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the writer exited %d", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+  ck_assert_int_ne(access(path, F_OK), 0);
+  char tmp[600];
+  snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)pid);
+  ck_assert_int_ne(access(tmp, F_OK), 0);
+  SKIP_IF(!getenv("TSDP_BIN"), "TSDP_BIN (the tsdp binary) is not set");
+  /* through the CLI: sim reset --png under a 4 KB file-size limit */
+  char a[1024];
+  snprintf(a, sizeof a, "sim reset --seed 100000 --legacy --png %s", path);
+  char cmd[2048], errf[600], line[1024] = "";
+  snprintf(errf, sizeof errf, "%s/png_stderr.txt", tmp_dir());
+  snprintf(cmd, sizeof cmd, "bash -c \"trap '' XFSZ; ulimit -f 4; exec timeout 20 %s %s\" >/dev/null 2>%s </dev/null",
+           getenv("TSDP_BIN"), a, errf);
+  int rc = system(cmd), n = 0;
+  FILE *e = fopen(errf, "r");
+  char buf[1024];
+  while (e && fgets(buf, sizeof buf, e))
+    if (!n++) snprintf(line, sizeof line, "%s", buf);
+  if (e) fclose(e);
+  ck_assert_msg(WIFEXITED(rc) && WEXITSTATUS(rc) == 1, "sim reset --png on a full disk exited %d", WEXITSTATUS(rc));
+  ck_assert_msg(n == 1 && strstr(line, "full.png: write failed"), "%d lines: %s", n, line);
+  ck_assert_int_ne(access(path, F_OK), 0);
+}
+END_TEST
+
 Suite *suite_harden(void) {
   Suite *s = suite_create("harden");
   TCase *tc = tcase_create("harden");
@@ -670,6 +716,7 @@ Suite *suite_harden(void) {
   tcase_add_test(tc, test_allreduce_floats_list);
   tcase_add_test(tc, test_sampler_options_that_do_nothing);
   tcase_add_test(tc, test_plot_prefix);
+  tcase_add_test(tc, test_png_write_failure);
   suite_add_tcase(s, tc);
   return s;
 }
