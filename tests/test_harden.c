@@ -695,6 +695,24 @@ START_TEST(test_png_write_failure) {
 }
 END_TEST
 
+/* Error messages are one line: a control character from the user's text (an override holding
+ * a newline) is escaped, not printed raw. */
+START_TEST(test_error_line_escapes_controls) {
+  ts_fail("override '%s': x", "a=5\n[train]\r\x01\t");
+  ck_assert_str_eq(ts_error(), "override 'a=5\\n[train]\\r\\x01\\t': x");
+  ts_fail("%s (again)", ts_error()); /* an argument may be the message itself */
+  ck_assert_str_eq(ts_error(), "override 'a=5\\n[train]\\r\\x01\\t': x (again)");
+  char big[3000];
+  memset(big, '\n', sizeof big - 1);
+  big[sizeof big - 1] = 0;
+  ts_fail("%s", big); /* truncated at an escape's boundary, within the buffer */
+  ck_assert(strlen(ts_error()) <= 1023 && strlen(ts_error()) % 2 == 0);
+  SKIP_IF(!getenv("TSDP_BIN"), "TSDP_BIN (the tsdp binary) is not set");
+  refused("train --config configs/pusht_lowdim.ini --data d.h5 --out o.h5 'model.kernel_size=5\n[train]'",
+          "override 'model.kernel_size=5\\n[train]': model.kernel_size: the value has a control character");
+}
+END_TEST
+
 Suite *suite_harden(void) {
   Suite *s = suite_create("harden");
   TCase *tc = tcase_create("harden");
@@ -717,6 +735,7 @@ Suite *suite_harden(void) {
   tcase_add_test(tc, test_sampler_options_that_do_nothing);
   tcase_add_test(tc, test_plot_prefix);
   tcase_add_test(tc, test_png_write_failure);
+  tcase_add_test(tc, test_error_line_escapes_controls);
   suite_add_tcase(s, tc);
   return s;
 }
