@@ -160,10 +160,28 @@ static void usage(FILE *f) {
           "  (spec: exact speculative DDPM, L drafted steps per round; the frozen-target drafter by default)\n");
 }
 
+#ifndef TSDP_VERSION
+#define TSDP_VERSION "0.1"
+#endif
+
 int main(int argc, char **argv) {
-  if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
-    usage(argc < 2 ? stderr : stdout);
-    return argc < 2 ? 2 : 0;
+  /* the usage goes to stdout when asked for; a bad command is one line on stderr */
+  if (argc < 2) {
+    usage(stdout);
+    fprintf(stderr, "tsdp: no command given (tsdp help lists them)\n");
+    return 2;
+  }
+  if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+    if (argc > 2) {
+      fprintf(stderr, "tsdp help: takes no arguments\n");
+      return 2;
+    }
+    usage(stdout);
+    return 0;
+  }
+  if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+    printf("tsdp %s\n", TSDP_VERSION);
+    return 0;
   }
   const char *cmd = argv[1];
   int rc;
@@ -182,8 +200,8 @@ int main(int argc, char **argv) {
   else if (!strcmp(cmd, "rl")) rc = ts_cmd_rl(argc - 2, argv + 2);
   else if (!strcmp(cmd, "pipeline")) rc = ts_cmd_pipeline(argc - 2, argv + 2);
   else {
-    fprintf(stderr, "tsdp: unknown command '%s'\n", cmd);
-    usage(stderr);
+    ts_fail("unknown command '%s' (tsdp help lists them)", cmd); /* ts_fail escapes control characters */
+    fprintf(stderr, "tsdp: %s\n", ts_error());
     return 2;
   }
   if (rc != 0 && ts_dist_size() > 1) ts_dist_fail(cmd); /* ends every rank; does not return */

@@ -695,6 +695,40 @@ START_TEST(test_png_write_failure) {
 }
 END_TEST
 
+/* The program's own usage: an unknown command is one stderr line; `tsdp help` prints the usage
+ * on stdout and exits 0; `tsdp` alone prints it on stdout with one error line; --version. */
+START_TEST(test_top_level_usage) {
+  SKIP_IF(!getenv("TSDP_BIN"), "TSDP_BIN (the tsdp binary) is not set");
+  refused("bogus", "tsdp: unknown command 'bogus' (tsdp help lists them)");
+  refused("TRAIN", "unknown command 'TRAIN'");
+  refused("''", "unknown command ''");
+  refused("'bo\ngus'", "unknown command 'bo\\ngus'");
+  refused("help me", "tsdp help: takes no arguments");
+  refused("", "tsdp: no command given");
+  char line[1024];
+  int n;
+  ck_assert_int_eq(run_tsdp("help", line, sizeof line, &n), 0);
+  ck_assert_int_eq(n, 0);
+  ck_assert_int_eq(run_tsdp("--version", line, sizeof line, &n), 0);
+  ck_assert_int_eq(n, 0);
+  char cmd[1024], outf[600];
+  snprintf(outf, sizeof outf, "%s/usage.txt", tmp_dir());
+  snprintf(cmd, sizeof cmd, "%s help >%s 2>/dev/null", getenv("TSDP_BIN"), outf);
+  ck_assert_int_eq(system(cmd), 0);
+  FILE *f = fopen(outf, "r");
+  ck_assert_ptr_nonnull(f);
+  ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
+  fclose(f);
+  ck_assert_msg(strstr(line, "usage: tsdp <command>"), "%s", line);
+  snprintf(cmd, sizeof cmd, "%s --version >%s 2>/dev/null", getenv("TSDP_BIN"), outf);
+  ck_assert_int_eq(system(cmd), 0);
+  f = fopen(outf, "r");
+  ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
+  fclose(f);
+  ck_assert_msg(!strncmp(line, "tsdp ", 5), "%s", line);
+}
+END_TEST
+
 /* Error messages are one line: a control character from the user's text (an override holding
  * a newline) is escaped, not printed raw. */
 START_TEST(test_error_line_escapes_controls) {
@@ -735,6 +769,7 @@ Suite *suite_harden(void) {
   tcase_add_test(tc, test_sampler_options_that_do_nothing);
   tcase_add_test(tc, test_plot_prefix);
   tcase_add_test(tc, test_png_write_failure);
+  tcase_add_test(tc, test_top_level_usage);
   tcase_add_test(tc, test_error_line_escapes_controls);
   suite_add_tcase(s, tc);
   return s;
