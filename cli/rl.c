@@ -63,6 +63,26 @@ static int rl_record(int argc, char **argv) {
   return rc ? 1 : 0;
 }
 
+/* An existing --out that rl train would resume from must be a scheduler checkpoint (a base or
+ * drafter checkpoint there is a mistaken path, not a recipe mismatch). */
+static int resumable(const char *out) {
+  if (ts_regular_file(out) != 0) return 0; /* absent (or refused already) */
+  ts_h5 *f = ts_h5_open(out);
+  if (!f) {
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", ts_error());
+    return ts_fail("cannot resume from %s (%s); pass --fresh to start over", out, msg);
+  }
+  char *kind = ts_h5_get_attr_str(f, "/", "kind");
+  ts_h5_close(f);
+  int rc = 0;
+  if (!kind || strcmp(kind, "block_scheduler"))
+    rc = ts_fail("%s: is not a scheduler checkpoint (no kind = block_scheduler; tsdp rl train writes one): choose "
+                 "another --out, or pass --fresh to replace it", out);
+  free(kind);
+  return rc;
+}
+
 static int rl_train(int argc, char **argv) {
   static const char *const vals[] = {"--config", "--ckpt", "--drafter", "--rollouts", "--out",
                                      "--cost", "--updates", "--stop-after", "--threads", NULL},
@@ -96,7 +116,7 @@ static int rl_train(int argc, char **argv) {
   const ts_cli_file ins[] = {{"--config", ts_opt(n, args, "--config")}, {"--ckpt", o.base}, {"--drafter", drafter},
                              {"--rollouts", o.rollouts}, {cost ? "--cost" : "rl.cost_model", cfg.rl.cost_model},
                              {NULL, NULL}};
-  if (ts_cli_run_files(ins, "--out", o.out, extra)) return 1;
+  if (ts_cli_run_files(ins, "--out", o.out, extra) || (!fresh && resumable(o.out))) return 1;
   long th;
   if (ts_int_opt(n, args, "--threads", 1, 1, 256, &th)) return 1;
   ts_set_threads((int)th);

@@ -747,6 +747,52 @@ START_TEST(test_error_line_escapes_controls) {
 }
 END_TEST
 
+/* rl train checks before the work: its --out (missing folder, FIFO, folder), an --out that is
+ * a base checkpoint (not a scheduler's, when resuming), and rollouts with NaN observations. */
+START_TEST(test_rl_train_checks_first) {
+  const char *ro = hpath("ro_nan.h5");
+  ts_h5 *f = ts_h5_create(ro);
+  ck_assert_ptr_nonnull(f);
+  float obs[3 * 4] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
+  obs[6] = 0.0f / 0.0f;
+  int64_t cs[3] = {0, 8, 16}, ep[3] = {0, 0, 0}, d2[2] = {3, 4}, d1[1] = {3};
+  ck_assert_int_eq(ts_h5_write_f32(f, "obs", obs, 2, d2), 0);
+  ck_assert_int_eq(ts_h5_write_i64(f, "control_step", cs, 1, d1), 0);
+  ck_assert_int_eq(ts_h5_write_i64(f, "episode", ep, 1, d1), 0);
+  ck_assert_int_eq(ts_h5_commit(f), 0);
+  ts_policy p;
+  memset(&p, 0, sizeof p);
+  p.cond_dim = 4;
+  ts_rollouts r;
+  ck_assert_int_ne(ts_rollouts_load(&r, ro, &p), 0);
+  ck_assert_msg(strstr(ts_error(), "ro_nan.h5: obs holds NaN (window 1, entry 2)"), "%s", ts_error());
+  SKIP_IF(!getenv("TSDP_BIN"), "TSDP_BIN (the tsdp binary) is not set");
+  char fifo[600], base[600];
+  snprintf(fifo, sizeof fifo, "%s", hpath("rl_fifo"));
+  snprintf(base, sizeof base, "%s", hpath("rl_base.h5"));
+  remove(fifo);
+  ck_assert_int_eq(mkfifo(fifo, 0644), 0);
+  f = ts_h5_create(base); /* an HDF5 file without kind = block_scheduler, as a base checkpoint */
+  ck_assert_ptr_nonnull(f);
+  ck_assert_int_eq(ts_h5_write_f32(f, "model/w", obs, 2, d2), 0);
+  ck_assert_int_eq(ts_h5_commit(f), 0);
+  char a[2048];
+  const char *rl = "rl train --config configs/pusht_scheduler.ini --ckpt b.h5 --rollouts r.h5";
+  snprintf(a, sizeof a, "%s --out %s/nodir/o.h5", rl, tmp_dir());
+  refused(a, "nodir/o.h5: cannot write here (the folder does not exist)");
+  snprintf(a, sizeof a, "%s --out %s", rl, fifo);
+  refused(a, "rl_fifo: is not a regular file");
+  snprintf(a, sizeof a, "%s --out %s", rl, tmp_dir());
+  refused(a, "is a directory");
+  snprintf(a, sizeof a, "%s --out %s", rl, base);
+  refused(a, "rl_base.h5: is not a scheduler checkpoint");
+  /* --fresh replaces it on purpose: that check is passed (it fails later, on the missing base) */
+  snprintf(a, sizeof a, "%s --out %s --fresh --cost %s", rl, base, hpath("no_cost.ini"));
+  refused(a, "no_cost.ini: cannot open the cost model");
+  ck_assert(is_fifo(fifo));
+}
+END_TEST
+
 Suite *suite_harden(void) {
   Suite *s = suite_create("harden");
   TCase *tc = tcase_create("harden");
@@ -771,6 +817,7 @@ Suite *suite_harden(void) {
   tcase_add_test(tc, test_png_write_failure);
   tcase_add_test(tc, test_top_level_usage);
   tcase_add_test(tc, test_error_line_escapes_controls);
+  tcase_add_test(tc, test_rl_train_checks_first);
   suite_add_tcase(s, tc);
   return s;
 }
