@@ -277,14 +277,12 @@ static int bench_allreduce(int argc, char **argv) {
   long reps;
   if (ts_int_opt(argc, argv, "--reps", 20, 1, 100000, &reps)) return 1;
   int json = ts_has_flag(argc, argv, "--json");
-  char list[512];
-  snprintf(list, sizeof list, "%s", fl ? fl : "262144,4194304,67108864");
+  int counts[16], nc = ts_int_list("--floats", fl ? fl : "262144,4194304,67108864", 1, 1L << 30, counts, 16);
+  if (nc < 0) return 1; /* the whole list is checked before anything runs */
   if (json) printf("{\"ranks\": %d, \"floats\": [", ts_dist_size());
   int first = 1;
-  for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
-    char *e;
-    long n = strtol(tok, &e, 10);
-    if (e == tok || *e || n < 1 || n > (1L << 30)) return ts_fail("--floats: '%s' is not a count in 1..2^30", tok);
+  for (int k = 0; k < nc; k++) {
+    long n = counts[k];
     float *buf = malloc((size_t)n * sizeof(float));
     double *t = malloc((size_t)reps * sizeof(double));
     if (!buf || !t) abort();

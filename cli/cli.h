@@ -65,5 +65,17 @@ int ts_int_opt(int argc, char **argv, const char *name, long dflt, long lo, long
 /* A comma-separated list of 1..cap integers in lo..hi (--dims, --batch, --blocks); returns the
  * count, or -1 with a line naming the option and the text. */
 int ts_int_list(const char *name, const char *s, long lo, long hi, int *out, int cap);
+/* A subcommand's files, checked before any work (a refusal is one line, nothing is touched):
+ * each output that exists must be a regular file (never a folder, FIFO or device) and must not
+ * be one of the inputs (same device and inode: "OUT: is also the input --data; refusing to
+ * overwrite it"), and its folder must take a file (OUT.tmp-PID is created and removed). Both
+ * lists end with an entry whose opt is NULL; entries with a NULL path are skipped. */
+typedef struct ts_cli_file {
+  const char *opt, *path;
+} ts_cli_file;
+int ts_cli_files(const ts_cli_file *ins, const ts_cli_file *outs);
+/* The files a training run writes beside OUT (OUT.csv, OUT.png and "OUT<suffix>" for each
+ * NULL-terminated extra suffix) checked with ts_cli_files as outputs, with OUT itself. */
+int ts_cli_run_files(const ts_cli_file *ins, const char *opt, const char *out, const char *const *extra);
 
 #endif

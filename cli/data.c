@@ -16,6 +16,8 @@ static int data_import(int argc, char **argv) {
   if (ts_cli_check(argc, argv, &spec)) return 1;
   const char *zarr = ts_opt(argc, argv, "--zarr"), *out = ts_opt(argc, argv, "--out");
   if (!zarr || !out) return ts_fail("usage: tsdp data import --zarr PATH --out FILE.h5 [--json]");
+  const ts_cli_file outs[] = {{"--out", out}, {NULL, NULL}};
+  if (ts_cli_files(NULL, outs)) return 1;
   double t0 = ts_now();
   ts_import_report r;
   if (ts_pusht_import_zarr(zarr, out, &r)) return 1;

@@ -24,6 +24,9 @@ int ts_cmd_distill(int argc, char **argv) {
   ts_distill_opts o = {ts_opt(n, args, "--base"), ts_opt(n, args, "--data"), ts_opt(n, args, "--out"), json, fresh, 0};
   if (!o.base || !o.data || !o.out)
     return ts_fail("usage: %s", USAGE);
+  static const char *const extra[] = {".accept.png", NULL};
+  const ts_cli_file ins[] = {{"--config", ts_opt(n, args, "--config")}, {"--base", o.base}, {"--data", o.data}, {NULL, NULL}};
+  if (ts_cli_run_files(ins, "--out", o.out, extra)) return 1;
   if (ts_int_opt(n, args, "--max-steps", cfg.train.max_steps, 1, 1L << 40, &cfg.train.max_steps) ||
       ts_int_opt(n, args, "--stop-after", 0, 1, 1L << 40, &o.stop_after))
     return 1;

@@ -27,12 +27,27 @@ int ts_cli_load_policy(int argc, char **argv, ts_policy *p) {
   return 0;
 }
 
+/* Options that only one kind of sampler reads are refused with another (they would be
+ * ignored): --block, --drafter and --scheduler are the spec sampler's, --steps is not. */
+static int sampler_only_opts(int argc, char **argv, int kind) {
+  const char *name = ts_sampler_names[kind];
+  if (kind != TS_SAMPLER_SPEC) {
+    static const char *const spec_only[] = {"--block", "--drafter", "--scheduler"};
+    for (int i = 0; i < 3; i++)
+      if (ts_opt(argc, argv, spec_only[i]))
+        return ts_fail("%s: only the spec sampler reads it (--sampler spec), not %s", spec_only[i], name);
+  } else if (ts_opt(argc, argv, "--steps")) {
+    return ts_fail("--steps: the spec sampler runs every diffusion step (its rounds draft --block L steps); --steps is for ddim");
+  }
+  return 0;
+}
+
 /* --sampler NAME (default dflt), parsed once, with --steps (ddim inference steps) or --block
  * (spec: drafted steps per round) into *s. */
 static int cli_sampler(int argc, char **argv, const ts_policy *p, int dflt, ts_sampler *s) {
   const char *name = ts_opt(argc, argv, "--sampler");
   int kind = name ? ts_enum_parse(ts_sampler_names, name, "--sampler") : dflt, T = p->cfg.diffusion.num_train_timesteps;
-  if (kind < 0) return -1;
+  if (kind < 0 || sampler_only_opts(argc, argv, kind)) return -1;
   long steps;
   int rc = kind == TS_SAMPLER_SPEC ? ts_int_opt(argc, argv, "--block", 4, 1, TS_SPEC_MAX_BLOCK, &steps)
                                    : ts_int_opt(argc, argv, "--steps", kind == TS_SAMPLER_DDIM ? p->cfg.eval.steps : T,
@@ -95,7 +110,18 @@ int ts_cmd_eval(int argc, char **argv) {
   else memset(&dm, 0, sizeof dm);
   if (!rc) rc = ts_cli_scheduler(argc, argv, &p, &dm, &smp, &sm);
   const char *gif = ts_opt(argc, argv, "--gif");
+  if (!rc && !gif && ts_opt(argc, argv, "--gif-count")) rc = ts_fail("--gif-count: only with --gif DIR (it counts the GIFs written there)");
+  struct stat gst;
+  if (!rc && gif && stat(gif, &gst) == 0 && !S_ISDIR(gst.st_mode)) rc = ts_fail("--gif %s: is not a folder", gif);
   if (!rc && gif && mkdir(gif, 0755) != 0 && access(gif, W_OK) != 0) rc = ts_fail("%s: cannot create folder", gif);
+  for (long i = 0; !rc && gif && i < eps && i < ngif; i++) { /* the GIFs it will write: regular files, not an input */
+    char path[1100];
+    snprintf(path, sizeof path, "%s/seed_%ld.gif", gif, start + i);
+    const ts_cli_file ins[] = {{"--ckpt", ts_opt(argc, argv, "--ckpt")}, {"--drafter", ts_opt(argc, argv, "--drafter")},
+                               {"--scheduler", ts_opt(argc, argv, "--scheduler")}, {NULL, NULL}},
+                      outs[] = {{"--gif", path}, {NULL, NULL}};
+    rc = ts_cli_files(ins, outs);
+  }
   int json = ts_has_flag(argc, argv, "--json");
   ts_eval_result r;
   if (!rc) {
@@ -153,6 +179,10 @@ int ts_cmd_sample(int argc, char **argv) {
   if (!data || !out)
     return ts_fail("usage: tsdp sample --ckpt C --data D.h5 --index I --n N --sampler ddpm|ddim|spec [--steps K | --block L] "
                    "[--drafter DRAFTER.h5|frozen] --seed S --out OUT.h5 [--json]");
+  const ts_cli_file ins[] = {{"--ckpt", ts_opt(argc, argv, "--ckpt")}, {"--data", data}, {"--drafter", ts_opt(argc, argv, "--drafter")},
+                             {NULL, NULL}},
+                    outs[] = {{"--out", out}, {NULL, NULL}};
+  if (ts_cli_files(ins, outs)) return 1;
   ts_policy p;
   if (ts_cli_load_policy(argc, argv, &p)) return 1;
   long idx, n, seed;
@@ -232,6 +262,9 @@ int ts_cmd_forward(int argc, char **argv) {
   if (ts_cli_check(argc, argv, &spec)) return 1;
   const char *in = ts_opt(argc, argv, "--in"), *out = ts_opt(argc, argv, "--out");
   if (!in || !out) return ts_fail("usage: tsdp forward --ckpt C --in IN.h5 --out OUT.h5");
+  const ts_cli_file ins[] = {{"--ckpt", ts_opt(argc, argv, "--ckpt")}, {"--in", in}, {NULL, NULL}},
+                    outs[] = {{"--out", out}, {NULL, NULL}};
+  if (ts_cli_files(ins, outs)) return 1;
   ts_policy p;
   if (ts_cli_load_policy(argc, argv, &p)) return 1;
   ts_h5 *f = ts_h5_open(in);

@@ -2,10 +2,14 @@
 #include "cli.h"
 #include "core/dist.h"
 #include "core/error.h"
+#include "core/sizes.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static int listed(const char *const *list, const char *s) {
   for (int i = 0; list && list[i]; i++)
@@ -78,6 +82,53 @@ int ts_int_list(const char *name, const char *s, long lo, long hi, int *out, int
   }
 }
 
+int ts_cli_files(const ts_cli_file *ins, const ts_cli_file *outs) {
+  for (int i = 0; outs && outs[i].opt; i++) {
+    const char *out = outs[i].path;
+    if (!out) continue;
+    if (!*out) return ts_fail("%s: the path is empty", outs[i].opt);
+    int reg = ts_regular_file(out);
+    if (reg < 0) return -1; /* a folder, FIFO or device is never replaced */
+    struct stat so, si;
+    if (reg == 0 && stat(out, &so) == 0)
+      for (int j = 0; ins && ins[j].opt; j++)
+        if (ins[j].path && stat(ins[j].path, &si) == 0 && si.st_dev == so.st_dev && si.st_ino == so.st_ino)
+          return ts_fail("%s: is also the input %s; refusing to overwrite it", out, ins[j].opt);
+    /* the folder takes a file: fail now, not after the work */
+    char probe[1200];
+    if (strlen(out) > 1000) return ts_fail("%.60s...: output path too long", out);
+    snprintf(probe, sizeof probe, "%s.tmp-%ld", out, (long)getpid());
+    int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    if (fd < 0) {
+      int e = errno;
+      if (e == ENOENT) return ts_fail("%s: cannot write here (the folder does not exist)", out);
+      return ts_fail("%s: cannot write here (%s)", out, strerror(e));
+    }
+    close(fd);
+    remove(probe);
+  }
+  return 0;
+}
+
+int ts_cli_run_files(const ts_cli_file *ins, const char *opt, const char *out, const char *const *extra) {
+  if (!out) return 0;
+  static const char *const side[] = {".csv", ".png"};
+  char paths[16][1100];
+  ts_cli_file outs[17];
+  int n = 0;
+  outs[n++] = (ts_cli_file){opt, out};
+  if (strlen(out) > 1000) return ts_fail("%.60s...: output path too long", out);
+  for (int k = 0; k < 2 + 14; k++) {
+    const char *suf = k < 2 ? side[k] : extra ? extra[k - 2] : NULL;
+    if (!suf) break;
+    snprintf(paths[n - 1], sizeof paths[n - 1], "%s%s", out, suf);
+    outs[n] = (ts_cli_file){opt, paths[n - 1]};
+    n++;
+  }
+  outs[n] = (ts_cli_file){NULL, NULL};
+  return ts_cli_files(ins, outs);
+}
+
 static void usage(FILE *f) {
   fprintf(f,
           "usage: tsdp <command> [options]\n"
@@ -109,10 +160,28 @@ static void usage(FILE *f) {
           "  (spec: exact speculative DDPM, L drafted steps per round; the frozen-target drafter by default)\n");
 }
 
+#ifndef TSDP_VERSION
+#define TSDP_VERSION "0.1"
+#endif
+
 int main(int argc, char **argv) {
-  if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
-    usage(argc < 2 ? stderr : stdout);
-    return argc < 2 ? 2 : 0;
+  /* the usage goes to stdout when asked for; a bad command is one line on stderr */
+  if (argc < 2) {
+    usage(stdout);
+    fprintf(stderr, "tsdp: no command given (tsdp help lists them)\n");
+    return 2;
+  }
+  if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+    if (argc > 2) {
+      fprintf(stderr, "tsdp help: takes no arguments\n");
+      return 2;
+    }
+    usage(stdout);
+    return 0;
+  }
+  if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+    printf("tsdp %s\n", TSDP_VERSION);
+    return 0;
   }
   const char *cmd = argv[1];
   int rc;
@@ -131,8 +200,8 @@ int main(int argc, char **argv) {
   else if (!strcmp(cmd, "rl")) rc = ts_cmd_rl(argc - 2, argv + 2);
   else if (!strcmp(cmd, "pipeline")) rc = ts_cmd_pipeline(argc - 2, argv + 2);
   else {
-    fprintf(stderr, "tsdp: unknown command '%s'\n", cmd);
-    usage(stderr);
+    ts_fail("unknown command '%s' (tsdp help lists them)", cmd); /* ts_fail escapes control characters */
+    fprintf(stderr, "tsdp: %s\n", ts_error());
     return 2;
   }
   if (rc != 0 && ts_dist_size() > 1) ts_dist_fail(cmd); /* ends every rank; does not return */

@@ -3,6 +3,8 @@
 #include "cli.h"
 #include "core/config.h"
 #include "core/error.h"
+#include "core/h5io.h"
+#include "core/sizes.h"
 #include "infer/blocks.h"
 #include "infer/drafter.h"
 #include "rl/sched.h"
@@ -42,6 +44,10 @@ static int rl_record(int argc, char **argv) {
       ts_int_opt(argc, argv, "--seed-start", 100010, 0, 1L << 30, &start) ||
       ts_int_opt(argc, argv, "--seed", 0, 0, 1L << 30, &seed) || ts_int_opt(argc, argv, "--steps", 10, 1, 1000, &steps))
     return 1;
+  if (kind == TS_SAMPLER_DDPM && ts_opt(argc, argv, "--steps"))
+    return ts_fail("--steps: the ddpm sampler runs every diffusion step (--steps is for ddim, or the spec sampler's block)");
+  const ts_cli_file ins[] = {{"--ckpt", ck}, {NULL, NULL}}, outs[] = {{"--out", out}, {NULL, NULL}};
+  if (ts_cli_files(ins, outs)) return 1;
   ts_policy p;
   if (ts_cli_load_policy(argc, argv, &p)) return 1;
   ts_sampler s = {.kind = (ts_sampler_kind)kind, .steps = kind == TS_SAMPLER_DDPM ? 0 : (int)steps};
@@ -55,6 +61,26 @@ static int rl_record(int argc, char **argv) {
            r.episodes, start, start + eps - 1, name, r.mean_score, out);
   ts_policy_free(&p);
   return rc ? 1 : 0;
+}
+
+/* An existing --out that rl train would resume from must be a scheduler checkpoint (a base or
+ * drafter checkpoint there is a mistaken path, not a recipe mismatch). */
+static int resumable(const char *out) {
+  if (ts_regular_file(out) != 0) return 0; /* absent (or refused already) */
+  ts_h5 *f = ts_h5_open(out);
+  if (!f) {
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", ts_error());
+    return ts_fail("cannot resume from %s (%s); pass --fresh to start over", out, msg);
+  }
+  char *kind = ts_h5_get_attr_str(f, "/", "kind");
+  ts_h5_close(f);
+  int rc = 0;
+  if (!kind || strcmp(kind, "block_scheduler"))
+    rc = ts_fail("%s: is not a scheduler checkpoint (no kind = block_scheduler; tsdp rl train writes one): choose "
+                 "another --out, or pass --fresh to replace it", out);
+  free(kind);
+  return rc;
 }
 
 static int rl_train(int argc, char **argv) {
@@ -85,6 +111,12 @@ static int rl_train(int argc, char **argv) {
       ts_int_opt(n, args, "--stop-after", 0, 1, 1L << 40, &o.stop_after))
     return 1;
   cfg.rl.updates = (int)upd;
+  static const char *const extra[] = {".L_t.png", ".static_L_t.png", ".episode_L.png", ".episode_accept.png", NULL};
+  const char *drafter = o.drafter && strcmp(o.drafter, "frozen") ? o.drafter : NULL;
+  const ts_cli_file ins[] = {{"--config", ts_opt(n, args, "--config")}, {"--ckpt", o.base}, {"--drafter", drafter},
+                             {"--rollouts", o.rollouts}, {cost ? "--cost" : "rl.cost_model", cfg.rl.cost_model},
+                             {NULL, NULL}};
+  if (ts_cli_run_files(ins, "--out", o.out, extra) || (!fresh && resumable(o.out))) return 1;
   long th;
   if (ts_int_opt(n, args, "--threads", 1, 1, 256, &th)) return 1;
   ts_set_threads((int)th);
@@ -138,6 +170,11 @@ int ts_bench_cost(int argc, char **argv) {
                    "[--reps 15] [--threads 1]");
   if (ts_int_opt(argc, argv, "--max-batch", 17, 1, TS_COST_MAX_BATCH, &maxb) || ts_int_opt(argc, argv, "--reps", 15, 3, 100000, &reps))
     return 1;
+  const char *dr = ts_opt(argc, argv, "--drafter");
+  const ts_cli_file ins[] = {{"--ckpt", ts_opt(argc, argv, "--ckpt")}, {"--drafter", dr && strcmp(dr, "frozen") ? dr : NULL},
+                             {NULL, NULL}},
+                    outs[] = {{"--out", out}, {NULL, NULL}};
+  if (ts_cli_files(ins, outs)) return 1;
   if (!ts_opt(argc, argv, "--threads")) { /* the samplers run batch-1 chunks on one thread by default here */
     static char *a2[260];
     int n = argc < 256 ? argc : 256;

@@ -17,6 +17,8 @@ static int sim_reset(int argc, char **argv) {
   if (!ts_opt(argc, argv, "--seed") || !ts_has_flag(argc, argv, "--legacy"))
     return ts_fail("usage: tsdp sim reset --seed S --legacy [--png OUT.png] [--json] (only the legacy test-set reset exists)");
   if (ts_int_opt(argc, argv, "--seed", 0, 0, 1L << 30, &seed)) return -1;
+  const ts_cli_file outs[] = {{"--png", ts_opt(argc, argv, "--png")}, {NULL, NULL}};
+  if (ts_cli_files(NULL, outs)) return -1;
   ts_pusht_silence_banner();
   ts_pusht *e = ts_pusht_new();
   int rc = ts_pusht_reset_seed(e, (int)seed);
@@ -119,6 +121,8 @@ static int sim_replay(int argc, char **argv) {
   const char *path = ts_opt(argc, argv, "--data"), *ep = ts_opt(argc, argv, "--episode"), *gifp = ts_opt(argc, argv, "--gif");
   int json = ts_has_flag(argc, argv, "--json");
   if (!path) return ts_fail("usage: tsdp sim replay --data FILE.h5 [--episode N] [--gif OUT.gif] [--json]");
+  const ts_cli_file ins[] = {{"--data", path}, {NULL, NULL}}, outs[] = {{"--gif", gifp}, {NULL, NULL}};
+  if (ts_cli_files(ins, outs)) return 1;
   ts_dataset d;
   const char *keys[1] = {"state"};
   if (ts_dataset_load(path, keys, 1, &d)) return 1;

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 enum { MAX_BLOCKS = 16, MAX_ROWS = 5 + 2 * MAX_BLOCKS, MAX_THREADS = 8 };
 
@@ -98,6 +99,20 @@ int ts_bench_spec(int argc, char **argv) {
     return ts_fail("usage: tsdp bench spec --ckpt C (--data D.h5 | --rollouts R.h5) [--drafter DRAFTER.h5|frozen] "
                    "[--blocks 2,3,4,6,8] [--windows 20] [--scheduler SCHED.h5] [--threads 1,2] [--plot PREFIX] [--json]");
   if (ts_int_opt(argc, argv, "--windows", 20, 1, 100000, &W)) return -1;
+  char plot_png[1100] = "";
+  if (plot) { /* PREFIX.png: a prefix that is empty or names a folder would write ".png" or "..png" */
+    const char *base = strrchr(plot, '/') ? strrchr(plot, '/') + 1 : plot;
+    struct stat pst;
+    if (!*base || !strcmp(base, ".") || !strcmp(base, "..") || (stat(plot, &pst) == 0 && S_ISDIR(pst.st_mode)))
+      return ts_fail("--plot '%s': expected a file-name prefix (it writes PREFIX.png), not %s", plot,
+                     *plot ? "a folder" : "an empty one");
+    if (strlen(plot) > 1000) return ts_fail("--plot: prefix too long");
+    snprintf(plot_png, sizeof plot_png, "%s.png", plot);
+  }
+  const ts_cli_file ins[] = {{"--ckpt", ck}, {"--data", data}, {"--rollouts", rollouts}, {"--drafter", ts_opt(argc, argv, "--drafter")},
+                             {"--scheduler", ts_opt(argc, argv, "--scheduler")}, {NULL, NULL}},
+                    outs[] = {{"--plot", plot ? plot_png : NULL}, {NULL, NULL}};
+  if (ts_cli_files(ins, outs)) return -1;
   if ((nb = ts_int_list("--blocks", bl ? bl : "2,3,4,6,8", 1, TS_SPEC_MAX_BLOCK, blocks, MAX_BLOCKS)) < 0) return -1;
   char dflt[16];
   snprintf(dflt, sizeof dflt, "%d", ts_cpu_count());

@@ -54,6 +54,8 @@ int ts_cmd_train(int argc, char **argv) {
   if (ts_cli_config(n, args, &cfg)) return 1;
   const char *data = ts_opt(n, args, "--data"), *out = ts_opt(n, args, "--out");
   if (!data || !out) return ts_fail("usage: %s", TRAIN_USAGE);
+  const ts_cli_file ins[] = {{"--config", ts_opt(n, args, "--config")}, {"--data", data}, {NULL, NULL}};
+  if (ts_cli_run_files(ins, "--out", out, NULL)) return 1;
   ts_train_opts o = {data, out, json, fresh, 0};
   if (ts_int_opt(n, args, "--max-steps", cfg.train.max_steps, 1, 1L << 40, &cfg.train.max_steps) ||
       ts_int_opt(n, args, "--stop-after", 0, 1, 1L << 40, &o.stop_after))

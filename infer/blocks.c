@@ -1,5 +1,6 @@
 #include "blocks.h"
 #include "core/error.h"
+#include "core/sizes.h"
 #include <ini.h>
 #include <math.h>
 #include <stdio.h>
@@ -103,6 +104,9 @@ static int cost_handler(void *user, const char *section, const char *name, const
 
 int ts_cost_load(ts_cost_model *c, const char *path) {
   memset(c, 0, sizeof *c);
+  int reg = ts_regular_file(path); /* before the open: a FIFO would block, /dev/zero never ends */
+  if (reg < 0) return -1;
+  if (reg > 0) return ts_fail("%s: cannot open the cost model (no such file; tsdp bench cost writes one)", path);
   cost_parse p = {c, 0, 0, ""};
   int rc = ini_parse(path, cost_handler, &p);
   if (rc == -1) return ts_fail("%s: cannot open the cost model", path);
@@ -112,6 +116,7 @@ int ts_cost_load(ts_cost_model *c, const char *path) {
 }
 
 int ts_cost_save(const ts_cost_model *c, const char *path) {
+  if (ts_regular_file(path) < 0) return -1; /* an existing folder, FIFO or device is never replaced */
   char tmp[1100];
   snprintf(tmp, sizeof tmp, "%s.tmp-%d", path, (int)getpid());
   FILE *f = fopen(tmp, "w");
@@ -119,7 +124,8 @@ int ts_cost_save(const ts_cost_model *c, const char *path) {
   fprintf(f, "# measured by tsdp bench cost: median ms per call on this machine\n[cost]\ntarget_ms = ");
   for (int b = 1; b <= c->n; b++) fprintf(f, "%s%.4f", b > 1 ? ", " : "", c->target_ms[b]);
   fprintf(f, "\ndrafter_ms = %.4f\nthreads = %d\n", c->drafter_ms, c->threads);
-  if (fclose(f) || rename(tmp, path)) {
+  int bad = ferror(f);
+  if (fclose(f) || bad || rename(tmp, path)) {
     remove(tmp);
     return ts_fail("%s: cannot write", path);
   }

@@ -68,8 +68,11 @@ typedef struct ts_cost_model {
   int threads;
 } ts_cost_model;
 
-/* -1 with a line naming the file on a missing file, key, bad number or non-increasing batches. */
+/* -1 with a line naming the file on a missing file, key, bad number or non-increasing batches;
+ * a path that is not a regular file (a folder, FIFO or device) is refused before it is opened. */
 int ts_cost_load(ts_cost_model *c, const char *path);
+/* Written to PATH.tmp-PID and renamed into place; an existing PATH that is not a regular file
+ * is refused. */
 int ts_cost_save(const ts_cost_model *c, const char *path);
 /* Target call of batch b (b > n: linear extrapolation from the last two batches). */
 double ts_cost_target(const ts_cost_model *c, int b);

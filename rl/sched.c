@@ -140,6 +140,10 @@ int ts_rollouts_load(ts_rollouts *r, const char *path, const ts_policy *p) {
   if (!r->obs || !cs || !ep) rc = -1;
   else if (nd != 2 || d[1] != p->cond_dim || nd2 != 1 || d2[0] != d[0] || nd3 != 1 || d3[0] != d[0] || d[0] < 1)
     rc = ts_fail("%s: obs must be (N, %d) with N >= 1 control_step and episode entries for this checkpoint", path, p->cond_dim);
+  for (int64_t i = 0; !rc && i < d[0] * d[1]; i++) /* refused now, not as a NaN loss after the work */
+    if (!isfinite(r->obs[i]))
+      rc = ts_fail("%s: obs holds %s (window %lld, entry %lld)", path, isnan(r->obs[i]) ? "NaN" : "Inf", (long long)(i / d[1]),
+                   (long long)(i % d[1]));
   if (!rc) {
     r->n = (int)d[0];
     r->cond_raw = p->cond_dim;

@@ -49,7 +49,8 @@ typedef struct ts_rollouts {
  * every chunk's window to out. res (may be NULL) gets the evaluation's result. */
 int ts_rollouts_record(ts_policy *p, const ts_sampler *s, const ts_eval_opts *o, const char *sampler_name,
                        const char *ckpt, const char *out, ts_eval_result *res);
-/* -1 with one line on a missing file or a window width other than the policy's. */
+/* -1 with one line on a missing file, a window width other than the policy's, or an
+ * observation that is NaN or Inf (refused here, not as a NaN loss in PPO). */
 int ts_rollouts_load(ts_rollouts *r, const char *path, const ts_policy *p);
 void ts_rollouts_free(ts_rollouts *r);
 

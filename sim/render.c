@@ -4,6 +4,7 @@
 #include <cairo.h>
 #include "core/sizes.h"
 #include <gif_lib.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,9 +107,24 @@ int ts_png_write(const char *path, int w, int h, const uint8_t *rgb) {
   if (ts_regular_file(path) < 0) return -1; /* never replace a folder, FIFO or device */
   char tmp[1100];
   tmp_name(path, tmp, sizeof tmp);
-  if (!stbi_write_png(tmp, w, h, 3, rgb, w * 3)) {
+  /* encode in memory, then checked writes and fsync (stbi_write_png ignores write errors: a
+   * full disk left a 0-byte file and success) */
+  int len = 0;
+  unsigned char *png = stbi_write_png_to_mem(rgb, w * 3, w, h, 3, &len);
+  if (!png) return ts_fail("%s: cannot encode PNG", path);
+  FILE *f = fopen(tmp, "wb");
+  if (!f) {
+    int e = errno;
+    free(png);
+    return ts_fail("%s: cannot write PNG (%s)", path, strerror(e));
+  }
+  size_t put = fwrite(png, 1, (size_t)len, f);
+  free(png);
+  int e = put == (size_t)len && fflush(f) == 0 && fsync(fileno(f)) == 0 ? 0 : errno;
+  if (fclose(f) != 0 && !e) e = errno ? errno : EIO;
+  if (e) {
     remove(tmp);
-    return ts_fail("%s: cannot write PNG", path);
+    return ts_fail("%s: write failed (%s)", path, strerror(e));
   }
   if (rename(tmp, path) != 0) {
     remove(tmp);

@@ -8,14 +8,19 @@
 #include "core/h5io.h"
 #include "core/sizes.h"
 #include "data/dataset.h"
+#include "infer/blocks.h"
 #include "infer/rollout.h"
+#include "rl/sched.h"
 #include "sim/pusht.h"
+#include "sim/render.h"
+#include "train/train.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -404,6 +409,390 @@ START_TEST(test_kill_resume_short) {
 }
 END_TEST
 
+/* The kind of path (for "was it left alone?"). */
+static int is_fifo(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 && S_ISFIFO(st.st_mode);
+}
+
+/* A 2-step tiny checkpoint on the two-episode fixture, for refusals that come after the
+ * checkpoint is read (the sampler's options need its default sampler). */
+static const char *harden_ckpt(void) {
+  static char ck[512];
+  if (!ck[0]) {
+    ts_config c;
+    infer_tiny_cfg(&c);
+    ck_assert_int_eq(ts_config_override(&c, "train.eval_every=0"), 0);
+    ck_assert_int_eq(ts_config_override(&c, "train.max_steps=2"), 0);
+    snprintf(ck, sizeof ck, "%s/harden_base.h5", tmp_dir());
+    ts_train_result r;
+    ts_train_opts o = {infer_tiny_data(), ck, 1, 1, 0};
+    ck_assert_msg(ts_train(&c, &o, &r) == 0, "%s", ts_error());
+  }
+  return ck;
+}
+
+/* Every subcommand's outputs (--out, --png, --gif, --plot's PREFIX.png, a training run's
+ * OUT.csv / OUT.png / OUT.accept.png / OUT.L_t.png ...): an existing FIFO or device there is
+ * refused in one line before any work and stays what it was (bench cost --out FIFO replaced
+ * it with a regular file). */
+START_TEST(test_outputs_never_replace_special_files) {
+  SKIP_IF(!getenv("TSDP_BIN"), "TSDP_BIN (the tsdp binary) is not set");
+  const char *dir = hpath("outs");
+  mkdir(dir, 0755);
+  char fifo[600], a[4096], side[700];
+  snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+  remove(fifo);
+  ck_assert_int_eq(mkfifo(fifo, 0644), 0);
+  const char *data = infer_tiny_data();
+  const char *cases[] = {
+    "bench cost --ckpt nothere.h5 --out %s --max-batch 3 --reps 3",
+    "sample --ckpt nothere.h5 --data d.h5 --index 5 --n 2 --seed 0 --out %s",
+    "forward --ckpt nothere.h5 --in i.h5 --out %s",
+    "rl record --ckpt nothere.h5 --episodes 1 --out %s",
+    "rl train --config configs/pusht_scheduler.ini --ckpt nothere.h5 --rollouts r.h5 --out %s",
+    "train --config configs/pusht_lowdim.ini --data d.h5 --out %s",
+    "distill --config configs/pusht_drafter.ini --base b.h5 --data d.h5 --out %s",
+    "sim reset --seed 100000 --legacy --png %s",
+    "data import --zarr nothere.zarr --out %s",
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    snprintf(a, sizeof a, cases[i], fifo);
+    refused(a, "fifo: is not a regular file");
+    ck_assert_msg(is_fifo(fifo), "'%s' replaced the FIFO", a);
+  }
+  snprintf(a, sizeof a, "sim replay --data %s --gif %s", data, fifo);
+  refused(a, "fifo: is not a regular file");
+  /* the files beside a training run's --out */
+  const char *sides[][3] = {{"train --config configs/pusht_lowdim.ini --data d.h5 --out %s/t.h5", "t.h5", ".png"},
+                            {"train --config configs/pusht_lowdim.ini --data d.h5 --out %s/t.h5", "t.h5", ".csv"},
+                            {"distill --config configs/pusht_drafter.ini --base b.h5 --data d.h5 --out %s/d.h5", "d.h5",
+                             ".accept.png"},
+                            {"rl train --config configs/pusht_scheduler.ini --ckpt b.h5 --rollouts r.h5 --out %s/s.h5", "s.h5",
+                             ".L_t.png"}};
+  for (size_t i = 0; i < sizeof sides / sizeof sides[0]; i++) {
+    snprintf(side, sizeof side, "%s/%s%s", dir, sides[i][1], sides[i][2]);
+    remove(side);
+    ck_assert_int_eq(mkfifo(side, 0644), 0);
+    snprintf(a, sizeof a, sides[i][0], dir);
+    refused(a, "is not a regular file");
+    ck_assert_msg(is_fifo(side), "'%s' replaced %s", a, side);
+    remove(side);
+  }
+  /* bench spec --plot PREFIX writes PREFIX.png */
+  snprintf(side, sizeof side, "%s/plot.png", dir);
+  ck_assert_int_eq(mkfifo(side, 0644), 0);
+  snprintf(a, sizeof a, "bench spec --ckpt nothere.h5 --data d.h5 --plot %s/plot", dir);
+  refused(a, "plot.png: is not a regular file");
+  ck_assert(is_fifo(side));
+  /* a device node (a private one, never a real /dev entry) */
+  char dev[600];
+  snprintf(dev, sizeof dev, "%s/dev", dir);
+  remove(dev);
+  if (mknod(dev, S_IFCHR | 0600, makedev(1, 3)) == 0) {
+    snprintf(a, sizeof a, "bench cost --ckpt nothere.h5 --out %s", dev);
+    refused(a, "dev: is not a regular file");
+    struct stat st;
+    ck_assert(stat(dev, &st) == 0 && S_ISCHR(st.st_mode));
+    remove(dev);
+  }
+  /* eval --gif DIR: the GIFs it will write */
+  const char *ck = harden_ckpt();
+  char gdir[600];
+  snprintf(gdir, sizeof gdir, "%s/gifs", dir);
+  mkdir(gdir, 0755);
+  snprintf(side, sizeof side, "%s/seed_100001.gif", gdir);
+  remove(side);
+  ck_assert_int_eq(mkfifo(side, 0644), 0);
+  snprintf(a, sizeof a, "eval --ckpt %s --episodes 2 --seed-start 100000 --sampler ddim --steps 2 --threads 1 --gif %s", ck, gdir);
+  refused(a, "seed_100001.gif: is not a regular file");
+  ck_assert(is_fifo(side));
+  snprintf(a, sizeof a, "eval --ckpt %s --episodes 1 --sampler ddim --steps 2 --threads 1 --gif %s", ck, data);
+  refused(a, "is not a folder");
+  /* the library writers refuse too */
+  ts_cost_model cm = {.n = 1, .target_ms = {0, 1.0}, .drafter_ms = 0.1, .threads = 1};
+  ck_assert_int_ne(ts_cost_save(&cm, fifo), 0);
+  ck_assert_msg(strstr(ts_error(), "not a regular file"), "%s", ts_error());
+  ck_assert(is_fifo(fifo));
+}
+END_TEST
+
+/* An output that is one of the command's inputs (the same file, also through a link) is
+ * refused before anything is read or written: train --out D.h5 --data D.h5 overwrote the
+ * dataset. */
+START_TEST(test_output_is_not_an_input) {
+  SKIP_IF(!getenv("TSDP_BIN"), "TSDP_BIN (the tsdp binary) is not set");
+  char f[600], cfg[600], lnk[600];
+  snprintf(f, sizeof f, "%s", hpath("in_file.h5"));
+  snprintf(cfg, sizeof cfg, "%s", hpath("in_cfg.ini"));
+  snprintf(lnk, sizeof lnk, "%s", hpath("in_link.h5"));
+  put_text(f, "not really HDF5\n");
+  put_text(cfg, "[train]\nlr = 0.001\n");
+  remove(lnk);
+  ck_assert_int_eq(link(f, lnk), 0);
+  char a[4096];
+  struct {
+    const char *fmt, *want;
+  } cases[] = {
+    {"train --config configs/pusht_lowdim.ini --data %1$s --out %1$s --fresh", "is also the input --data"},
+    {"distill --config configs/pusht_drafter.ini --base %1$s --data d.h5 --out %1$s --fresh", "is also the input --base"},
+    {"sample --ckpt c.h5 --data %1$s --index 0 --n 1 --out %1$s", "is also the input --data"},
+    {"sample --ckpt %1$s --data d.h5 --index 0 --n 1 --out %1$s", "is also the input --ckpt"},
+    {"forward --ckpt c.h5 --in %1$s --out %1$s", "is also the input --in"},
+    {"forward --ckpt %1$s --in i.h5 --out %1$s", "is also the input --ckpt"},
+    {"bench cost --ckpt %1$s --out %1$s", "is also the input --ckpt"},
+    {"rl record --ckpt %1$s --episodes 1 --out %1$s", "is also the input --ckpt"},
+    {"rl train --config configs/pusht_scheduler.ini --ckpt b.h5 --rollouts %1$s --out %1$s", "is also the input --rollouts"},
+  };
+  struct stat before, after;
+  ck_assert_int_eq(stat(f, &before), 0);
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    snprintf(a, sizeof a, cases[i].fmt, f);
+    refused(a, cases[i].want);
+  }
+  /* the same file under another name (a hard link) */
+  snprintf(a, sizeof a, "train --config configs/pusht_lowdim.ini --data %s --out %s --fresh", f, lnk);
+  refused(a, "in_link.h5: is also the input --data; refusing to overwrite it");
+  /* --out equal to --config */
+  snprintf(a, sizeof a, "train --config %1$s --data d.h5 --out %1$s --fresh", cfg);
+  refused(a, "in_cfg.ini: is also the input --config");
+  ck_assert_int_eq(stat(f, &after), 0);
+  ck_assert(after.st_ino == before.st_ino && after.st_size == before.st_size && after.st_mtime == before.st_mtime);
+}
+END_TEST
+
+/* The cost model (--cost, rl.cost_model) is read only when it is a regular file: a FIFO or a
+ * device hung rl train forever. */
+START_TEST(test_cost_model_regular_file) {
+  char fifo[600], dir[600];
+  snprintf(fifo, sizeof fifo, "%s", hpath("cost_fifo"));
+  snprintf(dir, sizeof dir, "%s", hpath("cost_dir"));
+  remove(fifo);
+  ck_assert_int_eq(mkfifo(fifo, 0644), 0);
+  mkdir(dir, 0755);
+  ts_cost_model c;
+  ck_assert_int_ne(ts_cost_load(&c, fifo), 0);
+  ck_assert_msg(strstr(ts_error(), "cost_fifo: is not a regular file"), "%s", ts_error());
+  ck_assert_int_ne(ts_cost_load(&c, dir), 0);
+  ck_assert_msg(strstr(ts_error(), "cost_dir: is a directory"), "%s", ts_error());
+  ck_assert_int_ne(ts_cost_load(&c, hpath("cost_absent.ini")), 0);
+  ck_assert_msg(strstr(ts_error(), "cost_absent.ini: cannot open the cost model"), "%s", ts_error());
+  SKIP_IF(!getenv("TSDP_BIN"), "TSDP_BIN (the tsdp binary) is not set");
+  char a[2048];
+  snprintf(a, sizeof a, "rl train --config configs/pusht_scheduler.ini --ckpt b.h5 --rollouts r.h5 --out %s --cost %s",
+           hpath("cost_o.h5"), fifo);
+  refused(a, "cost_fifo: is not a regular file");
+  snprintf(a, sizeof a, "rl train --config configs/pusht_scheduler.ini --ckpt b.h5 --rollouts r.h5 --out %s rl.cost_model=%s",
+           hpath("cost_o.h5"), fifo);
+  refused(a, "cost_fifo: is not a regular file");
+  ck_assert(is_fifo(fifo));
+}
+END_TEST
+
+/* bench allreduce --floats is parsed as every other list flag: empty entries, a trailing or
+ * leading comma, an empty list and an over-long list are refused (strtok skipped them). */
+START_TEST(test_allreduce_floats_list) {
+  SKIP_IF(!getenv("TSDP_BIN"), "TSDP_BIN (the tsdp binary) is not set");
+  refused("bench allreduce --reps 1 --floats 1,,2", "--floats: expected 1 to 16 comma-separated integers");
+  refused("bench allreduce --reps 1 --floats 1,", "--floats");
+  refused("bench allreduce --reps 1 --floats ,1", "--floats");
+  refused("bench allreduce --reps 1 --floats ''", "--floats");
+  refused("bench allreduce --reps 1 --floats 0", "--floats");
+  char a[4096] = "bench allreduce --reps 1 --floats 16";
+  for (int i = 0; i < 200; i++) strcat(a, ",16");
+  refused(a, "--floats");
+  char line[512];
+  int n;
+  ck_assert_int_eq(run_tsdp("bench allreduce --reps 1 --floats 16,32", line, sizeof line, &n), 0);
+  ck_assert_int_eq(n, 0);
+}
+END_TEST
+
+/* Options that the chosen sampler would ignore are refused: --block, --drafter and
+ * --scheduler without spec, --steps with spec, --gif-count without --gif, rl record --steps
+ * with ddpm. */
+START_TEST(test_sampler_options_that_do_nothing) {
+  SKIP_IF(!getenv("TSDP_BIN"), "TSDP_BIN (the tsdp binary) is not set");
+  refused("rl record --ckpt b.h5 --episodes 1 --sampler ddpm --steps 2 --out r.h5", "--steps: the ddpm sampler");
+  const char *ck = harden_ckpt(), *data = infer_tiny_data();
+  char a[2048];
+  const char *eval_cases[][2] = {{"--sampler ddpm --block 4", "--block: only the spec sampler reads it"},
+                                 {"--sampler ddim --block 4", "--block: only the spec sampler"},
+                                 {"--sampler spec --steps 5", "--steps: the spec sampler"},
+                                 {"--sampler ddim --steps 2 --gif-count 3", "--gif-count: only with --gif"},
+                                 {"--sampler ddim --steps 2 --drafter frozen", "--drafter: only the spec sampler"},
+                                 {"--sampler ddpm --scheduler s.h5", "--scheduler: only the spec sampler"}};
+  for (size_t i = 0; i < sizeof eval_cases / sizeof eval_cases[0]; i++) {
+    snprintf(a, sizeof a, "eval --ckpt %s --episodes 1 --threads 1 %s", ck, eval_cases[i][0]);
+    refused(a, eval_cases[i][1]);
+  }
+  snprintf(a, sizeof a, "sample --ckpt %s --data %s --index 5 --n 2 --seed 0 --out %s --sampler ddpm --block 3", ck, data,
+           hpath("s_out.h5"));
+  refused(a, "--block: only the spec sampler");
+  snprintf(a, sizeof a, "sample --ckpt %s --data %s --index 5 --n 2 --seed 0 --out %s --sampler spec --steps 3", ck, data,
+           hpath("s_out.h5"));
+  refused(a, "--steps: the spec sampler");
+  ck_assert_int_ne(access(hpath("s_out.h5"), F_OK), 0);
+}
+END_TEST
+
+/* bench spec --plot PREFIX: an empty prefix or one naming a folder wrote ".png" / "..png". */
+START_TEST(test_plot_prefix) {
+  SKIP_IF(!getenv("TSDP_BIN"), "TSDP_BIN (the tsdp binary) is not set");
+  refused("bench spec --ckpt c.h5 --data d.h5 --plot ''", "--plot '': expected a file-name prefix");
+  refused("bench spec --ckpt c.h5 --data d.h5 --plot .", "--plot '.': expected a file-name prefix");
+  refused("bench spec --ckpt c.h5 --data d.h5 --plot ..", "--plot '..'");
+  refused("bench spec --ckpt c.h5 --data d.h5 --plot some/folder/", "--plot 'some/folder/'");
+  char a[1024];
+  snprintf(a, sizeof a, "bench spec --ckpt c.h5 --data d.h5 --plot %s", tmp_dir());
+  refused(a, "not a folder");
+}
+END_TEST
+
+/* A PNG whose write fails (a full disk; here the file-size limit) is one error line and a
+ * failure, leaving neither the file nor its temporary (stbi_write_png ignored write errors:
+ * exit 0 and a 0-byte file). */
+START_TEST(test_png_write_failure) {
+  const char *path = hpath("full.png");
+  remove(path);
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit rl = {4096, 4096};
+    setrlimit(RLIMIT_FSIZE, &rl);
+    uint8_t *rgb = malloc(256 * 256 * 3);
+    for (int i = 0; i < 256 * 256 * 3; i++) rgb[i] = (uint8_t)(i * 2654435761u >> 24); /* incompressible */
+    if (ts_png_write(path, 256, 256, rgb) == 0) _exit(3);
+    if (!strstr(ts_error(), "full.png: write failed (File too large)")) _exit(4);
+    free(rgb);
+    _exit(0);
+  }
+  int st = 0;
+  ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+  ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the writer exited %d", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+  ck_assert_int_ne(access(path, F_OK), 0);
+  char tmp[600];
+  snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)pid);
+  ck_assert_int_ne(access(tmp, F_OK), 0);
+  SKIP_IF(!getenv("TSDP_BIN"), "TSDP_BIN (the tsdp binary) is not set");
+  /* through the CLI: sim reset --png under a 4 KB file-size limit */
+  char a[1024];
+  snprintf(a, sizeof a, "sim reset --seed 100000 --legacy --png %s", path);
+  char cmd[2048], errf[600], line[1024] = "";
+  snprintf(errf, sizeof errf, "%s/png_stderr.txt", tmp_dir());
+  snprintf(cmd, sizeof cmd, "bash -c \"trap '' XFSZ; ulimit -f 4; exec timeout 20 %s %s\" >/dev/null 2>%s </dev/null",
+           getenv("TSDP_BIN"), a, errf);
+  int rc = system(cmd), n = 0;
+  FILE *e = fopen(errf, "r");
+  char buf[1024];
+  while (e && fgets(buf, sizeof buf, e))
+    if (!n++) snprintf(line, sizeof line, "%s", buf);
+  if (e) fclose(e);
+  ck_assert_msg(WIFEXITED(rc) && WEXITSTATUS(rc) == 1, "sim reset --png on a full disk exited %d", WEXITSTATUS(rc));
+  ck_assert_msg(n == 1 && strstr(line, "full.png: write failed"), "%d lines: %s", n, line);
+  ck_assert_int_ne(access(path, F_OK), 0);
+}
+END_TEST
+
+/* The program's own usage: an unknown command is one stderr line; `tsdp help` prints the usage
+ * on stdout and exits 0; `tsdp` alone prints it on stdout with one error line; --version. */
+START_TEST(test_top_level_usage) {
+  SKIP_IF(!getenv("TSDP_BIN"), "TSDP_BIN (the tsdp binary) is not set");
+  refused("bogus", "tsdp: unknown command 'bogus' (tsdp help lists them)");
+  refused("TRAIN", "unknown command 'TRAIN'");
+  refused("''", "unknown command ''");
+  refused("'bo\ngus'", "unknown command 'bo\\ngus'");
+  refused("help me", "tsdp help: takes no arguments");
+  refused("", "tsdp: no command given");
+  char line[1024];
+  int n;
+  ck_assert_int_eq(run_tsdp("help", line, sizeof line, &n), 0);
+  ck_assert_int_eq(n, 0);
+  ck_assert_int_eq(run_tsdp("--version", line, sizeof line, &n), 0);
+  ck_assert_int_eq(n, 0);
+  char cmd[1024], outf[600];
+  snprintf(outf, sizeof outf, "%s/usage.txt", tmp_dir());
+  snprintf(cmd, sizeof cmd, "%s help >%s 2>/dev/null", getenv("TSDP_BIN"), outf);
+  ck_assert_int_eq(system(cmd), 0);
+  FILE *f = fopen(outf, "r");
+  ck_assert_ptr_nonnull(f);
+  ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
+  fclose(f);
+  ck_assert_msg(strstr(line, "usage: tsdp <command>"), "%s", line);
+  snprintf(cmd, sizeof cmd, "%s --version >%s 2>/dev/null", getenv("TSDP_BIN"), outf);
+  ck_assert_int_eq(system(cmd), 0);
+  f = fopen(outf, "r");
+  ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
+  fclose(f);
+  ck_assert_msg(!strncmp(line, "tsdp ", 5), "%s", line);
+}
+END_TEST
+
+/* Error messages are one line: a control character from the user's text (an override holding
+ * a newline) is escaped, not printed raw. */
+START_TEST(test_error_line_escapes_controls) {
+  ts_fail("override '%s': x", "a=5\n[train]\r\x01\t");
+  ck_assert_str_eq(ts_error(), "override 'a=5\\n[train]\\r\\x01\\t': x");
+  ts_fail("%s (again)", ts_error()); /* an argument may be the message itself */
+  ck_assert_str_eq(ts_error(), "override 'a=5\\n[train]\\r\\x01\\t': x (again)");
+  char big[3000];
+  memset(big, '\n', sizeof big - 1);
+  big[sizeof big - 1] = 0;
+  ts_fail("%s", big); /* truncated at an escape's boundary, within the buffer */
+  ck_assert(strlen(ts_error()) <= 1023 && strlen(ts_error()) % 2 == 0);
+  SKIP_IF(!getenv("TSDP_BIN"), "TSDP_BIN (the tsdp binary) is not set");
+  refused("train --config configs/pusht_lowdim.ini --data d.h5 --out o.h5 'model.kernel_size=5\n[train]'",
+          "override 'model.kernel_size=5\\n[train]': model.kernel_size: the value has a control character");
+}
+END_TEST
+
+/* rl train checks before the work: its --out (missing folder, FIFO, folder), an --out that is
+ * a base checkpoint (not a scheduler's, when resuming), and rollouts with NaN observations. */
+START_TEST(test_rl_train_checks_first) {
+  const char *ro = hpath("ro_nan.h5");
+  ts_h5 *f = ts_h5_create(ro);
+  ck_assert_ptr_nonnull(f);
+  float obs[3 * 4] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
+  obs[6] = 0.0f / 0.0f;
+  int64_t cs[3] = {0, 8, 16}, ep[3] = {0, 0, 0}, d2[2] = {3, 4}, d1[1] = {3};
+  ck_assert_int_eq(ts_h5_write_f32(f, "obs", obs, 2, d2), 0);
+  ck_assert_int_eq(ts_h5_write_i64(f, "control_step", cs, 1, d1), 0);
+  ck_assert_int_eq(ts_h5_write_i64(f, "episode", ep, 1, d1), 0);
+  ck_assert_int_eq(ts_h5_commit(f), 0);
+  ts_policy p;
+  memset(&p, 0, sizeof p);
+  p.cond_dim = 4;
+  ts_rollouts r;
+  ck_assert_int_ne(ts_rollouts_load(&r, ro, &p), 0);
+  ck_assert_msg(strstr(ts_error(), "ro_nan.h5: obs holds NaN (window 1, entry 2)"), "%s", ts_error());
+  SKIP_IF(!getenv("TSDP_BIN"), "TSDP_BIN (the tsdp binary) is not set");
+  char fifo[600], base[600];
+  snprintf(fifo, sizeof fifo, "%s", hpath("rl_fifo"));
+  snprintf(base, sizeof base, "%s", hpath("rl_base.h5"));
+  remove(fifo);
+  ck_assert_int_eq(mkfifo(fifo, 0644), 0);
+  f = ts_h5_create(base); /* an HDF5 file without kind = block_scheduler, as a base checkpoint */
+  ck_assert_ptr_nonnull(f);
+  ck_assert_int_eq(ts_h5_write_f32(f, "model/w", obs, 2, d2), 0);
+  ck_assert_int_eq(ts_h5_commit(f), 0);
+  char a[2048];
+  const char *rl = "rl train --config configs/pusht_scheduler.ini --ckpt b.h5 --rollouts r.h5";
+  snprintf(a, sizeof a, "%s --out %s/nodir/o.h5", rl, tmp_dir());
+  refused(a, "nodir/o.h5: cannot write here (the folder does not exist)");
+  snprintf(a, sizeof a, "%s --out %s", rl, fifo);
+  refused(a, "rl_fifo: is not a regular file");
+  snprintf(a, sizeof a, "%s --out %s", rl, tmp_dir());
+  refused(a, "is a directory");
+  snprintf(a, sizeof a, "%s --out %s", rl, base);
+  refused(a, "rl_base.h5: is not a scheduler checkpoint");
+  /* --fresh replaces it on purpose: that check is passed (it fails later, on the missing base) */
+  snprintf(a, sizeof a, "%s --out %s --fresh --cost %s", rl, base, hpath("no_cost.ini"));
+  refused(a, "no_cost.ini: cannot open the cost model");
+  ck_assert(is_fifo(fifo));
+}
+END_TEST
+
 Suite *suite_harden(void) {
   Suite *s = suite_create("harden");
   TCase *tc = tcase_create("harden");
@@ -419,6 +808,16 @@ Suite *suite_harden(void) {
   tcase_add_test(tc, test_windows_stay_in_episode);
   tcase_add_test(tc, test_fuzz_smoke);
   tcase_add_test(tc, test_kill_resume_short);
+  tcase_add_test(tc, test_outputs_never_replace_special_files);
+  tcase_add_test(tc, test_output_is_not_an_input);
+  tcase_add_test(tc, test_cost_model_regular_file);
+  tcase_add_test(tc, test_allreduce_floats_list);
+  tcase_add_test(tc, test_sampler_options_that_do_nothing);
+  tcase_add_test(tc, test_plot_prefix);
+  tcase_add_test(tc, test_png_write_failure);
+  tcase_add_test(tc, test_top_level_usage);
+  tcase_add_test(tc, test_error_line_escapes_controls);
+  tcase_add_test(tc, test_rl_train_checks_first);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -1,6 +1,7 @@
 /* plot.c: figures drawn with cairo (see plot.h for the contract). */
 #include "plot.h"
 #include "core/error.h"
+#include "core/sizes.h"
 #include <cairo.h>
 #include <math.h>
 #include <stdio.h>
@@ -676,6 +677,7 @@ static void draw_panel(cairo_t *cr, const panel *p, double cx, double cy, double
 }
 
 int ts_fig_save(const ts_fig *f, const char *path) {
+  if (ts_regular_file(path) < 0) return -1; /* the rename would replace a folder, FIFO or device */
   cairo_surface_t *sf = cairo_image_surface_create(CAIRO_FORMAT_RGB24, f->w, f->h);
   cairo_t *cr = cairo_create(sf);
   cairo_set_source_rgb(cr, 1, 1, 1);
