@@ -111,7 +111,7 @@ static int rl_train(int argc, char **argv) {
       ts_int_opt(n, args, "--stop-after", 0, 1, 1L << 40, &o.stop_after))
     return 1;
   cfg.rl.updates = (int)upd;
-  static const char *const extra[] = {".L_t.png", ".static_L_t.png", ".episode_L.png", ".episode_accept.png", NULL};
+  static const char *const extra[] = {".L_t.png", ".episode.png", NULL};
   const char *drafter = o.drafter && strcmp(o.drafter, "frozen") ? o.drafter : NULL;
   const ts_cli_file ins[] = {{"--config", ts_opt(n, args, "--config")}, {"--ckpt", o.base}, {"--drafter", drafter},
                              {"--rollouts", o.rollouts}, {cost ? "--cost" : "rl.cost_model", cfg.rl.cost_model},
