@@ -9,6 +9,7 @@
 #include "core/sizes.h"
 #include "data/dataset.h"
 #include "infer/rollout.h"
+#include "nn/model.h"
 #include "sim/pusht.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -404,6 +405,41 @@ START_TEST(test_kill_resume_short) {
 }
 END_TEST
 
+/* A training config too large to train (values, gradients, AdamW moments, EMA) is refused in
+ * one line naming the config and the size, before anything is allocated (it used to allocate
+ * until the machine ran out of memory). */
+START_TEST(test_model_too_large_to_train) {
+  ts_config c;
+  ts_config_defaults(&c);
+  ck_assert_int_eq(ts_config_override(&c, "model.down_dims=4096,4096,4096,4096"), 0);
+  ck_assert_int_eq(ts_config_override(&c, "model.kernel_size=15"), 0);
+  ck_assert_int_ne(ts_model_check_size(&c, 2, 20, "big.ini", 5, "values, gradients, AdamW m and v, EMA"), 0);
+  ck_assert_msg(strstr(ts_error(), "big.ini: the unet [model] describes has ") && strstr(ts_error(), "M parameters") &&
+                    strstr(ts_error(), "GiB, above the limit of"),
+                "%s", ts_error());
+  ts_config_defaults(&c);
+  ck_assert_int_eq(ts_config_override(&c, "model.type=transformer"), 0);
+  ck_assert_int_eq(ts_config_override(&c, "model.n_emb=4096"), 0);
+  ck_assert_int_eq(ts_config_override(&c, "model.n_layer=64"), 0);
+  ck_assert_int_eq(ts_config_override(&c, "model.n_head=4"), 0);
+  ck_assert_int_ne(ts_model_check_size(&c, 2, 20, "distill config", 6, "x"), 0);
+  ck_assert_msg(strstr(ts_error(), "distill config: the transformer [model] describes"), "%s", ts_error());
+  ts_config_defaults(&c);
+  ck_assert_int_eq(ts_model_check_size(&c, 2, 20, "config", 5, "x"), 0);
+  /* a lowered limit refuses the default model too */
+  ts_set_max_array_bytes(1 << 20);
+  ck_assert_int_ne(ts_model_check_size(&c, 2, 20, "config", 5, "x"), 0);
+  ts_set_max_array_bytes(0);
+  SKIP_IF(!getenv("TSDP_BIN"), "TSDP_BIN (the tsdp binary) is not set");
+  char a[2048];
+  snprintf(a, sizeof a,
+           "train --config configs/pusht_lowdim.ini --data %s --out %s --max-steps 1 model.down_dims=4096,4096,4096,4096 "
+           "model.kernel_size=15",
+           infer_tiny_data(), hpath("big.h5"));
+  refused(a, "config: the unet [model] describes has ");
+}
+END_TEST
+
 Suite *suite_harden(void) {
   Suite *s = suite_create("harden");
   TCase *tc = tcase_create("harden");
@@ -419,6 +455,7 @@ Suite *suite_harden(void) {
   tcase_add_test(tc, test_windows_stay_in_episode);
   tcase_add_test(tc, test_fuzz_smoke);
   tcase_add_test(tc, test_kill_resume_short);
+  tcase_add_test(tc, test_model_too_large_to_train);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -239,6 +239,12 @@ static int setup(distiller *r, const ts_config *cfg, const ts_distill_opts *o) {
   if (r->win.n < 1) return ts_fail("%s: no training windows", o->data);
   r->tmp = c->distill.temporal ? c->data.n_obs_steps : 0;
   r->dcd = r->base.cond_dim + r->tmp;
+  /* the drafter's values, gradients, AdamW m and v, EMA copy, and the copy the held-out check builds */
+  const int sharded = c->train.grad_shards > 1;
+  if (ts_model_check_size(c, r->base.act_dim, r->base.obs_dim + (r->tmp ? 1 : 0), "distill config", 6 + sharded,
+                          sharded ? "values, gradients, AdamW m and v, EMA, an evaluation copy, shard sums"
+                                  : "values, gradients, AdamW m and v, EMA, an evaluation copy"))
+    return -1;
   if (ts_model_new(&r->net, c, r->base.act_dim, r->base.obs_dim + (r->tmp ? 1 : 0))) return -1;
   ts_params *P = r->net.params;
   ts_rng init;

@@ -101,6 +101,11 @@ static int setup(trainer *r, const ts_config *cfg, const char *data) {
   free(tr);
   free(va);
   if (rc) return -1;
+  /* values, gradients, AdamW m and v, the EMA copy (and the shard accumulator when sharded) */
+  const int sharded = cfg->train.grad_shards > 1;
+  if (ts_model_check_size(cfg, r->d.act_dim, r->d.obs_dim, "config", 5 + sharded,
+                          sharded ? "values, gradients, AdamW m and v, EMA, shard sums" : "values, gradients, AdamW m and v, EMA"))
+    return -1;
   if (ts_model_new(&r->net, cfg, r->d.act_dim, r->d.obs_dim)) return -1;
   ts_params *P = r->net.params;
   ts_rng init;
