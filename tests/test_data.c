@@ -381,6 +381,19 @@ START_TEST(test_dataset_bad_files) {
   const char *nokey[1] = {"camera"};
   ck_assert_int_ne(ts_dataset_load(tpath("k.h5"), nokey, 1, &d), 0);
   ck_assert_msg(strstr(ts_error(), "obs/camera"), "%s", ts_error());
+  /* Regression (probe): episodes of length 0 loaded as a dataset of no steps, and data info
+   * printed min inf / max -inf. A zero-length episode is refused at load. */
+  f = ts_h5_create(tpath("empty_ep.h5"));
+  float y[4] = {1, 2, 3, 4};
+  int64_t d0[2] = {0, 2}, d2[2] = {2, 2};
+  ck_assert_int_eq(ts_h5_write_f32(f, "data/demo_0/actions", y, 2, d2), 0);
+  ck_assert_int_eq(ts_h5_write_f32(f, "data/demo_0/obs/keypoint", y, 2, d2), 0);
+  ck_assert_int_eq(ts_h5_write_f32(f, "data/demo_1/actions", NULL, 2, d0), 0);
+  ck_assert_int_eq(ts_h5_write_f32(f, "data/demo_1/obs/keypoint", NULL, 2, d0), 0);
+  ck_assert_int_eq(ts_h5_commit(f), 0);
+  ck_assert_int_ne(ts_dataset_load(tpath("empty_ep.h5"), keys, 1, &d), 0);
+  ck_assert_msg(strstr(ts_error(), "empty_ep.h5: data/demo_1/actions has 0 steps (an empty episode)"), "%s", ts_error());
+  ck_assert_int_ne(ts_dataset_load(tpath("empty_ep.h5"), NULL, 0, &d), 0);
 }
 END_TEST
 
