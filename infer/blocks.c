@@ -1,4 +1,5 @@
 #include "blocks.h"
+#include "core/sizes.h"
 #include "core/error.h"
 #include <ini.h>
 #include <math.h>
@@ -103,6 +104,9 @@ static int cost_handler(void *user, const char *section, const char *name, const
 
 int ts_cost_load(ts_cost_model *c, const char *path) {
   memset(c, 0, sizeof *c);
+  int reg = ts_regular_file(path); /* a FIFO would block, a device never end */
+  if (reg < 0) return -1;
+  if (reg > 0) return ts_fail("%s: cannot open the cost model (no such file)", path);
   cost_parse p = {c, 0, 0, ""};
   int rc = ini_parse(path, cost_handler, &p);
   if (rc == -1) return ts_fail("%s: cannot open the cost model", path);
@@ -124,6 +128,13 @@ int ts_cost_save(const ts_cost_model *c, const char *path) {
     return ts_fail("%s: cannot write", path);
   }
   return 0;
+}
+
+int ts_cost_check_batch(const ts_cost_model *c, const char *path, int need, const char *why) {
+  if (need <= c->n) return 0;
+  return ts_fail("%s: the cost model measured target calls up to batch %d, but %s needs batch %d; measure it with tsdp "
+                 "bench cost --max-batch %d (or use smaller blocks)",
+                 path, c->n, why, need, need);
 }
 
 double ts_cost_target(const ts_cost_model *c, int b) {

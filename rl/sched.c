@@ -269,6 +269,14 @@ static int setup(trainer *r, const ts_config *cfg, const ts_sched_train_opts *o)
     ts_hash_hex(ts_model_hash(&r->dm.model), r->drafter_id);
     ts_denoiser_reserve(&r->dm.net, 1);
   }
+  { /* the largest block's round: L drafts verified in L + 1 rows (L with the frozen drafter) */
+    int maxL = 1;
+    for (int i = 0; i < c->rl.n_blocks; i++) maxL = c->rl.blocks[i] > maxL ? c->rl.blocks[i] : maxL;
+    const int need = maxL + (r->drafter ? 1 : 0);
+    char why[96];
+    snprintf(why, sizeof why, "rl.blocks' largest block L = %d (%s drafter)", maxL, r->drafter ? "learned" : "frozen");
+    if (ts_cost_check_batch(&r->cost, c->rl.cost_model, need, why)) return -1;
+  }
   /* The checkpoint's [data], [model] and [diffusion] are the base's. */
   c->data = r->base.cfg.data;
   c->model = r->base.cfg.model;

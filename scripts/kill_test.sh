@@ -159,7 +159,7 @@ for cmd in $CMDS; do
     rl)
       args=("${rl_args[@]}")
       [ -f "$W/distill/ref/drafter.h5" ] || die "rl needs train and distill before it in KILL_CMDS (its base and drafter)"
-      printf '[cost]\ntarget_ms = 1, 1.5, 2, 2.5\ndrafter_ms = 0.25\nthreads = 1\n' >"$W/cost.ini"
+      printf '[cost]\ntarget_ms = 1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5\ndrafter_ms = 0.25\nthreads = 1\n' >"$W/cost.ini"
       [ -f "$W/rollouts.h5" ] || "$BIN" rl record --ckpt "$W/train/ref/base.h5" --episodes 2 --sampler ddim --steps 4 \
         --threads 1 --out "$W/rollouts.h5" >/dev/null 2>"$W/record.err" || die "rl record failed: $(tail -1 "$W/record.err")"
       ;;
