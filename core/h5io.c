@@ -355,6 +355,15 @@ static hid_t get_attr(ts_h5 *f, const char *obj, const char *key, hid_t *owner) 
   return H5Aopen(*owner, key, H5P_DEFAULT);
 }
 
+int ts_h5_has_attr(ts_h5 *f, const char *obj, const char *key) {
+  if (strcmp(obj, "/") && !ts_h5_exists(f, obj)) return 0;
+  hid_t o = attr_owner(f, obj, 0);
+  if (o < 0) return 0;
+  int has = H5Aexists(o, key) > 0;
+  H5Oclose(o);
+  return has;
+}
+
 char *ts_h5_get_attr_str(ts_h5 *f, const char *obj, const char *key) {
   hid_t o, a = get_attr(f, obj, key, &o);
   if (a < 0) return NULL;
