@@ -440,6 +440,58 @@ START_TEST(test_model_too_large_to_train) {
 }
 END_TEST
 
+/* Regression (probe): a checkpoint with flipped bytes made `tsdp eval` spin: HDF5 1.10 zeroes
+ * the length a variable-length string's descriptor states before reading it, and a flipped
+ * high byte stated 4 GB. The stored length is read from the object header first and one longer
+ * than the file is refused in one line. */
+START_TEST(test_h5_damaged_string_length) {
+  const char *path = hpath("vlen_flip.h5");
+  enum { LEN = 54321 }; /* 0x0000D431: its descriptor's bytes 31 D4 00 00 */
+  char *text = malloc(LEN + 1);
+  memset(text, 'x', LEN);
+  text[LEN] = 0;
+  ts_h5 *f = ts_h5_create(path);
+  ck_assert_ptr_nonnull(f);
+  ck_assert_int_eq(ts_h5_attr_str(f, "/", "config", text), 0);
+  ck_assert_int_eq(ts_h5_attr_str(f, "/", "short", "abc"), 0);
+  ck_assert_int_eq(ts_h5_commit(f), 0);
+  f = ts_h5_open(path);
+  char *back = ts_h5_get_attr_str(f, "/", "config");
+  ck_assert_msg(back && strlen(back) == LEN, "%s", ts_error());
+  free(back);
+  ts_h5_close(f);
+  /* flip the descriptor's length's top byte: 0xF000D431 bytes */
+  FILE *fp = fopen(path, "r+b");
+  ck_assert_ptr_nonnull(fp);
+  static unsigned char buf[1 << 20];
+  size_t n = fread(buf, 1, sizeof buf, fp), hits = 0, at = 0;
+  for (size_t i = 0; i + 4 <= n; i++)
+    if (buf[i] == 0x31 && buf[i + 1] == 0xD4 && buf[i + 2] == 0 && buf[i + 3] == 0 && i + 8 <= n &&
+        (buf[i + 4] | buf[i + 5] | buf[i + 6] | buf[i + 7])) /* followed by the heap's address, not the heap
+                                                                 object's own 8-byte size */
+      hits++, at = i;
+  ck_assert_msg(hits == 1, "%zu candidate descriptors", hits);
+  ck_assert_int_eq(fseek(fp, (long)at + 3, SEEK_SET), 0);
+  ck_assert_int_eq(fputc(0xF0, fp), 0xF0);
+  fclose(fp);
+  f = ts_h5_open(path);
+  ck_assert_ptr_nonnull(f);
+  ck_assert_ptr_null(ts_h5_get_attr_str(f, "/", "config"));
+  ck_assert_msg(strstr(ts_error(), "vlen_flip.h5: attribute 'config' on '/' claims a string of 4026586161 bytes, longer than "
+                                   "the file"),
+                "%s", ts_error());
+  back = ts_h5_get_attr_str(f, "/", "short"); /* the others still read */
+  ck_assert_msg(back && !strcmp(back, "abc"), "%s", ts_error());
+  free(back);
+  ts_h5_close(f);
+  free(text);
+  SKIP_IF(!getenv("TSDP_BIN"), "TSDP_BIN (the tsdp binary) is not set");
+  char a[1024];
+  snprintf(a, sizeof a, "eval --ckpt %s --episodes 1", path);
+  refused(a, "claims a string of 4026586161 bytes");
+}
+END_TEST
+
 Suite *suite_harden(void) {
   Suite *s = suite_create("harden");
   TCase *tc = tcase_create("harden");
@@ -456,6 +508,7 @@ Suite *suite_harden(void) {
   tcase_add_test(tc, test_fuzz_smoke);
   tcase_add_test(tc, test_kill_resume_short);
   tcase_add_test(tc, test_model_too_large_to_train);
+  tcase_add_test(tc, test_h5_damaged_string_length);
   suite_add_tcase(s, tc);
   return s;
 }

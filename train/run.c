@@ -239,7 +239,7 @@ long ts_run_resume(ts_run *r) {
     int rc = f ? 0 : -1;
     if (f) {
       char *saved = ts_h5_get_attr_str(f, "/", "config");
-      rc = saved ? same_recipe(r, saved) : ts_fail("%s: no config attribute", out);
+      rc = saved ? same_recipe(r, saved) : ts_h5_has_attr(f, "/", "config") ? -1 : ts_fail("%s: no config attribute", out);
       free(saved);
     }
     if (!rc) rc = ts_ckpt_read(f, r->s.tensors, r->s.n_tensors, &st, NULL);
