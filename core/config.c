@@ -283,9 +283,16 @@ static int set_field(ts_config *c, const field *f, const char *value) {
     return 0;
   default: { /* lists, comma separated; the struct changes only when every entry is good */
     int n = 0, ints[64];
-    char strs[TS_CFG_MAXKEYS][32] = {{0}}, *save = NULL;
-    for (char *tok = strtok_r(v, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+    char strs[TS_CFG_MAXKEYS][32] = {{0}}, *next = v;
+    if (!*v) return ts_fail("[%s] %s: empty list", f->section, f->key);
+    /* split at every comma (strtok would merge ",," and drop a trailing ","): an empty entry is an error */
+    for (char *tok = v; next; tok = next) {
+      char *comma = strchr(tok, ',');
+      if (comma) *comma = 0;
+      next = comma ? comma + 1 : NULL;
       tok = trim(tok);
+      if (!*tok)
+        return ts_fail("[%s] %s: entry %d of '%s' is empty (a stray comma?)", f->section, f->key, n + 1, value);
       if (n >= (int)f->size || n >= (int)(sizeof ints / sizeof ints[0]) || n >= TS_CFG_MAXKEYS)
         return ts_fail("[%s] %s: more than %zu entries", f->section, f->key, f->size);
       if (f->type == T_INTLIST) {
@@ -294,6 +301,8 @@ static int set_field(ts_config *c, const field *f, const char *value) {
       } else {
         if (strlen(tok) >= 32 || !*tok || *tok == ';' || *tok == '#') /* printed back after ", " it would be a comment */
           return ts_fail("[%s] %s: bad entry '%s'", f->section, f->key, tok);
+        for (int j = 0; j < n; j++)
+          if (!strcmp(strs[j], tok)) return ts_fail("[%s] %s: '%s' is listed twice", f->section, f->key, tok);
         strcpy(strs[n++], tok);
       }
     }
@@ -329,6 +338,7 @@ typedef struct {
   int line;      /* lines read so far = the line the handler is called for */
   int err_line;  /* the handler's first failure: its line and message */
   char msg[1024];
+  int set_line[NFIELDS]; /* the line each key was set on in this text (0: not yet) */
 } parse_state;
 
 static char *reader(char *str, int num, void *stream) {
@@ -346,7 +356,14 @@ static char *reader(char *str, int num, void *stream) {
 
 static int handler(void *user, const char *section, const char *name, const char *value) {
   parse_state *s = user;
-  if (set_kv(s->c, section, name, value) == 0) return 1; /* inih: nonzero = ok */
+  int rc = 0;
+  for (int i = 0; i < NFIELDS; i++) /* a key given twice in one file: refused, not the last one taken */
+    if (!strcmp(fields[i].section, section) && !strcmp(fields[i].key, name)) {
+      if (s->set_line[i]) rc = ts_fail("key '%s' in [%s] is already set on line %d", name, section, s->set_line[i]);
+      else s->set_line[i] = s->line;
+      break;
+    }
+  if (!rc && set_kv(s->c, section, name, value) == 0) return 1; /* inih: nonzero = ok */
   if (!s->err_line) {
     s->err_line = s->line;
     snprintf(s->msg, sizeof s->msg, "%s", ts_error());

@@ -355,6 +355,91 @@ static hid_t get_attr(ts_h5 *f, const char *obj, const char *key, hid_t *owner) 
   return H5Aopen(*owner, key, H5P_DEFAULT);
 }
 
+int ts_h5_has_attr(ts_h5 *f, const char *obj, const char *key) {
+  if (strcmp(obj, "/") && !ts_h5_exists(f, obj)) return 0;
+  hid_t o = attr_owner(f, obj, 0);
+  if (o < 0) return 0;
+  int has = H5Aexists(o, key) > 0;
+  H5Oclose(o);
+  return has;
+}
+
+/* ---- the stored length of a variable-length string attribute, read from the file ----
+ * HDF5 1.10 converts a variable-length string by allocating and zeroing the length its
+ * descriptor states before it reads the (much shorter) heap object, and offers no call that
+ * returns that length first: a flipped bit in it made H5Aread allocate and memset gigabytes.
+ * So the descriptor is read here from the object header (version 1, as this library writes
+ * them; a version-2 header carries checksums, so HDF5 refuses a damaged one itself): the
+ * attribute message named key, its datatype a variable-length string, its dataspace scalar,
+ * its data (length u32, heap address, heap index). 1 with *len set, 0 when not found that way. */
+static uint64_t le(const unsigned char *p, int n) {
+  uint64_t v = 0;
+  for (int i = n - 1; i >= 0; i--) v = v << 8 | p[i];
+  return v;
+}
+
+static int vlen_attr_len(FILE *fp, int64_t fsize, uint64_t addr, const char *key, uint64_t *len) {
+  unsigned char h[16];
+  if (addr + 16 > (uint64_t)fsize || fseeko(fp, (off_t)addr, SEEK_SET) || fread(h, 1, 16, fp) != 16 || h[0] != 1) return 0;
+  uint64_t nmsg = le(h + 2, 2), size = le(h + 8, 4);
+  uint64_t blocks[16][2] = {{addr + 16, size}};
+  int nb = 1, found = 0;
+  uint64_t seen = 0;
+  for (int b = 0; b < nb && !found; b++) {
+    uint64_t at = blocks[b][0], n = blocks[b][1];
+    if (n > (1u << 20) || at + n > (uint64_t)fsize) return 0;
+    unsigned char *buf = malloc(n + 1);
+    if (!buf) return 0;
+    if (fseeko(fp, (off_t)at, SEEK_SET) || fread(buf, 1, n, fp) != n) {
+      free(buf);
+      return 0;
+    }
+    for (uint64_t o = 0; o + 8 <= n && seen < nmsg && !found; seen++) {
+      uint64_t type = le(buf + o, 2), ms = le(buf + o + 2, 2);
+      const unsigned char *m = buf + o + 8;
+      if (o + 8 + ms > n) break;
+      if (type == 0x10 && ms >= 16 && nb < 16) { /* continuation: address, length */
+        blocks[nb][0] = le(m, 8), blocks[nb][1] = le(m + 8, 8);
+        nb++;
+      } else if (type == 0x0C && ms >= 8 && m[0] >= 1 && m[0] <= 3) { /* attribute */
+        uint64_t ns = le(m + 2, 2), ts = le(m + 4, 2), ss = le(m + 6, 2), p = m[0] == 3 ? 9 : 8;
+        int pad = m[0] == 1;
+        uint64_t nsp = pad ? (ns + 7) / 8 * 8 : ns, tsp = pad ? (ts + 7) / 8 * 8 : ts, ssp = pad ? (ss + 7) / 8 * 8 : ss;
+        if (p + nsp + tsp + ssp + 16 <= ms && ns == strlen(key) + 1 && !memcmp(m + p, key, ns)) {
+          const unsigned char *t = m + p + nsp, *s = t + tsp, *d = s + ssp;
+          int vlen_str = ts >= 8 && (t[0] & 0x0F) == 9 && (t[1] & 0x0F) == 1;
+          int scalar = ss >= 2 && s[1] == 0;
+          if (vlen_str && scalar) {
+            *len = le(d, 4);
+            found = 1;
+          } else found = -1;
+        }
+      }
+      o += 8 + ms;
+    }
+    free(buf);
+  }
+  return found == 1;
+}
+
+/* -1 (with a message) when key's stored length passes the file's size; 0 otherwise. */
+static int check_vlen_len(ts_h5 *f, hid_t owner, const char *obj, const char *key) {
+  H5O_info_t info;
+  if (H5Oget_info2(owner, &info, H5O_INFO_BASIC) < 0) return 0;
+  FILE *fp = fopen(f->path, "rb");
+  if (!fp) return 0;
+  int64_t fsize = -1;
+  unsigned char sig[8];
+  if (fread(sig, 1, 8, fp) == 8 && !memcmp(sig, "\x89HDF\r\n\x1a\n", 8) && !fseeko(fp, 0, SEEK_END)) fsize = (int64_t)ftello(fp);
+  uint64_t len = 0;
+  int rc = 0;
+  if (fsize > 0 && vlen_attr_len(fp, fsize, (uint64_t)info.addr, key, &len) && len > (uint64_t)fsize)
+    rc = ts_fail("%s: attribute '%s' on '%s' claims a string of %llu bytes, longer than the file (%lld bytes): a damaged "
+                 "file", f->path, key, obj, (unsigned long long)len, (long long)fsize);
+  fclose(fp);
+  return rc;
+}
+
 char *ts_h5_get_attr_str(ts_h5 *f, const char *obj, const char *key) {
   hid_t o, a = get_attr(f, obj, key, &o);
   if (a < 0) return NULL;
@@ -362,6 +447,8 @@ char *ts_h5_get_attr_str(ts_h5 *f, const char *obj, const char *key) {
   char *out = NULL;
   if (H5Tget_class(ft) != H5T_STRING) {
     ts_fail("%s: attribute '%s' on '%s' is not a string", f->path, key, obj);
+  } else if (H5Tis_variable_str(ft) > 0 && !f->writing && check_vlen_len(f, o, obj, key)) {
+    /* refused: its length passes the file's size */
   } else if (H5Tis_variable_str(ft) > 0) {
     hid_t mt = H5Tcopy(H5T_C_S1);
     H5Tset_size(mt, H5T_VARIABLE);

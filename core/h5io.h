@@ -44,6 +44,8 @@ float *ts_h5_read_f32(ts_h5 *f, const char *name, int *ndim, int64_t dims[TS_MAX
 int64_t *ts_h5_read_i64(ts_h5 *f, const char *name, int *ndim, int64_t dims[TS_MAXDIM]);
 /* String attribute, malloc'd (NULL + error when absent). */
 char *ts_h5_get_attr_str(ts_h5 *f, const char *obj, const char *key);
+/* 1 when obj (a group or dataset) exists and has attribute key, else 0 (no message). */
+int ts_h5_has_attr(ts_h5 *f, const char *obj, const char *key);
 int ts_h5_get_attr_i64(ts_h5 *f, const char *obj, const char *key, int64_t *val);
 int ts_h5_get_attr_f64(ts_h5 *f, const char *obj, const char *key, double *val);
 /* Names of the direct children of a group, in HDF5's name order; malloc'd array of malloc'd

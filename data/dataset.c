@@ -225,6 +225,10 @@ int ts_dataset_load(const char *path, const char *const *keys, int nk, ts_datase
     }
     d->act_dim = (int)ad;
     int64_t T = dims[0], od = 0;
+    if (T == 0) { /* no window, no statistic (min inf / max -inf) can come from it */
+      rc = ts_fail("%s: %s has 0 steps (an empty episode)", path, p);
+      break;
+    }
     for (int k = 0; k < nk && !rc; k++) {
       snprintf(p, sizeof p, "data/%s/obs/%s", names[e], keys[k]);
       nd = ts_h5_shape(f, p, dims);

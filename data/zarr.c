@@ -22,9 +22,14 @@ static void ws(js *j) {
 }
 
 /* Skip one JSON string (j->p at its opening quote); 0 on success. */
+static int hex4(const char *p, const char *end, unsigned *out);
 static int skip_string(js *j) {
   for (j->p++; j->p < j->end && *j->p != '"'; j->p++)
-    if (*j->p == '\\') j->p++;
+    if (*j->p == '\\') { /* only JSON's escapes */
+      unsigned u;
+      if (++j->p >= j->end || !*j->p || !strchr("\"\\/bfnrtu", *j->p)) return -1;
+      if (*j->p == 'u' && hex4(j->p + 1, j->end, &u)) return -1;
+    }
   if (j->p >= j->end) return -1;
   j->p++;
   return 0;
@@ -88,7 +93,78 @@ static int skip_value(js *j) {
   }
 }
 
-/* Find key in the object starting at s; returns a pointer to its value or NULL. */
+static int hex4(const char *p, const char *end, unsigned *out) {
+  if (end - p < 4) return -1;
+  unsigned u = 0;
+  for (int i = 0; i < 4; i++) {
+    char c = p[i];
+    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    if (d < 0) return -1;
+    u = u * 16 + (unsigned)d;
+  }
+  *out = u;
+  return 0;
+}
+
+/* Decode the JSON string at v (its opening quote, within [v, end)) into out (n bytes, UTF-8,
+ * NUL-terminated): the escapes \" \\ \/ \b \f \n \r \t and \uXXXX (surrogate pairs
+ * included), so a key or value spelled with escapes reads as what it means. 0 on success, -1 on
+ * bad syntax, a \u0000 or a lone surrogate, -2 when the decoded text does not fit in out. */
+static int decode_string(const char *v, const char *end, char *out, size_t n) {
+  if (!v || v >= end || *v != '"' || n == 0) return -1;
+  size_t i = 0;
+  int too_long = 0;
+  for (v++; v < end && *v != '"'; v++) {
+    unsigned char buf[4];
+    int len = 1;
+    if (*v != '\\') buf[0] = (unsigned char)*v;
+    else {
+      if (++v >= end) return -1;
+      const char *esc = strchr("\"\\/bfnrt", *v);
+      if (*v && esc) buf[0] = (unsigned char)"\"\\/\b\f\n\r\t"[esc - "\"\\/bfnrt"];
+      else if (*v == 'u') {
+        unsigned u, lo;
+        if (hex4(v + 1, end, &u)) return -1;
+        v += 4;
+        if (u >= 0xDC00 && u <= 0xDFFF) return -1;
+        if (u >= 0xD800 && u <= 0xDBFF) { /* a high surrogate: its low half must follow */
+          if (end - v < 7 || v[1] != '\\' || v[2] != 'u' || hex4(v + 3, end, &lo) || lo < 0xDC00 || lo > 0xDFFF) return -1;
+          v += 6;
+          u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
+        }
+        if (u == 0) return -1;
+        if (u < 0x80) buf[0] = (unsigned char)u;
+        else if (u < 0x800) {
+          buf[0] = (unsigned char)(0xC0 | (u >> 6));
+          buf[1] = (unsigned char)(0x80 | (u & 0x3F));
+          len = 2;
+        } else if (u < 0x10000) {
+          buf[0] = (unsigned char)(0xE0 | (u >> 12));
+          buf[1] = (unsigned char)(0x80 | ((u >> 6) & 0x3F));
+          buf[2] = (unsigned char)(0x80 | (u & 0x3F));
+          len = 3;
+        } else {
+          buf[0] = (unsigned char)(0xF0 | (u >> 18));
+          buf[1] = (unsigned char)(0x80 | ((u >> 12) & 0x3F));
+          buf[2] = (unsigned char)(0x80 | ((u >> 6) & 0x3F));
+          buf[3] = (unsigned char)(0x80 | (u & 0x3F));
+          len = 4;
+        }
+      } else return -1;
+    }
+    if (i + (size_t)len + 1 > n) too_long = 1;
+    else {
+      memcpy(out + i, buf, (size_t)len);
+      i += (size_t)len;
+    }
+  }
+  out[i] = 0;
+  if (v >= end) return -1;
+  return too_long ? -2 : 0;
+}
+
+/* Find key in the object starting at s; returns a pointer to its value or NULL. Keys are
+ * compared decoded (a key spelled "\u0064type" is "dtype"). */
 static const char *find_key(const char *s, const char *end, const char *key) {
   js j = {s, end};
   ws(&j);
@@ -97,14 +173,14 @@ static const char *find_key(const char *s, const char *end, const char *key) {
   for (;;) {
     ws(&j);
     if (j.p >= j.end || *j.p != '"') return NULL;
-    const char *k = j.p + 1;
-    if (skip_value(&j)) return NULL;
-    size_t klen = (size_t)(j.p - 1 - k);
+    char k[64];
+    int kr = decode_string(j.p, j.end, k, sizeof k); /* -2: longer than any key looked for */
+    if (kr == -1 || skip_value(&j)) return NULL;
     ws(&j);
     if (j.p >= j.end || *j.p != ':') return NULL;
     j.p++;
     ws(&j);
-    if (klen == strlen(key) && strncmp(k, key, klen) == 0) return j.p;
+    if (kr == 0 && strcmp(k, key) == 0) return j.p;
     if (skip_value(&j)) return NULL;
     ws(&j);
     if (j.p < j.end && *j.p == ',') j.p++;
@@ -112,12 +188,10 @@ static const char *find_key(const char *s, const char *end, const char *key) {
   }
 }
 
+/* A string value (v inside a NUL-terminated text), decoded; -1 when it is not one or does not fit. */
 static int get_str(const char *v, char *out, size_t n) {
-  if (!v || *v != '"') return -1;
-  size_t i = 0;
-  for (v++; *v && *v != '"' && i + 1 < n; v++) out[i++] = *v;
-  out[i] = 0;
-  return *v == '"' ? 0 : -1;
+  if (!v) return -1;
+  return decode_string(v, v + strlen(v), out, n) ? -1 : 0;
 }
 
 static int get_int_array(const char *v, int64_t *out, int max) {

@@ -132,6 +132,13 @@ int ts_cost_save(const ts_cost_model *c, const char *path) {
   return 0;
 }
 
+int ts_cost_check_batch(const ts_cost_model *c, const char *path, int need, const char *why) {
+  if (need <= c->n) return 0;
+  return ts_fail("%s: the cost model measured target calls up to batch %d, but %s needs batch %d; measure it with tsdp "
+                 "bench cost --max-batch %d (or use smaller blocks)",
+                 path, c->n, why, need, need);
+}
+
 double ts_cost_target(const ts_cost_model *c, int b) {
   if (b < 1) return 0;
   if (b <= c->n) return c->target_ms[b];

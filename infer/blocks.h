@@ -74,6 +74,10 @@ int ts_cost_load(ts_cost_model *c, const char *path);
 /* Written to PATH.tmp-PID and renamed into place; an existing PATH that is not a regular file
  * is refused. */
 int ts_cost_save(const ts_cost_model *c, const char *path);
+/* 0 when batch `need` was measured; otherwise -1 with one line naming path, the largest
+ * measured batch and `why` (what needs it), so a schedule is never costed by extrapolation
+ * beyond what bench cost measured. */
+int ts_cost_check_batch(const ts_cost_model *c, const char *path, int need, const char *why);
 /* Target call of batch b (b > n: linear extrapolation from the last two batches). */
 double ts_cost_target(const ts_cost_model *c, int b);
 double ts_cost_round(const ts_cost_model *c, const ts_spec_round_info *in);

@@ -26,11 +26,13 @@ int ts_drafter_load(ts_drafter_model *d, const char *path, const char *base_file
   memset(d, 0, sizeof *d);
   ts_h5 *f = ts_h5_open(path);
   if (!f) return -1;
-  char *cfgtxt = ts_h5_get_attr_str(f, "/", "config"), *hash = ts_h5_get_attr_str(f, "/", "base_hash");
+  char *cfgtxt = ts_h5_get_attr_str(f, "/", "config"), cfgerr[1024] = "";
+  if (!cfgtxt && ts_h5_has_attr(f, "/", "config")) snprintf(cfgerr, sizeof cfgerr, "%s", ts_error()); /* a damaged file */
+  char *hash = ts_h5_get_attr_str(f, "/", "base_hash");
   char *bp = ts_h5_get_attr_str(f, "/", "base_path");
   int rc = 0;
   ts_config_defaults(&d->cfg);
-  if (!cfgtxt) rc = ts_fail("%s: no config attribute (not a tsdp checkpoint)", path);
+  if (!cfgtxt) rc = cfgerr[0] ? ts_fail("%s", cfgerr) : ts_fail("%s: no config attribute (not a tsdp checkpoint)", path);
   else if (!hash || strlen(hash) != 16) rc = ts_fail("%s: no base_hash attribute (not a distilled drafter)", path);
   else if (ts_config_parse_string(&d->cfg, cfgtxt, path)) rc = -1;
   if (!rc) {

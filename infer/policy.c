@@ -31,7 +31,8 @@ int ts_policy_load(ts_policy *p, const char *path, const char *group) {
   char *cfgtxt = ts_h5_get_attr_str(f, "/", "config");
   int rc = 0;
   ts_config_defaults(&p->cfg);
-  if (!cfgtxt) rc = ts_fail("%s: no config attribute (not a tsdp checkpoint)", path);
+  if (!cfgtxt) /* present but unreadable (a damaged file): ts_h5_get_attr_str's message */
+    rc = ts_h5_has_attr(f, "/", "config") ? -1 : ts_fail("%s: no config attribute (not a tsdp checkpoint)", path);
   else if (ts_config_parse_string(&p->cfg, cfgtxt, path)) rc = -1;
   free(cfgtxt);
   if (!rc) rc = ts_norm_load(f, "normalizer/obs", &p->nobs);

@@ -71,6 +71,23 @@ int ts_model_check_ckpt(const ts_config *c, int act_dim, int obs_dim, ts_h5 *f, 
   return rc ? -1 : 0;
 }
 
+int ts_model_check_size(const ts_config *c, int act_dim, int obs_dim, const char *origin, int copies, const char *what) {
+  ts_model m;
+  int was = ts_params_shapes_only(1);
+  int rc = ts_model_new(&m, c, act_dim, obs_dim);
+  ts_params_shapes_only(was);
+  if (rc) return -1;
+  int64_t n = ts_params_count(m.params), bytes = 0;
+  ts_model_free(&m);
+  int64_t lim = ts_max_array_bytes();
+  if (ts_mul_ok(n, copies * (int64_t)sizeof(float), &bytes) || bytes > lim)
+    return ts_fail("%s: the %s [model] describes has %.1f M parameters; training needs %d float32 copies of them (%s), "
+                   "%.2f GiB, above the limit of %lld bytes (%.2f GiB: 16 GiB, the machine's memory or the process's limit)",
+                   origin, ts_model_type_names[c->model.type], (double)n / 1e6, copies, what, (double)n * copies * sizeof(float) / (double)(1 << 30), (long long)lim,
+                   (double)lim / (double)(1 << 30));
+  return 0;
+}
+
 void ts_model_free(ts_model *m) {
   ts_unet_free(m->unet);
   ts_transformer_free(m->tf);

@@ -31,6 +31,11 @@ void ts_model_free(ts_model *m);
  * float32 and the shape the config gives. So a small hostile file cannot make the loader
  * allocate the gigabytes its config claims. 0, or -1 with one line naming the file. */
 int ts_model_check_ckpt(const ts_config *c, int act_dim, int obs_dim, ts_h5 *f, const char *group);
+/* Before a trainer builds the network its config describes: counts its parameters with a
+ * shapes-only build (nothing allocated) and refuses, in one line naming origin (the config),
+ * the parameter count and the bytes, when `copies` float32 copies of them (what: e.g.
+ * "values, gradients, AdamW m and v, EMA") pass ts_max_array_bytes. 0 or -1. */
+int ts_model_check_size(const ts_config *c, int act_dim, int obs_dim, const char *origin, int copies, const char *what);
 /* The reference implementation's initialisation for that architecture. */
 void ts_model_init(ts_model *m, ts_rng *rng);
 /* drop: dropout RNG in training (the Transformer's dropout), NULL for inference. */

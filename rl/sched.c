@@ -273,6 +273,14 @@ static int setup(trainer *r, const ts_config *cfg, const ts_sched_train_opts *o)
     ts_hash_hex(ts_model_hash(&r->dm.model), r->drafter_id);
     ts_denoiser_reserve(&r->dm.net, 1);
   }
+  { /* the largest block's round: L drafts verified in L + 1 rows (L with the frozen drafter) */
+    int maxL = 1;
+    for (int i = 0; i < c->rl.n_blocks; i++) maxL = c->rl.blocks[i] > maxL ? c->rl.blocks[i] : maxL;
+    const int need = maxL + (r->drafter ? 1 : 0);
+    char why[96];
+    snprintf(why, sizeof why, "rl.blocks' largest block L = %d (%s drafter)", maxL, r->drafter ? "learned" : "frozen");
+    if (ts_cost_check_batch(&r->cost, c->rl.cost_model, need, why)) return -1;
+  }
   /* The checkpoint's [data], [model] and [diffusion] are the base's. */
   c->data = r->base.cfg.data;
   c->model = r->base.cfg.model;
@@ -555,7 +563,9 @@ int ts_sched_train(const ts_config *cfg, const ts_sched_train_opts *o, ts_sched_
             "(%.1f s): static schedule %.1f ms/chunk expected, best fixed L = %d %.1f ms/chunk\n", r.ro.n,
             r.ro.episode[r.ro.n - 1] + 1, r.drafter_id, c->rl.accept_chains, c->rl.accept_block, ts_now() - t0,
             r.static_ms, r.fixed_best, r.fixed_ms[0]);
-  ts_run_spec spec = {.out = o->out, .config = r.cfg_text, .may_change = may_change, .tensors = r.named,
+  /* the current log interval's sums and counts (train/run.h): checkpointed with the run */
+  double part[10] = {0};
+  ts_run_spec spec = {.out = o->out, .config = r.cfg_text, .partial = part, .n_partial = 10, .may_change = may_change, .tensors = r.named,
                       .n_tensors = r.n_named, .rng = &r.rng, .opt = r.ppo.opt, .cols = cols, .n_cols = NC,
                       .total_steps = c->rl.updates, .fresh = o->fresh, .quiet = o->quiet};
   ts_run *run = NULL; /* rank 0's */
@@ -565,6 +575,7 @@ int ts_sched_train(const ts_config *cfg, const ts_sched_train_opts *o, ts_sched_
     return fail_free(&r, run);
   }
   ts_dp_sync_state(r.named, r.n_named, r.ppo.opt, &r.rng, &step);
+  ts_dist_bcast(part, (int64_t)sizeof part, 0);
   res->resumed_from = (int)step;
   int T = r.base.sched.T, per = T + 1, K = c->rl.chains_per_update, cap = K * per;
   batch b, pb = {0};
@@ -577,8 +588,8 @@ int ts_sched_train(const ts_config *cfg, const ts_sched_train_opts *o, ts_sched_
     memset(pb.rew, 0, (size_t)cap * sizeof(float)), memset(pb.act, 0, (size_t)cap * sizeof(int)), memset(pb.done, 0, (size_t)cap);
     if (!(st = calloc((size_t)K, sizeof *st))) abort();
   }
-  double lc = 0, lret = 0, lent = 0, lL = 0, lacc = 0, lpg = 0, lvl = 0, lkl = 0;
-  long ln = 0, lch = 0;
+  double *lc = &part[0], *lret = &part[1], *lent = &part[2], *lL = &part[3], *lacc = &part[4], *lpg = &part[5],
+         *lvl = &part[6], *lkl = &part[7], *ln = &part[8], *lch = &part[9];
   int rc = 0;
   long stop_at = o->stop_after > 0 && step + o->stop_after < c->rl.updates ? step + o->stop_after : c->rl.updates;
   for (; step < stop_at && !rc; step++) {
@@ -600,17 +611,18 @@ int ts_sched_train(const ts_config *cfg, const ts_sched_train_opts *o, ts_sched_
     int urc = rank0 ? ts_ppo_update(&r.ppo, b.obs, b.act, b.logp, b.val, b.rew, b.done, b.n, 0, &r.rng, &ps) : 0;
     if ((rc = ts_dp_agree(urc))) break;
     ts_dp_sync_state(r.named, r.n_named, r.ppo.opt, &r.rng, &step);
-    lc += cost / K, lret += ret / K, lent += ps.entropy, lL += Lsum / rounds, lacc += dr ? (double)acc / dr : 0;
-    lpg += ps.pg_loss, lvl += ps.v_loss, lkl += ps.approx_kl;
-    ln++, lch += K;
+    *lc += cost / K, *lret += ret / K, *lent += ps.entropy, *lL += Lsum / rounds, *lacc += dr ? (double)acc / dr : 0;
+    *lpg += ps.pg_loss, *lvl += ps.v_loss, *lkl += ps.approx_kl;
+    *ln += 1, *lch += K;
     long done = step + 1;
     int last = done == stop_at;
-    if (done % c->rl.log_every == 0 || last) {
-      double row[NC] = {lc / ln, lret / ln, lent / ln, lL / ln, lacc / ln, lpg / ln, lvl / ln, lkl / ln, (double)lch};
+    if (done % c->rl.log_every == 0 || done == c->rl.updates || last) {
+      res->final_cost_ms = *lc / *ln, res->final_mean_L = *lL / *ln, res->final_entropy = *lent / *ln;
+    }
+    if (done % c->rl.log_every == 0 || done == c->rl.updates) { /* a slice's sums between rows: checkpointed */
+      double row[NC] = {*lc / *ln, *lret / *ln, *lent / *ln, *lL / *ln, *lacc / *ln, *lpg / *ln, *lvl / *ln, *lkl / *ln, *lch};
       if (run) ts_run_log(run, done, row);
-      res->final_cost_ms = lc / ln, res->final_mean_L = lL / ln, res->final_entropy = lent / ln;
-      lc = lret = lent = lL = lacc = lpg = lvl = lkl = 0;
-      ln = lch = 0;
+      for (int i = 0; i < 10; i++) part[i] = 0;
     }
     if (done % c->rl.checkpoint_every == 0 || last) rc = ts_dp_agree(run ? ts_run_checkpoint(run, done, write_extras, &r) : 0);
   }

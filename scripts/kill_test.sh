@@ -72,11 +72,11 @@ fi
 # (the train reference's base.h5 is distill's and rl train's base, distill's drafter.h5 rl's)
 train_args=(train --config "$CFG/pusht_lowdim.ini" --data "$DATA" --out base.h5 --max-steps 60
   model.down_dims=8,16 model.step_embed_dim=16 train.batch_size=4 train.warmup_steps=2
-  train.checkpoint_every=5 train.log_every=5 train.threads=1 data.val_ratio=0 train.eval_every=20
+  train.checkpoint_every=7 train.log_every=5 train.threads=1 data.val_ratio=0 train.eval_every=20
   train.eval_episodes=1)
 distill_args=(distill --config "$CFG/pusht_drafter.ini" --base "$W/train/ref/base.h5" --data "$DATA"
   --out drafter.h5 --max-steps 80 model.n_emb=16 model.n_head=2 train.batch_size=8 train.threads=1
-  train.warmup_steps=2 train.checkpoint_every=4 train.log_every=4 distill.chains=2 distill.buffer_chains=4
+  train.warmup_steps=2 train.checkpoint_every=5 train.log_every=4 distill.chains=2 distill.buffer_chains=4
   distill.refresh_every=10 distill.heldout_chains=2)
 rl_args=(rl train --config "$CFG/pusht_scheduler.ini" --ckpt "$W/train/ref/base.h5"
   --drafter "$W/distill/ref/drafter.h5" --rollouts "$W/rollouts.h5" --cost "$W/cost.ini" --out sched.h5
@@ -159,7 +159,7 @@ for cmd in $CMDS; do
     rl)
       args=("${rl_args[@]}")
       [ -f "$W/distill/ref/drafter.h5" ] || die "rl needs train and distill before it in KILL_CMDS (its base and drafter)"
-      printf '[cost]\ntarget_ms = 1, 1.5, 2, 2.5\ndrafter_ms = 0.25\nthreads = 1\n' >"$W/cost.ini"
+      printf '[cost]\ntarget_ms = 1, 1.5, 2, 2.5, 3, 3.5, 4, 4.5, 5\ndrafter_ms = 0.25\nthreads = 1\n' >"$W/cost.ini"
       [ -f "$W/rollouts.h5" ] || "$BIN" rl record --ckpt "$W/train/ref/base.h5" --episodes 2 --sampler ddim --steps 4 \
         --threads 1 --out "$W/rollouts.h5" >/dev/null 2>"$W/record.err" || die "rl record failed: $(tail -1 "$W/record.err")"
       ;;

@@ -202,6 +202,37 @@ START_TEST(test_config_ints_checked_before_narrowing) {
 }
 END_TEST
 
+/* Regression (hostile-input probe): "8,,16" was read as 8, 16, a repeated obs key was kept
+ * twice, and a key set twice in one file silently took the last value. All are refused; an
+ * override may still replace a file's value. */
+START_TEST(test_config_empty_entries_duplicates) {
+  const char *bad[] = {"model.down_dims=8,,16", "model.down_dims=8,16,", "model.down_dims=,8", "data.obs_keys=keypoint,,agent_pos",
+                       "data.obs_keys=keypoint,", "rl.blocks=1, ,2", "pipeline.spec_blocks=4,8,,"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    ts_config c;
+    ts_config_defaults(&c);
+    ck_assert_msg(ts_config_override(&c, bad[i]) != 0, "%s accepted", bad[i]);
+    ck_assert_msg(strstr(ts_error(), "is empty (a stray comma?)"), "%s: %s", bad[i], ts_error());
+  }
+  ts_config c;
+  ts_config_defaults(&c);
+  ck_assert_int_ne(ts_config_parse_string(&c, "[model]\ndown_dims = 8,,16\n", "t.ini"), 0);
+  ck_assert_msg(strstr(ts_error(), "t.ini:2: [model] down_dims: entry 2 of '8,,16' is empty"), "%s", ts_error());
+  ck_assert_int_ne(ts_config_override(&c, "data.obs_keys=keypoint, keypoint"), 0);
+  ck_assert_msg(strstr(ts_error(), "[data] obs_keys: 'keypoint' is listed twice"), "%s", ts_error());
+  ck_assert_int_ne(ts_config_parse_string(&c, "[data]\nhorizon = 16\n; again\nhorizon = 32\n", "d.ini"), 0);
+  ck_assert_msg(strstr(ts_error(), "d.ini:4: key 'horizon' in [data] is already set on line 2"), "%s", ts_error());
+  /* the same key in two sections is two keys; a file then an override is fine */
+  ts_config_defaults(&c);
+  ck_assert_msg(ts_config_parse_string(&c, "[train]\nseed = 3\n[data]\nseed = 4\nhorizon = 16\n", "ok.ini") == 0, "%s",
+                ts_error());
+  ck_assert_msg(ts_config_override(&c, "data.horizon=32") == 0, "%s", ts_error());
+  ck_assert_int_eq(c.data.horizon, 32);
+  ck_assert_msg(ts_config_override(&c, "model.down_dims= 8 , 16 ") == 0, "%s", ts_error());
+  ck_assert_int_eq(c.model.n_levels, 2);
+}
+END_TEST
+
 /* A struct filled in code (as ts_train receives it) is checked against the same table. */
 START_TEST(test_config_validate_struct) {
   ts_config c;
@@ -280,6 +311,7 @@ Suite *suite_config(void) {
   tcase_add_test(tc, test_config_defaults_and_ini_unchanged);
   tcase_add_test(tc, test_config_ints_checked_before_narrowing);
   tcase_add_test(tc, test_config_validate_struct);
+  tcase_add_test(tc, test_config_empty_entries_duplicates);
   tcase_add_test(tc, test_config_cross_field_rules);
   suite_add_tcase(s, tc);
   return s;

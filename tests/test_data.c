@@ -174,6 +174,31 @@ static void open_fails(const char *dir, const char *want1, const char *want2) {
   ck_assert_ptr_null(strchr(ts_error(), '\n'));
 }
 
+/* Regression (probe): a .zarray spelling a key or a value with JSON escapes ("\u0064type" for
+ * "dtype") was refused; keys and string values are compared and read decoded. */
+START_TEST(test_zarr_json_escapes) {
+  const char *meta = "{\"chunks\": [2, 3], \"compressor\": null, \"\\u0064type\": \"\\u003cf\\u0034\", "
+                     "\"fill_value\": 0, \"filters\": null, \"or\\u0064er\": \"\\u0043\", \"sh\\/ape\": [4, 3], "
+                     "\"shape\": [4, 3], \"note\\t\\\"x\\\\\": \"\\ud83d\\ude00 \\n\", \"zarr\\u005Fformat\": 2}";
+  ts_zarr z;
+  ck_assert_msg(ts_zarr_open(zarray_text("esc", meta), &z) == 0, "%s", ts_error());
+  ck_assert_int_eq(z.kind, 'f');
+  ck_assert_int_eq(z.itemsize, 4);
+  ck_assert_int_eq(z.ndim, 2);
+  ck_assert(z.shape[0] == 4 && z.shape[1] == 3 && z.chunks[0] == 2);
+  /* an escaped value that means something unsupported is still refused by its meaning */
+  open_fails(zarray_text("esc_order", "{\"chunks\": [2], \"compressor\": null, \"dtype\": \"<f4\", \"order\": \"\\u0046\", "
+                                      "\"shape\": [4], \"zarr_format\": 2}"),
+             "esc_order/.zarray", "order 'F' is not supported");
+  /* escapes JSON does not have, a \u with too few digits, a lone surrogate: refused */
+  open_fails(zarray_text("esc_bad", "{\"dtype\": \"<f\\x34\", \"zarr_format\": 2}"), "esc_bad/.zarray", "not valid JSON");
+  open_fails(zarray_text("esc_u", "{\"\\u00\": 1, \"zarr_format\": 2}"), "esc_u/.zarray", "not valid JSON");
+  open_fails(zarray_text("esc_sur", "{\"chunks\": [2], \"compressor\": null, \"dtype\": \"<f4\\ud800\", \"shape\": [4], "
+                                    "\"zarr_format\": 2}"),
+             "esc_sur/.zarray", "dtype");
+}
+END_TEST
+
 /* Hostile .zarray files: overflowing, huge and absurdly chunked shapes are refused before any
  * allocation with one line naming the file, the array and the size; deep nesting is refused
  * without recursion; a folder or FIFO where a file should be is refused (no abort, no hang). */
@@ -381,6 +406,19 @@ START_TEST(test_dataset_bad_files) {
   const char *nokey[1] = {"camera"};
   ck_assert_int_ne(ts_dataset_load(tpath("k.h5"), nokey, 1, &d), 0);
   ck_assert_msg(strstr(ts_error(), "obs/camera"), "%s", ts_error());
+  /* Regression (probe): episodes of length 0 loaded as a dataset of no steps, and data info
+   * printed min inf / max -inf. A zero-length episode is refused at load. */
+  f = ts_h5_create(tpath("empty_ep.h5"));
+  float y[4] = {1, 2, 3, 4};
+  int64_t d0[2] = {0, 2}, d2[2] = {2, 2};
+  ck_assert_int_eq(ts_h5_write_f32(f, "data/demo_0/actions", y, 2, d2), 0);
+  ck_assert_int_eq(ts_h5_write_f32(f, "data/demo_0/obs/keypoint", y, 2, d2), 0);
+  ck_assert_int_eq(ts_h5_write_f32(f, "data/demo_1/actions", NULL, 2, d0), 0);
+  ck_assert_int_eq(ts_h5_write_f32(f, "data/demo_1/obs/keypoint", NULL, 2, d0), 0);
+  ck_assert_int_eq(ts_h5_commit(f), 0);
+  ck_assert_int_ne(ts_dataset_load(tpath("empty_ep.h5"), keys, 1, &d), 0);
+  ck_assert_msg(strstr(ts_error(), "empty_ep.h5: data/demo_1/actions has 0 steps (an empty episode)"), "%s", ts_error());
+  ck_assert_int_ne(ts_dataset_load(tpath("empty_ep.h5"), NULL, 0, &d), 0);
 }
 END_TEST
 
@@ -573,6 +611,7 @@ Suite *suite_data(void) {
   tcase_add_test(tc, test_zarr_any_chunking);
   tcase_add_test(tc, test_zarr_bad_input);
   tcase_add_test(tc, test_zarr_hostile_sizes);
+  tcase_add_test(tc, test_zarr_json_escapes);
   tcase_add_test(tc, test_import_missing_chunks);
   tcase_add_test(tc, test_import_small_fixture);
   tcase_add_test(tc, test_dataset_bad_files);

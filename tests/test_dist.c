@@ -431,8 +431,8 @@ START_TEST(test_mpi_rl_train_matches_one_process) {
   ck_assert_msg(rc == 0, "train: %s", slurp(err));
   rc = tsdp(0, NULL, err, "rl record --ckpt %s --episodes 2 --out %s --sampler ddim --steps 4 --threads 1", base, ro);
   ck_assert_msg(rc == 0, "rl record: %s", slurp(err));
-  ts_cost_model cm = {.n = 4, .drafter_ms = 0.25, .threads = 1};
-  for (int b = 1; b <= 4; b++) cm.target_ms[b] = 1.0 + 0.5 * (b - 1);
+  ts_cost_model cm = {.n = 9, .drafter_ms = 0.25, .threads = 1}; /* rl.blocks up to 8: batches 1..9 */
+  for (int b = 1; b <= 9; b++) cm.target_ms[b] = 1.0 + 0.5 * (b - 1);
   ck_assert_int_eq(ts_cost_save(&cm, cost), 0);
   const char *cmd = "rl train --ckpt %s --rollouts %s --cost %s --out %s --fresh %s %s";
   rc = tsdp(2, NULL, err, cmd, base, ro, cost, two, rl_args, "");

@@ -11,6 +11,7 @@
 #include "infer/blocks.h"
 #include "infer/rollout.h"
 #include "rl/sched.h"
+#include "nn/model.h"
 #include "sim/pusht.h"
 #include "sim/render.h"
 #include "train/train.h"
@@ -793,6 +794,93 @@ START_TEST(test_rl_train_checks_first) {
 }
 END_TEST
 
+/* A training config too large to train (values, gradients, AdamW moments, EMA) is refused in
+ * one line naming the config and the size, before anything is allocated (it used to allocate
+ * until the machine ran out of memory). */
+START_TEST(test_model_too_large_to_train) {
+  ts_config c;
+  ts_config_defaults(&c);
+  ck_assert_int_eq(ts_config_override(&c, "model.down_dims=4096,4096,4096,4096"), 0);
+  ck_assert_int_eq(ts_config_override(&c, "model.kernel_size=15"), 0);
+  ck_assert_int_ne(ts_model_check_size(&c, 2, 20, "big.ini", 5, "values, gradients, AdamW m and v, EMA"), 0);
+  ck_assert_msg(strstr(ts_error(), "big.ini: the unet [model] describes has ") && strstr(ts_error(), "M parameters") &&
+                    strstr(ts_error(), "GiB, above the limit of"),
+                "%s", ts_error());
+  ts_config_defaults(&c);
+  ck_assert_int_eq(ts_config_override(&c, "model.type=transformer"), 0);
+  ck_assert_int_eq(ts_config_override(&c, "model.n_emb=4096"), 0);
+  ck_assert_int_eq(ts_config_override(&c, "model.n_layer=64"), 0);
+  ck_assert_int_eq(ts_config_override(&c, "model.n_head=4"), 0);
+  ck_assert_int_ne(ts_model_check_size(&c, 2, 20, "distill config", 6, "x"), 0);
+  ck_assert_msg(strstr(ts_error(), "distill config: the transformer [model] describes"), "%s", ts_error());
+  ts_config_defaults(&c);
+  ck_assert_int_eq(ts_model_check_size(&c, 2, 20, "config", 5, "x"), 0);
+  /* a lowered limit refuses the default model too */
+  ts_set_max_array_bytes(1 << 20);
+  ck_assert_int_ne(ts_model_check_size(&c, 2, 20, "config", 5, "x"), 0);
+  ts_set_max_array_bytes(0);
+  SKIP_IF(!getenv("TSDP_BIN"), "TSDP_BIN (the tsdp binary) is not set");
+  char a[2048];
+  snprintf(a, sizeof a,
+           "train --config configs/pusht_lowdim.ini --data %s --out %s --max-steps 1 model.down_dims=4096,4096,4096,4096 "
+           "model.kernel_size=15",
+           infer_tiny_data(), hpath("big.h5"));
+  refused(a, "config: the unet [model] describes has ");
+}
+END_TEST
+
+/* Regression (probe): a checkpoint with flipped bytes made `tsdp eval` spin: HDF5 1.10 zeroes
+ * the length a variable-length string's descriptor states before reading it, and a flipped
+ * high byte stated 4 GB. The stored length is read from the object header first and one longer
+ * than the file is refused in one line. */
+START_TEST(test_h5_damaged_string_length) {
+  const char *path = hpath("vlen_flip.h5");
+  enum { LEN = 54321 }; /* 0x0000D431: its descriptor's bytes 31 D4 00 00 */
+  char *text = malloc(LEN + 1);
+  memset(text, 'x', LEN);
+  text[LEN] = 0;
+  ts_h5 *f = ts_h5_create(path);
+  ck_assert_ptr_nonnull(f);
+  ck_assert_int_eq(ts_h5_attr_str(f, "/", "config", text), 0);
+  ck_assert_int_eq(ts_h5_attr_str(f, "/", "short", "abc"), 0);
+  ck_assert_int_eq(ts_h5_commit(f), 0);
+  f = ts_h5_open(path);
+  char *back = ts_h5_get_attr_str(f, "/", "config");
+  ck_assert_msg(back && strlen(back) == LEN, "%s", ts_error());
+  free(back);
+  ts_h5_close(f);
+  /* flip the descriptor's length's top byte: 0xF000D431 bytes */
+  FILE *fp = fopen(path, "r+b");
+  ck_assert_ptr_nonnull(fp);
+  static unsigned char buf[1 << 20];
+  size_t n = fread(buf, 1, sizeof buf, fp), hits = 0, at = 0;
+  for (size_t i = 0; i + 4 <= n; i++)
+    if (buf[i] == 0x31 && buf[i + 1] == 0xD4 && buf[i + 2] == 0 && buf[i + 3] == 0 && i + 8 <= n &&
+        (buf[i + 4] | buf[i + 5] | buf[i + 6] | buf[i + 7])) /* followed by the heap's address, not the heap
+                                                                 object's own 8-byte size */
+      hits++, at = i;
+  ck_assert_msg(hits == 1, "%zu candidate descriptors", hits);
+  ck_assert_int_eq(fseek(fp, (long)at + 3, SEEK_SET), 0);
+  ck_assert_int_eq(fputc(0xF0, fp), 0xF0);
+  fclose(fp);
+  f = ts_h5_open(path);
+  ck_assert_ptr_nonnull(f);
+  ck_assert_ptr_null(ts_h5_get_attr_str(f, "/", "config"));
+  ck_assert_msg(strstr(ts_error(), "vlen_flip.h5: attribute 'config' on '/' claims a string of 4026586161 bytes, longer than "
+                                   "the file"),
+                "%s", ts_error());
+  back = ts_h5_get_attr_str(f, "/", "short"); /* the others still read */
+  ck_assert_msg(back && !strcmp(back, "abc"), "%s", ts_error());
+  free(back);
+  ts_h5_close(f);
+  free(text);
+  SKIP_IF(!getenv("TSDP_BIN"), "TSDP_BIN (the tsdp binary) is not set");
+  char a[1024];
+  snprintf(a, sizeof a, "eval --ckpt %s --episodes 1", path);
+  refused(a, "claims a string of 4026586161 bytes");
+}
+END_TEST
+
 Suite *suite_harden(void) {
   Suite *s = suite_create("harden");
   TCase *tc = tcase_create("harden");
@@ -818,6 +906,8 @@ Suite *suite_harden(void) {
   tcase_add_test(tc, test_top_level_usage);
   tcase_add_test(tc, test_error_line_escapes_controls);
   tcase_add_test(tc, test_rl_train_checks_first);
+  tcase_add_test(tc, test_model_too_large_to_train);
+  tcase_add_test(tc, test_h5_damaged_string_length);
   suite_add_tcase(s, tc);
   return s;
 }

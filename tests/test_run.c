@@ -581,6 +581,103 @@ START_TEST(test_run_killed_while_evaluating) {
 }
 END_TEST
 
+/* Regression (probe, kill test): with checkpoint_every not a multiple of log_every, the log
+ * interval's sums were not in the checkpoint, so a run killed after the checkpoint at 7 (log
+ * every 5) logged a different row 10 after its resume. They are checkpointed now (spec.partial):
+ * the toy's loop stops right after that checkpoint (a kill) and resumes to the same bits. */
+static long toy_run_partial(toy *t, const char *out, const char *ini, long to, long kill_after) {
+  double part[2] = {0, 0}; /* loss sum, steps */
+  ts_run_spec s = toy_spec(t, out, ini, 2);
+  s.partial = part, s.n_partial = 2;
+  ts_run *run;
+  ck_assert_msg(ts_run_open(&run, &s) == 0, "%s", ts_error());
+  long step = ts_run_resume(run), from = step;
+  ck_assert_msg(step >= 0, "%s", ts_error());
+  for (; step < to; step++) {
+    toy_step(t);
+    part[0] += t->w->data[0] / 3.0, part[1] += 1;
+    if ((step + 1) % 5 == 0) {
+      ck_assert_int_eq(ts_run_log(run, step + 1, (double[]){part[0] / part[1], 0.5}), 0);
+      part[0] = part[1] = 0;
+    }
+    if ((step + 1) % 7 == 0) ck_assert_msg(ts_run_checkpoint(run, step + 1, NULL, NULL) == 0, "%s", ts_error());
+    if (step + 1 == kill_after) break;
+  }
+  ts_run_close(run);
+  return from;
+}
+
+START_TEST(test_run_resume_between_log_rows) {
+  char a[512], b[512], pa[600], pb[600];
+  snprintf(a, sizeof a, "%s/partial_a.h5", tmp_dir());
+  snprintf(b, sizeof b, "%s/partial_b.h5", tmp_dir());
+  ts_config c;
+  ts_config_defaults(&c);
+  char *ini = ts_config_to_ini(&c);
+  toy t;
+  toy_new(&t);
+  ck_assert_int_eq(toy_run_partial(&t, a, ini, 21, 0), 0);
+  toy_free(&t);
+  toy_new(&t);
+  ck_assert_int_eq(toy_run_partial(&t, b, ini, 21, 7), 0); /* killed after the checkpoint at 7 */
+  toy_free(&t);
+  toy_new(&t);
+  ck_assert_int_eq(toy_run_partial(&t, b, ini, 21, 16), 7); /* and after the one at 14, two steps on */
+  toy_free(&t);
+  toy_new(&t);
+  ck_assert_int_eq(toy_run_partial(&t, b, ini, 21, 0), 14);
+  toy_free(&t);
+  const char *names[] = {"log/loss", "log/step", "model/w"};
+  fix_same_datasets(a, b, names, 3);
+  snprintf(pa, sizeof pa, "%s.csv", a);
+  snprintf(pb, sizeof pb, "%s.csv", b);
+  char ca[8192];
+  snprintf(ca, sizeof ca, "%s", slurp(pa));
+  ck_assert_str_eq(slurp(pb), ca);
+  /* a checkpoint's sums are checked: another count is refused in one line */
+  hid_t f = H5Fopen(b, H5F_ACC_RDWR, H5P_DEFAULT);
+  ck_assert(f >= 0);
+  hid_t sp = H5Screate(H5S_SCALAR), at = H5Aopen(f, "log_partial_n", H5P_DEFAULT);
+  int64_t three = 3;
+  ck_assert(H5Awrite(at, H5T_NATIVE_INT64, &three) >= 0);
+  H5Aclose(at), H5Sclose(sp), H5Fclose(f);
+  toy_new(&t);
+  double part[2];
+  ts_run_spec s = toy_spec(&t, b, ini, 2);
+  s.partial = part, s.n_partial = 2;
+  ts_run *run;
+  ck_assert_int_eq(ts_run_open(&run, &s), 0);
+  ck_assert_int_eq(ts_run_resume(run), -1);
+  ck_assert_msg(strstr(ts_error(), "log_partial_n = 3, this trainer keeps 2 log sums"), "%s", ts_error());
+  ts_run_close(run);
+  toy_free(&t);
+  free(ini);
+}
+END_TEST
+
+/* The same through ts_train: checkpoint_every 7, log_every 5, a slice stopped at step 7 (between
+ * two log rows) resumes to the log, weights and moments of an uninterrupted run. */
+START_TEST(test_train_resume_between_log_rows) {
+  ts_config c;
+  tiny_cfg(&c);
+  ck_assert_int_eq(ts_config_override(&c, "train.checkpoint_every=7"), 0);
+  ck_assert_int_eq(ts_config_override(&c, "train.max_steps=17"), 0);
+  char a[512], b[512];
+  snprintf(a, sizeof a, "%s/between_a.h5", tmp_dir());
+  snprintf(b, sizeof b, "%s/between_b.h5", tmp_dir());
+  ts_train_result r;
+  ts_train_opts oa = {tiny_data(), a, 1, 1, 0};
+  ck_assert_msg(ts_train(&c, &oa, &r) == 0, "%s", ts_error());
+  ts_train_opts ob = {tiny_data(), b, 1, 1, 7};
+  ck_assert_msg(ts_train(&c, &ob, &r) == 0, "%s", ts_error());
+  ob.fresh = 0, ob.stop_after = 0;
+  ck_assert_msg(ts_train(&c, &ob, &r) == 0, "%s", ts_error());
+  ck_assert_int_eq(r.resumed_from, 7);
+  const char *names[] = {"log/step", "log/loss", "log/lr", "model/final_conv.1.weight"};
+  fix_same_datasets(a, b, names, 4);
+}
+END_TEST
+
 Suite *suite_run(void) {
   Suite *s = suite_create("run");
   TCase *tc = tcase_create("run");
@@ -594,6 +691,8 @@ Suite *suite_run(void) {
   tcase_add_test(tc, test_train_resumes_log_without_eval_column);
   tcase_add_test(tc, test_run_resumed_logs_equal_straight);
   tcase_add_test(tc, test_run_killed_while_evaluating);
+  tcase_add_test(tc, test_run_resume_between_log_rows);
+  tcase_add_test(tc, test_train_resume_between_log_rows);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static ts_cost_model lin_cost(void) {
   ts_cost_model c = {.n = 4, .drafter_ms = 0.25, .threads = 1};
@@ -214,6 +215,28 @@ START_TEST(test_sched_pipeline) {
   ts_cost_model cm = lin_cost();
   ck_assert_int_eq(ts_cost_save(&cm, cost), 0);
   ts_config c;
+  {
+    /* Regression (probe): blocks beyond the measured batches trained on extrapolated costs;
+     * the frozen drafter's L = 8 needs batch 8, the cost model has 4: refused in one line. */
+    ts_config_defaults(&c);
+    ck_assert_int_eq(ts_config_override(&c, "rl.blocks=1,2,8"), 0);
+    memcpy(c.rl.cost_model, cost, strlen(cost) + 1);
+    ts_sched_train_result r0;
+    ts_sched_train_opts o0 = {ck, "frozen", ro, a, 1, 1, 0};
+    ck_assert_int_ne(ts_sched_train(&c, &o0, &r0), 0);
+    ck_assert_msg(strstr(ts_error(), "the cost model measured target calls up to batch 4, but rl.blocks' largest block L = 8 "
+                                     "(frozen drafter) needs batch 8") && strstr(ts_error(), cost),
+                  "%s", ts_error());
+    ck_assert_ptr_null(strchr(ts_error(), '\n'));
+    ck_assert_int_ne(access(a, F_OK), 0); /* nothing written */
+    /* a cost model that is not a regular file is refused, not read forever */
+    memcpy(c.rl.cost_model, "/dev/zero", 10);
+    ck_assert_int_ne(ts_sched_train(&c, &o0, &r0), 0);
+    ck_assert_msg(strstr(ts_error(), "/dev/zero: is not a regular file"), "%s", ts_error());
+  }
+  cm.n = 9; /* batches 1..9 measured: blocks up to 8, frozen or learned */
+  for (int b = 5; b <= 9; b++) cm.target_ms[b] = 1.0 + 0.5 * (b - 1);
+  ck_assert_int_eq(ts_cost_save(&cm, cost), 0);
   ts_config_defaults(&c);
   const char *ov[] = {"rl.blocks=1,2,4,8", "rl.hidden=8", "rl.layers=1", "rl.chains_per_update=2", "rl.updates=4",
                       "rl.minibatch=16", "rl.accept_chains=2", "rl.accept_block=8", "rl.checkpoint_every=2"};

@@ -239,6 +239,12 @@ static int setup(distiller *r, const ts_config *cfg, const ts_distill_opts *o) {
   if (r->win.n < 1) return ts_fail("%s: no training windows", o->data);
   r->tmp = c->distill.temporal ? c->data.n_obs_steps : 0;
   r->dcd = r->base.cond_dim + r->tmp;
+  /* the drafter's values, gradients, AdamW m and v, EMA copy, and the copy the held-out check builds */
+  const int sharded = c->train.grad_shards > 1;
+  if (ts_model_check_size(c, r->base.act_dim, r->base.obs_dim + (r->tmp ? 1 : 0), "distill config", 6 + sharded,
+                          sharded ? "values, gradients, AdamW m and v, EMA, an evaluation copy, shard sums"
+                                  : "values, gradients, AdamW m and v, EMA, an evaluation copy"))
+    return -1;
   if (ts_model_new(&r->net, c, r->base.act_dim, r->base.obs_dim + (r->tmp ? 1 : 0))) return -1;
   ts_params *P = r->net.params;
   ts_rng init;
@@ -458,7 +464,11 @@ int ts_distill(const ts_config *cfg, const ts_distill_opts *o, ts_distill_result
   if (ts_dp_init(&dp, c->train.grad_shards, r.net.params->t, r.net.params->n)) return fail_free(&r, NULL);
   const int B = c->train.batch_size, H = c->data.horizon, A = r.base.act_dim, cd = r.dcd, n = H * A;
   const long total = c->train.max_steps;
+  /* the current log interval's loss and acceptance sums, steps and samples (train/run.h) */
+  double part[4] = {0, 0, 0, 0};
   ts_run_spec spec = {.out = o->out,
+                      .partial = part,
+                      .n_partial = 4,
                       .config = r.cfg_text,
                       .may_change = may_change,
                       .tensors = r.named,
@@ -492,6 +502,7 @@ int ts_distill(const ts_config *cfg, const ts_distill_opts *o, ts_distill_result
     return fail_free(&r, run);
   }
   ts_dp_sync_state(r.named, r.n_named, r.opt, &r.rng, &step); /* with the buffer */
+  ts_dist_bcast(part, (int64_t)sizeof part, 0);
   res->resumed_from = (int)step;
   if (step == 0 && !filled)
     for (int g = 0; g < r.G; g++) refresh(&r, &dp, g);
@@ -507,8 +518,9 @@ int ts_distill(const ts_config *cfg, const ts_distill_opts *o, ts_distill_result
   float *m2 = malloc((size_t)n * sizeof(float)), *pb = malloc((size_t)B * n * sizeof(float));
   if (!xb || !eb || !cb || !tb || !sb || !m1 || !m2 || !pb) abort();
   const ts_ddpm *sch = &r.base.sched;
-  double loss_acc = 0, acc_acc = 0, t_steps = ts_now(), io = 0;
-  long log_n = 0, log_samples = 0, start_step = step;
+  double t_steps = ts_now(), io = 0;
+  double *loss_acc = &part[0], *acc_acc = &part[1], *log_n = &part[2], *log_samples = &part[3];
+  long start_step = step;
   int rc = 0;
   long stop_at = o->stop_after > 0 && step + o->stop_after < total ? step + o->stop_after : total;
   for (; step < stop_at && !rc; step++) {
@@ -559,20 +571,19 @@ int ts_distill(const ts_config *cfg, const ts_distill_opts *o, ts_distill_result
     r.opt->lr = ts_lr_cosine((float)c->train.lr, step, c->train.warmup_steps, total);
     ts_adamw_step(r.opt);
     ts_ema_update(r.ema, r.net.params->t, step);
-    loss_acc += obj;
-    acc_acc += m[3] > 0 ? m[2] / m[3] : NAN;
-    log_n++;
-    log_samples += B;
+    *loss_acc += obj;
+    *acc_acc += m[3] > 0 ? m[2] / m[3] : NAN;
+    *log_n += 1;
+    *log_samples += B;
     long done = step + 1;
     int last = done == stop_at;
-    if (done % c->train.log_every == 0 || last) {
-      double row[NCOLS] = {loss_acc / log_n, acc_acc / log_n, r.opt->lr, (double)log_samples};
+    if (done % c->train.log_every == 0 || done == total) { /* a slice's sums between rows: checkpointed */
+      double row[NCOLS] = {*loss_acc / *log_n, *acc_acc / *log_n, r.opt->lr, *log_samples};
       if (run) ts_run_log(run, done, row);
-      res->final_loss = loss_acc / log_n;
-      res->final_accept = acc_acc / log_n;
-      loss_acc = acc_acc = 0;
-      log_n = log_samples = 0;
-    }
+      res->final_loss = *loss_acc / *log_n;
+      res->final_accept = *acc_acc / *log_n;
+      *loss_acc = *acc_acc = *log_n = *log_samples = 0;
+    } else if (last) res->final_loss = *loss_acc / *log_n, res->final_accept = *acc_acc / *log_n;
     if (done % c->train.checkpoint_every == 0 || last) {
       double tc = ts_now();
       rc = ts_dp_agree(run ? ts_run_checkpoint(run, done, write_extras, &r) : 0);

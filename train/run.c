@@ -89,6 +89,24 @@ static int read_log(ts_run *r, ts_h5 *f, const char *out) {
   return rc;
 }
 
+/* The log interval's sums at the checkpoint (spec.partial); zeros when an older checkpoint
+ * has none. */
+static int read_partial(ts_run *r, ts_h5 *f, const char *out) {
+  for (int i = 0; i < r->s.n_partial; i++) r->s.partial[i] = 0;
+  if (!r->s.n_partial || !ts_h5_has_attr(f, "/", "log_partial_n")) return 0;
+  int64_t n = -1;
+  if (ts_h5_get_attr_i64(f, "/", "log_partial_n", &n)) return -1;
+  if (n != r->s.n_partial)
+    return ts_fail("%s: log_partial_n = %lld, this trainer keeps %d log sums", out, (long long)n, r->s.n_partial);
+  for (int i = 0; i < r->s.n_partial; i++) {
+    char key[32];
+    snprintf(key, sizeof key, "log_partial_%d", i);
+    if (ts_h5_get_attr_f64(f, "/", key, &r->s.partial[i])) return -1;
+    if (!isfinite(r->s.partial[i]) && !isnan(r->s.partial[i])) return ts_fail("%s: %s is not finite", out, key);
+  }
+  return 0;
+}
+
 /* ---- the recipe check ---- */
 
 /* Does `line` of section `sec` ("[train]") hold a key the spec lets a resume change? */
@@ -221,12 +239,13 @@ long ts_run_resume(ts_run *r) {
     int rc = f ? 0 : -1;
     if (f) {
       char *saved = ts_h5_get_attr_str(f, "/", "config");
-      rc = saved ? same_recipe(r, saved) : ts_fail("%s: no config attribute", out);
+      rc = saved ? same_recipe(r, saved) : ts_h5_has_attr(f, "/", "config") ? -1 : ts_fail("%s: no config attribute", out);
       free(saved);
     }
     if (!rc) rc = ts_ckpt_read(f, r->s.tensors, r->s.n_tensors, &st, NULL);
     r->n = 0;
     if (!rc) rc = read_log(r, f, out);
+    if (!rc) rc = read_partial(r, f, out);
     if (f) ts_h5_close(f);
     if (rc) {
       char msg[1024];
@@ -296,6 +315,12 @@ static int save(ts_run *r, const char *path, long step, ts_run_writer writer, vo
   if (!f) return -1;
   ts_h5_set_deflate(f, 0);
   int rc = ts_ckpt_write(f, r->s.tensors, r->s.n_tensors, &st);
+  if (!rc && r->s.n_partial) rc = ts_h5_attr_i64(f, "/", "log_partial_n", r->s.n_partial);
+  for (int i = 0; i < r->s.n_partial && !rc; i++) {
+    char key[32];
+    snprintf(key, sizeof key, "log_partial_%d", i);
+    rc = ts_h5_attr_f64(f, "/", key, r->s.partial[i]);
+  }
   if (!rc && writer) rc = writer(f, user);
   if (!rc) rc = write_log(r, f);
   if (rc) {

@@ -19,6 +19,7 @@
  *   <name>                      every spec.tensors entry under its own name (model/..., ema/...)
  *   optim/m/<name>, optim/v/<name> and attribute optim.step: AdamW moments of the first
  *                               spec.opt->n tensors
+ *   root log_partial_n, log_partial_<i>: spec.partial (the log interval's sums so far)
  *   root attributes             config (spec.config), step, rng_seed, rng_counter, rng_avail
  *   what the trainer's writer adds (base training: normalizer/obs, normalizer/action)
  *   log/step, log/<column>      float32, one entry per history row
@@ -88,6 +89,13 @@ typedef struct ts_run_spec {
   ts_run_eval eval;
   void *eval_user;
   const char *eval_col;           /* the column the score lands in */
+  double *partial;                /* the trainer's sums over the current log interval (loss sums,
+                                     step and sample counts since its last ts_run_log), saved with
+                                     every checkpoint as the root attributes log_partial_n and
+                                     log_partial_<i> (float64) and restored by ts_run_resume, so a
+                                     checkpoint between two log rows resumes to the same next row
+                                     (NULL: none; absent from an older checkpoint: zeros) */
+  int n_partial;
   int fresh;                      /* do not resume; replace the old file at the first checkpoint */
   int quiet;                      /* no progress lines */
 } ts_run_spec;

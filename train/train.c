@@ -101,6 +101,11 @@ static int setup(trainer *r, const ts_config *cfg, const char *data) {
   free(tr);
   free(va);
   if (rc) return -1;
+  /* values, gradients, AdamW m and v, the EMA copy (and the shard accumulator when sharded) */
+  const int sharded = cfg->train.grad_shards > 1;
+  if (ts_model_check_size(cfg, r->d.act_dim, r->d.obs_dim, "config", 5 + sharded,
+                          sharded ? "values, gradients, AdamW m and v, EMA, shard sums" : "values, gradients, AdamW m and v, EMA"))
+    return -1;
   if (ts_model_new(&r->net, cfg, r->d.act_dim, r->d.obs_dim)) return -1;
   ts_params *P = r->net.params;
   ts_rng init;
@@ -181,7 +186,12 @@ int ts_train(const ts_config *cfg, const ts_train_opts *o, ts_train_result *res)
   const int No = cfg->data.n_obs_steps, T = r.sched.T;
   const long spe = (r.win.n + B - 1) / B;
   const long total = cfg->train.max_steps > 0 ? cfg->train.max_steps : (long)cfg->train.epochs * spe;
+  /* the current log interval's loss sum, steps and samples: checkpointed, so a resume between
+   * two log rows logs the row an uninterrupted run logs */
+  double part[3] = {0, 0, 0};
   ts_run_spec spec = {.out = o->out,
+                      .partial = part,
+                      .n_partial = 3,
                       .config = r.cfg_text,
                       .may_change = may_change,
                       .tensors = r.named,
@@ -206,6 +216,7 @@ int ts_train(const ts_config *cfg, const ts_train_opts *o, ts_train_result *res)
     return fail_free(&r, run);
   }
   ts_dp_sync_state(r.named, 2 * r.net.params->n, r.opt, &r.rng, &step);
+  ts_dist_bcast(part, (int64_t)sizeof part, 0);
   res->resumed_from = (int)step;
   if (!o->quiet)
     fprintf(stderr, "train: %lld windows from %d training episodes (of %d), %ld steps/epoch, %ld steps, %.2f M parameters%s\n",
@@ -218,8 +229,9 @@ int ts_train(const ts_config *cfg, const ts_train_opts *o, ts_train_result *res)
   float *cond = malloc((size_t)B * No * Od * sizeof(float)), *tt = malloc((size_t)B * sizeof(float));
   if (!perm || !x0 || !ob || !eps || !xt || !cond || !tt) abort();
   long perm_epoch = -1;
-  double t0 = ts_now(), loss_acc = 0;
-  long log_n = 0, log_samples = 0, start_step = step;
+  double t0 = ts_now();
+  double *loss_acc = &part[0], *log_n = &part[1], *log_samples = &part[2];
+  long start_step = step;
   int rc = 0;
   long stop_at = o->stop_after > 0 && step + o->stop_after < total ? step + o->stop_after : total;
   for (; step < stop_at && !rc; step++) {
@@ -251,18 +263,19 @@ int ts_train(const ts_config *cfg, const ts_train_opts *o, ts_train_result *res)
     r.opt->lr = ts_lr_cosine((float)cfg->train.lr, step, cfg->train.warmup_steps, total);
     ts_adamw_step(r.opt);
     ts_ema_update(r.ema, r.net.params->t, step);
-    loss_acc += loss;
-    log_n++;
-    log_samples += bs;
+    *loss_acc += loss;
+    *log_n += 1;
+    *log_samples += bs;
     long done = step + 1;
     int last = done == stop_at;
-    if (done % cfg->train.log_every == 0 || last) {
-      double row[NCOLS] = {loss_acc / log_n, r.opt->lr, (double)log_samples, NAN};
+    /* a slice that stops (stop_after) between log rows keeps its sums in the checkpoint: the
+     * resumed run logs the row an uninterrupted one does */
+    if (done % cfg->train.log_every == 0 || done == total) {
+      double row[NCOLS] = {*loss_acc / *log_n, r.opt->lr, *log_samples, NAN};
       if (run) ts_run_log(run, done, row);
-      res->final_loss = loss_acc / log_n;
-      loss_acc = 0;
-      log_n = log_samples = 0;
-    }
+      res->final_loss = *loss_acc / *log_n;
+      *loss_acc = *log_n = *log_samples = 0;
+    } else if (last) res->final_loss = *loss_acc / *log_n;
     int do_eval = cfg->train.eval_every > 0 && done % cfg->train.eval_every == 0;
     if (done % cfg->train.checkpoint_every == 0 || last || do_eval)
       rc = ts_dp_agree(run ? ts_run_checkpoint(run, done, write_normalizers, &r) : 0);
