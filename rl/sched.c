@@ -223,8 +223,10 @@ static const ts_run_col cols[NC] = {
   {"chains_per_s", "%.2f", "| %.1f chains/s", 0, 1, 0},
 };
 
+/* rl.cost_model may be spelled another way on resume: the cost model's numbers, stored in the
+ * checkpoint (sched/cost_target_ms, cost_drafter_ms), are what must match (same_cost). */
 static const char *const may_change[] = {"rl.updates", "rl.log_every", "rl.checkpoint_every", "rl.chain_shards",
-                                         "train.threads", "eval.*", NULL};
+                                         "rl.cost_model", "train.threads", "eval.*", NULL};
 
 static int write_extras(ts_h5 *f, void *user) {
   trainer *r = user;
@@ -242,10 +244,49 @@ static int write_extras(ts_h5 *f, void *user) {
            ts_h5_attr_f64(f, "/", "fixed_best_expected_ms", r->fixed_ms[0]) ||
            ts_h5_write_i64(f, "sched/blocks", bl, 1, (int64_t[]){r->cfg.rl.n_blocks}) ||
            ts_h5_write_f32(f, "sched/static_L", tab, 2, (int64_t[]){2, T}) ||
-           ts_h5_write_f32(f, "sched/accept_t", acc, 1, (int64_t[]){T});
+           ts_h5_write_f32(f, "sched/accept_t", acc, 1, (int64_t[]){T}) ||
+           ts_h5_attr_f64(f, "/", "cost_drafter_ms", r->cost.drafter_ms);
+  float cms[TS_COST_MAX_BATCH];
+  for (int b = 1; b <= r->cost.n; b++) cms[b - 1] = (float)r->cost.target_ms[b];
+  if (!rc) rc = ts_h5_write_f32(f, "sched/cost_target_ms", cms, 1, (int64_t[]){r->cost.n});
   free(tab);
   free(acc);
   return rc ? -1 : 0;
+}
+
+/* On resume: the checkpoint was trained with the cost model now named (the same numbers, to
+ * float precision, whatever its path is spelled); one written before the numbers were stored
+ * must name it the same way. */
+static int same_cost(const trainer *r, const char *out) {
+  ts_h5 *f = ts_h5_open(out);
+  if (!f) return -1;
+  int rc = 0;
+  if (ts_h5_exists(f, "sched/cost_target_ms")) {
+    int nd;
+    int64_t d[TS_MAXDIM];
+    float *x = ts_h5_read_f32(f, "sched/cost_target_ms", &nd, d);
+    double dm = 0;
+    if (!x || nd != 1 || ts_h5_get_attr_f64(f, "/", "cost_drafter_ms", &dm)) rc = -1;
+    else if (d[0] != r->cost.n || (float)r->cost.drafter_ms != (float)dm)
+      rc = ts_fail("%s: trained with another cost model than %s (%lld batches, drafter %.4g ms; now %d, %.4g ms); pass "
+                   "--fresh to start over", out, r->cfg.rl.cost_model, (long long)d[0], dm, r->cost.n, r->cost.drafter_ms);
+    for (int b = 1; !rc && b <= r->cost.n; b++)
+      if ((float)r->cost.target_ms[b] != x[b - 1])
+        rc = ts_fail("%s: trained with another cost model than %s (batch %d: %.4g ms then, %.4g ms now); pass --fresh to "
+                     "start over", out, r->cfg.rl.cost_model, b, x[b - 1], r->cost.target_ms[b]);
+    free(x);
+  } else {
+    char *txt = ts_h5_get_attr_str(f, "/", "config");
+    ts_config sc;
+    ts_config_defaults(&sc);
+    if (!txt || ts_config_parse_string(&sc, txt, out)) rc = -1;
+    else if (strcmp(sc.rl.cost_model, r->cfg.rl.cost_model))
+      rc = ts_fail("%s [rl]: 'cost_model = %s' in the checkpoint, 'cost_model = %s' now", out, sc.rl.cost_model,
+                   r->cfg.rl.cost_model);
+    free(txt);
+  }
+  ts_h5_close(f);
+  return rc;
 }
 
 static void teardown(trainer *r) {
@@ -570,6 +611,7 @@ int ts_sched_train(const ts_config *cfg, const ts_sched_train_opts *o, ts_sched_
                       .total_steps = c->rl.updates, .fresh = o->fresh, .quiet = o->quiet};
   ts_run *run = NULL; /* rank 0's */
   long step = rank0 ? (ts_run_open(&run, &spec) ? -1 : ts_run_resume(run)) : 0;
+  if (rank0 && step > 0 && same_cost(&r, o->out)) step = -1;
   if (ts_dp_agree(step < 0)) {
     ts_dp_free(&dp);
     return fail_free(&r, run);

@@ -262,6 +262,21 @@ START_TEST(test_sched_pipeline) {
   ck_assert_int_eq(ts_config_override(&c2, "rl.clip=0.3"), 0);
   ck_assert_int_ne(ts_sched_train(&c2, &ob, &r), 0);
   ck_assert_msg(strstr(ts_error(), "clip"), "%s", ts_error());
+  /* The cost model is matched by its numbers, not by how its path is spelled (the probe's case
+   * 1175: 'cost.ini' then '/abs/cost.ini' was refused as another recipe); other numbers are
+   * refused. */
+  c2 = c;
+  snprintf(c2.rl.cost_model, sizeof c2.rl.cost_model, "%s/./pipe_cost.ini", tmp_dir());
+  ck_assert_msg(ts_sched_train(&c2, &ob, &r) == 0, "%s", ts_error());
+  ck_assert_int_eq(r.resumed_from, 4);
+  ts_cost_model cm2 = cm;
+  cm2.target_ms[3] *= 1.5;
+  char cost2[512];
+  snprintf(cost2, sizeof cost2, "%s/pipe_cost2.ini", tmp_dir());
+  ck_assert_int_eq(ts_cost_save(&cm2, cost2), 0);
+  memcpy(c2.rl.cost_model, cost2, strlen(cost2) + 1);
+  ck_assert_int_ne(ts_sched_train(&c2, &ob, &r), 0);
+  ck_assert_msg(strstr(ts_error(), "another cost model") && strstr(ts_error(), "batch 3"), "%s", ts_error());
   /* Load it; the control loop with its learned scheduler runs and tells it the control step. */
   ts_sched_model sm;
   ck_assert_msg(ts_sched_load(&sm, a, &p, "frozen") == 0, "%s", ts_error());
