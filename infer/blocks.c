@@ -26,11 +26,11 @@ ts_block_sched ts_block_table_sched(const ts_block_table *tab) {
 }
 
 int ts_spec_sample_sched(ts_spec *s, const float *cond, int obs_dim, const ts_drafter *d, const ts_block_sched *bs,
-                         int control_step, ts_rng *rng, float *x) {
+                         ts_rng *rng, float *x) {
   ts_spec_begin(s, cond, rng);
   ts_denoiser *tg = ts_spec_target(s);
   ts_spec_round_info prev;
-  ts_round_state st = {.T = ts_spec_t(s) + 1, .max_block = ts_spec_max_block(s), .control_step = control_step,
+  ts_round_state st = {.T = ts_spec_t(s) + 1, .max_block = ts_spec_max_block(s), .control_step = (int)ts_spec_control_step(s),
                        .cond = cond, .cond_dim = tg->cond_dim, .obs_dim = obs_dim};
   int rc;
   do {

@@ -55,9 +55,10 @@ typedef struct ts_block_table {
 ts_block_sched ts_block_table_sched(const ts_block_table *tab);
 
 /* One chain with a scheduler: begin, then rounds of the block it picks until finished, the
- * sample copied to x (horizon * act_dim). */
+ * sample copied to x (horizon * act_dim). The scheduler sees the control step set on s
+ * (ts_spec_set_control_step), the one place it comes from. */
 int ts_spec_sample_sched(ts_spec *s, const float *cond, int obs_dim, const ts_drafter *d, const ts_block_sched *bs,
-                         int control_step, ts_rng *rng, float *x);
+                         ts_rng *rng, float *x);
 
 #define TS_COST_MAX_BATCH 129
 

@@ -143,7 +143,7 @@ static int sample_spec(ts_policy *p, ts_denoiser *tg, const float *cond, int B, 
   ts_spec_set_control_step(sp, s->control_step);
   for (int c = 0; c < B && !rc; c++) {
     const float *cd = cond + (size_t)c * p->cond_dim;
-    rc = s->blocks ? ts_spec_sample_sched(sp, cd, p->obs_dim, s->drafter, s->blocks, s->control_step, rng, x + (size_t)c * n)
+    rc = s->blocks ? ts_spec_sample_sched(sp, cd, p->obs_dim, s->drafter, s->blocks, rng, x + (size_t)c * n)
                    : ts_spec_sample(sp, cd, s->drafter, s->steps, rng, x + (size_t)c * n);
   }
   if (sp != s->spec) ts_spec_free(sp);

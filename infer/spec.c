@@ -105,6 +105,7 @@ const ts_spec_stats *ts_spec_stats_of(const ts_spec *s) { return &s->st; }
 void ts_spec_reset_stats(ts_spec *s) { memset(&s->st, 0, sizeof s->st); }
 
 void ts_spec_set_control_step(ts_spec *s, long step) { s->step = step; }
+long ts_spec_control_step(const ts_spec *s) { return s->step; }
 
 void ts_spec_begin(ts_spec *s, const float *cond, ts_rng *rng) {
   size_t C = (size_t)s->cond_dim;

@@ -106,6 +106,7 @@ void ts_spec_begin(ts_spec *s, const float *cond, ts_rng *rng);
 /* The control step (within its episode) of the latest observation in the chains' cond, for
  * temporal drafters; kept until changed (0 after ts_spec_new). */
 void ts_spec_set_control_step(ts_spec *s, long step);
+long ts_spec_control_step(const ts_spec *s);
 /* One round with drafter d (NULL: frozen) and up to `block` drafts (1..max_block). Returns 1
  * while the chain is not finished, 0 once it is (the round that takes the last step, or any
  * call after it), -1 with a message on bad arguments. info (may be NULL) gets what it did. */
