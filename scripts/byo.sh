@@ -27,7 +27,7 @@ printf 'stage\tseconds\n' > "$times"
 run() {
   local name=$1
   shift
-  echo "== $name: $*"
+  echo "== $name: $*" >&2
   local t0 t1
   t0=$(date +%s.%N)
   "$@"
@@ -46,7 +46,7 @@ run distill "$tsdp" distill --config configs/byo_drafter.ini --base "$out/toy_ba
 run bench_spec "$tsdp" bench spec --ckpt "$out/toy_base.h5" --data "$toy" --drafter "$out/toy_drafter.h5" \
   --blocks 2,4,8 --windows 20 --threads "$th" --json > "$results/toy_bench_spec.json"
 run check_sampler sh -c "'$py' scripts/check_sampler_torch.py --ckpt '$out/toy_base.h5' --data '$toy' --index 0 \
-  --n $n --sampler spec --block 4 --drafter '$out/toy_drafter.h5' | tee '$results/toy_check_sampler.txt'"
+  --n $n --sampler spec --block 4 --threads $th --drafter '$out/toy_drafter.h5' | tee '$results/toy_check_sampler.txt'"
 
 # ---------------- (b) a checkpoint trained in PyTorch Diffusion Policy ----------------
 zarr="$data_dir/pusht/pusht_cchi_v7_replay.zarr"
@@ -96,7 +96,7 @@ run dp_distill "$tsdp" distill --config configs/byo_drafter.ini --base "$out/dp_
 run dp_bench_spec "$tsdp" bench spec --ckpt "$out/dp_converted.h5" --data "$bdata" --drafter "$out/dp_drafter.h5" \
   --blocks 2,4,8 --windows 20 --threads "$th" --json > "$results/dp_bench_spec.json"
 run dp_check_sampler sh -c "'$py' scripts/check_sampler_torch.py --ckpt '$out/dp_converted.h5' --data '$bdata' \
-  --index 500 --n $n --sampler spec --block 4 --drafter '$out/dp_drafter.h5' | tee '$results/dp_check_sampler.txt'"
+  --index 500 --n $n --sampler spec --block 4 --threads $th --drafter '$out/dp_drafter.h5' | tee '$results/dp_check_sampler.txt'"
 if [ "$task" = pusht ]; then
   run dp_eval sh -c "'$tsdp' eval --ckpt '$out/dp_converted.h5' --episodes 5 --sampler ddim --steps 10 --threads $th \
     --json > '$results/dp_eval_ddim10.json'"

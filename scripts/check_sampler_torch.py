@@ -83,17 +83,19 @@ def main():
     ap.add_argument("--sampler", default="ddpm", help="tsdp's sampler: ddpm, or spec (exact speculative DDPM)")
     ap.add_argument("--block", type=int, default=4, help="spec: drafted steps per round")
     ap.add_argument("--drafter", default="frozen", help="spec: a drafter checkpoint from tsdp distill, or frozen")
+    ap.add_argument("--threads", type=int, default=2, help="PyTorch's threads (and tsdp sample's)")
     a = ap.parse_args()
     net, cfg, _, act_dim = load(a.ckpt)
     kw = {"T": int(cfg.get("diffusion", {}).get("num_train_timesteps", 100)),
           "shape": (int(cfg["data"]["horizon"]), act_dim)}
-    torch.set_num_threads(2)
+    torch.set_num_threads(a.threads)
     with h5py.File(a.ckpt, "r") as f:
         scale, offset = f["normalizer/action/scale"][()], f["normalizer/action/offset"][()]
     with tempfile.TemporaryDirectory() as d:
         extra = ["--block", str(a.block), "--drafter", a.drafter] if a.sampler == "spec" else []
         out = subprocess.run([a.tsdp, "sample", "--ckpt", a.ckpt, "--data", a.data, "--index", str(a.index), "--n",
-                              str(a.n), "--sampler", a.sampler, "--seed", str(a.seed), "--out", d + "/s.h5"] + extra,
+                              str(a.n), "--sampler", a.sampler, "--seed", str(a.seed), "--out", d + "/s.h5",
+                              "--threads", str(a.threads)] + extra,
                              check=True, capture_output=True, text=True).stdout
         if a.sampler == "spec":
             print(out.strip().splitlines()[-1])
