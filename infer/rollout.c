@@ -188,6 +188,9 @@ int ts_eval_pusht(ts_policy *p, const ts_sampler *s, const ts_eval_opts *o, ts_e
                               .drafter_calls = s1->drafter_calls - spec0.drafter_calls,
                               .drafted = s1->drafted - spec0.drafted, .accepted = s1->accepted - spec0.accepted,
                               .rounds = s1->rounds - spec0.rounds};
+    for (int t = 0; t < TS_MAX_T; t++) /* ts_spec_checked counts these */
+      r->spec.drafted_t[t] = s1->drafted_t[t] - spec0.drafted_t[t],
+      r->spec.accepted_t[t] = s1->accepted_t[t] - spec0.accepted_t[t];
   }
   ts_spec_free(own);
   r->episodes = n_all;
