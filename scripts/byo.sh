@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Bring your own task or checkpoint, end to end, at toy size (README: "Bring your own task or
-# checkpoint"; about 10 minutes on one busy core).
+# checkpoint"; about 10 minutes on one core).
 #   (a) a robomimic-layout low-dim dataset of a task with no simulator here (the point-mass
 #       reaching toy of scripts/make_robomimic_toy.py), a config naming its obs keys
 #       (configs/byo_robomimic.ini): data info -> train -> distill -> bench spec (speed) ->
@@ -10,14 +10,14 @@
 #       -> distill a drafter for it -> bench spec -> check_sampler_torch.py -> (Push-T) eval.
 # Usage: scripts/byo.sh [OUT=runs/byo] [RESULTS=results/byo] [DATA_DIR=../shared/data]
 # Env: TSDP (build/tsdp), PY (/usr/bin/python3), N (chunks per sampler in the two-sample
-# tests, 200), THREADS (1).
+# tests, 500: at 200 the off-by-one-timestep sampler went undetected on the toy), THREADS (1).
 set -euo pipefail
 out=${1:-runs/byo}
 results=${2:-results/byo}
 data_dir=${3:-../shared/data}
 tsdp=${TSDP:-build/tsdp}
 py=${PY:-/usr/bin/python3}
-n=${N:-200}
+n=${N:-500}
 th=${THREADS:-1}
 mkdir -p "$out" "$results"
 times="$results/times.tsv"

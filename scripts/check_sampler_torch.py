@@ -2,7 +2,7 @@
 """Is tsdp's DDPM sampler the reference's distribution? A two-sample test on one checkpoint.
 
     /usr/bin/python3 scripts/check_sampler_torch.py --ckpt CKPT.h5 --data D.h5 [--index 500] [--n 500]
-        [--sampler ddpm|spec] [--block 4] [--drafter DRAFTER.h5|frozen]
+        [--sampler ddpm|spec] [--block 4] [--drafter DRAFTER.h5|frozen] [--threads 2]
 
 Draws --n action chunks with `tsdp sample` (DDPM-100 through the C inference engine, Philox
 noise; or with --sampler spec, exact speculative DDPM with --block drafted steps per round and the
