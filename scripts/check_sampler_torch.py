@@ -2,14 +2,14 @@
 """Is tsdp's DDPM sampler the reference's distribution? A two-sample test on one checkpoint.
 
     /usr/bin/python3 scripts/check_sampler_torch.py --ckpt CKPT.h5 --data D.h5 [--index 500] [--n 500]
-        [--sampler ddpm|spec] [--block 4] [--drafter DRAFTER.h5|frozen]
+        [--sampler ddpm|spec] [--block 4] [--drafter DRAFTER.h5|frozen] [--threads 2]
 
 Draws --n action chunks with `tsdp sample` (DDPM-100 through the C inference engine, Philox
 noise; or with --sampler spec, exact speculative DDPM with --block drafted steps per round and the
 frozen-target drafter or, with --drafter, a distilled one) and --n chunks with an independent PyTorch DDPM sampler written from docs/math.md §2
 (diffusers DDPMScheduler semantics: squaredcos_cap_v2, clip_sample, fixed_small variance) on
-the same EMA weights and the same observation window, then compares the two sets of 32-d
-chunks with an energy-distance permutation test. As a check that the test can see a real
+the same EMA weights and the same observation window, then compares the two sets of
+horizon x action-dim chunks (32-d on Push-T) with an energy-distance permutation test. As a check that the test can see a real
 difference, it repeats the comparison against two deliberately wrong PyTorch samplers: noise
 scaled by --wrong-scale (default 1.5), and the network fed t + 1 (an off-by-one timestep).
 Prints the p-values; the first should be unremarkable, the other two tiny.
@@ -29,13 +29,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_torch import load  # noqa: E402
 
 
-def torch_ddpm(net, cond, n, seed, noise_scale=1.0, t_shift=0, T=100):
+def torch_ddpm(net, cond, n, seed, noise_scale=1.0, t_shift=0, T=100, shape=(16, 2)):
     g = torch.Generator().manual_seed(seed)
     abar = lambda s: math.cos((s + 0.008) / 1.008 * math.pi / 2) ** 2
     betas = torch.tensor([min(1 - abar((i + 1) / T) / abar(i / T), 0.999) for i in range(T)], dtype=torch.float64)
     ac = torch.cumprod(1 - betas, 0).float()
     c = cond.expand(n, -1)
-    x = torch.randn(n, 16, 2, generator=g)
+    x = torch.randn(n, *shape, generator=g)
     with torch.no_grad():
         for t in range(T - 1, -1, -1):
             eps = net(x, torch.full((n,), float(min(t + t_shift, T - 1))), c)
@@ -83,24 +83,28 @@ def main():
     ap.add_argument("--sampler", default="ddpm", help="tsdp's sampler: ddpm, or spec (exact speculative DDPM)")
     ap.add_argument("--block", type=int, default=4, help="spec: drafted steps per round")
     ap.add_argument("--drafter", default="frozen", help="spec: a drafter checkpoint from tsdp distill, or frozen")
+    ap.add_argument("--threads", type=int, default=2, help="PyTorch's threads (and tsdp sample's)")
     a = ap.parse_args()
-    net = load(a.ckpt)[0]
-    torch.set_num_threads(2)
+    net, cfg, _, act_dim = load(a.ckpt)
+    kw = {"T": int(cfg.get("diffusion", {}).get("num_train_timesteps", 100)),
+          "shape": (int(cfg["data"]["horizon"]), act_dim)}
+    torch.set_num_threads(a.threads)
     with h5py.File(a.ckpt, "r") as f:
         scale, offset = f["normalizer/action/scale"][()], f["normalizer/action/offset"][()]
     with tempfile.TemporaryDirectory() as d:
         extra = ["--block", str(a.block), "--drafter", a.drafter] if a.sampler == "spec" else []
         out = subprocess.run([a.tsdp, "sample", "--ckpt", a.ckpt, "--data", a.data, "--index", str(a.index), "--n",
-                              str(a.n), "--sampler", a.sampler, "--seed", str(a.seed), "--out", d + "/s.h5"] + extra,
+                              str(a.n), "--sampler", a.sampler, "--seed", str(a.seed), "--out", d + "/s.h5",
+                              "--threads", str(a.threads)] + extra,
                              check=True, capture_output=True, text=True).stdout
         if a.sampler == "spec":
             print(out.strip().splitlines()[-1])
         with h5py.File(d + "/s.h5", "r") as f:
             c_act, cond = f["actions"][()], torch.tensor(f["cond"][()])[None]
     unnorm = lambda x: (x - offset) / scale
-    t_act = unnorm(torch_ddpm(net, cond, a.n, a.seed + 1))
-    w_act = unnorm(torch_ddpm(net, cond, a.n, a.seed + 2, noise_scale=a.wrong_scale))
-    o_act = unnorm(torch_ddpm(net, cond, a.n, a.seed + 3, t_shift=1))
+    t_act = unnorm(torch_ddpm(net, cond, a.n, a.seed + 1, **kw))
+    w_act = unnorm(torch_ddpm(net, cond, a.n, a.seed + 2, noise_scale=a.wrong_scale, **kw))
+    o_act = unnorm(torch_ddpm(net, cond, a.n, a.seed + 3, t_shift=1, **kw))
     flat = lambda x: x.reshape(len(x), -1)
     print("index %d, %d chunks each, %d permutations" % (a.index, a.n, a.perms))
     print("mean |tsdp - torch| per coordinate: max %.3f (action units; torch std median %.3f)" %

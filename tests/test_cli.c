@@ -105,6 +105,43 @@ START_TEST(test_cli_convert_round_trip) {
 }
 END_TEST
 
+/* Bring your own task (scripts/byo.sh at test size): a robomimic-layout dataset that is not
+ * Push-T (scripts/make_robomimic_toy.py, 6 demos) trains and distils with only
+ * configs/byo_robomimic.ini naming its obs keys, and `bench spec` runs on its windows with the
+ * drafter (no simulator). Needs python3-h5py and numpy for the generator; skipped without. */
+START_TEST(test_cli_byo_toy) {
+  SKIP_IF(!getenv("TSDP_BIN"), "TSDP_BIN (the tsdp binary) is not set");
+  SKIP_IF(system("/usr/bin/python3 -c 'import h5py, numpy' >/dev/null 2>&1") != 0,
+          "the toy dataset generator needs python3-h5py and numpy (scripts/deps.sh --dev)");
+  static char out[1 << 16];
+  char args[2048], cmd[1024], h5[512], base[512], dr[512];
+  const char *d = tmp_dir();
+  int el;
+  snprintf(h5, sizeof h5, "%s/byo_toy.h5", d);
+  snprintf(base, sizeof base, "%s/byo_base.h5", d);
+  snprintf(dr, sizeof dr, "%s/byo_drafter.h5", d);
+  snprintf(cmd, sizeof cmd, "/usr/bin/python3 scripts/make_robomimic_toy.py %s --demos 6 --seed 3 >/dev/null", h5);
+  ck_assert_int_eq(system(cmd), 0);
+  snprintf(args, sizeof args, "data info %s --json", h5);
+  ck_assert_int_eq(run_cli(args, out, sizeof out, &el), 0);
+  ck_assert_msg(out[0] == '{' && strstr(out, "\"episodes\": 6") && strstr(out, "robot0_eef_pos") && strstr(out, "goal_pos"),
+                "%s", out);
+  snprintf(args, sizeof args,
+           "train --config configs/byo_robomimic.ini --data %s --out %s train.max_steps=5 train.batch_size=8 "
+           "train.threads=1 train.log_every=5", h5, base);
+  ck_assert_msg(run_cli(args, out, sizeof out, &el) == 0, "train: %s", out);
+  snprintf(args, sizeof args,
+           "distill --config configs/byo_drafter.ini --base %s --data %s --out %s train.max_steps=5 train.batch_size=8 "
+           "train.threads=1 train.log_every=5 distill.chains=4 distill.buffer_chains=8 distill.heldout_chains=2",
+           base, h5, dr);
+  ck_assert_msg(run_cli(args, out, sizeof out, &el) == 0, "distill: %s", out);
+  snprintf(args, sizeof args, "bench spec --ckpt %s --data %s --drafter %s --blocks 2 --windows 2 --threads 1 --json",
+           base, h5, dr);
+  ck_assert_msg(run_cli(args, out, sizeof out, &el) == 0, "bench spec: %s", out);
+  ck_assert_msg(out[0] == '{' && strstr(out, "spec-learned-2"), "%s", out);
+}
+END_TEST
+
 Suite *suite_cli(void) {
   Suite *s = suite_create("cli");
   TCase *tc = tcase_create("cli");
@@ -112,6 +149,7 @@ Suite *suite_cli(void) {
   tcase_add_test(tc, test_cli_json);
   tcase_add_test(tc, test_cli_errors_one_line);
   tcase_add_test(tc, test_cli_convert_round_trip);
+  tcase_add_test(tc, test_cli_byo_toy);
   suite_add_tcase(s, tc);
   return s;
 }
