@@ -506,6 +506,18 @@ START_TEST(test_unet_denoisers) {
 }
 END_TEST
 
+/* A checkpoint of config c with p's normalisers and no weights (the loader's refusals). */
+static void config_only_ckpt(const char *path, const ts_config *c, const ts_policy *p) {
+  char *ini = ts_config_to_ini(c);
+  ts_h5 *f = ts_h5_create(path);
+  ck_assert_ptr_nonnull(f);
+  ck_assert_int_eq(ts_h5_attr_str(f, "/", "config", ini), 0);
+  ck_assert_int_eq(ts_norm_save(f, "normalizer/obs", &p->nobs), 0);
+  ck_assert_int_eq(ts_norm_save(f, "normalizer/action", &p->nact), 0);
+  ck_assert_int_eq(ts_h5_commit(f), 0);
+  free(ini);
+}
+
 /* The perturbed drafter's strength on the policy's U-Net (test_policy_sampling). */
 #define SPEC_DRAFT_C 1.0f
 
@@ -677,15 +689,9 @@ START_TEST(test_policy_sampling) {
   {
     ts_config ct = p2.cfg;
     ck_assert_int_eq(ts_config_override(&ct, "model.type=transformer"), 0);
-    char tf[600], *ini = ts_config_to_ini(&ct);
+    char tf[600];
     snprintf(tf, sizeof tf, "%s/transformer.h5", tmp_dir());
-    ts_h5 *f = ts_h5_create(tf);
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_eq(ts_h5_attr_str(f, "/", "config", ini), 0);
-    ck_assert_int_eq(ts_norm_save(f, "normalizer/obs", &p2.nobs), 0);
-    ck_assert_int_eq(ts_norm_save(f, "normalizer/action", &p2.nact), 0);
-    ck_assert_int_eq(ts_h5_commit(f), 0);
-    free(ini);
+    config_only_ckpt(tf, &ct, &p2);
     ts_policy pt;
     ck_assert_int_ne(ts_policy_load(&pt, tf, "ema"), 0);
     ck_assert_msg(strstr(ts_error(), "ema/input_emb.weight") && strstr(ts_error(), tf) && !strchr(ts_error(), '\n'),
@@ -697,14 +703,7 @@ START_TEST(test_policy_sampling) {
     ck_assert_int_eq(ts_config_override(&cu, "model.down_dims=4096,4096,4096,4096"), 0);
     ck_assert_int_eq(ts_config_override(&cu, "model.kernel_size=15"), 0);
     ck_assert_int_eq(ts_config_override(&cu, "model.n_groups=8"), 0);
-    ini = ts_config_to_ini(&cu);
-    f = NULL;
-    ck_assert_ptr_nonnull(f = ts_h5_create(tf));
-    ck_assert_int_eq(ts_h5_attr_str(f, "/", "config", ini), 0);
-    ck_assert_int_eq(ts_norm_save(f, "normalizer/obs", &p2.nobs), 0);
-    ck_assert_int_eq(ts_norm_save(f, "normalizer/action", &p2.nact), 0);
-    ck_assert_int_eq(ts_h5_commit(f), 0);
-    free(ini);
+    config_only_ckpt(tf, &cu, &p2);
     double t0 = ts_now();
     ck_assert_int_ne(ts_policy_load(&pt, tf, "ema"), 0);
     ck_assert_msg(strstr(ts_error(), "above the limit") && strstr(ts_error(), "unet its config describes") &&
@@ -715,13 +714,7 @@ START_TEST(test_policy_sampling) {
      * the network is built */
     cu = p2.cfg;
     ck_assert_int_eq(ts_config_override(&cu, "model.down_dims=64,128"), 0);
-    ini = ts_config_to_ini(&cu);
-    ck_assert_ptr_nonnull(f = ts_h5_create(tf));
-    ck_assert_int_eq(ts_h5_attr_str(f, "/", "config", ini), 0);
-    ck_assert_int_eq(ts_norm_save(f, "normalizer/obs", &p2.nobs), 0);
-    ck_assert_int_eq(ts_norm_save(f, "normalizer/action", &p2.nact), 0);
-    ck_assert_int_eq(ts_h5_commit(f), 0);
-    free(ini);
+    config_only_ckpt(tf, &cu, &p2);
     ck_assert_int_ne(ts_policy_load(&pt, tf, "ema"), 0);
     ck_assert_msg(strstr(ts_error(), tf) && strstr(ts_error(), "ema/"), "%s", ts_error());
   }
