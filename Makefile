@@ -80,7 +80,7 @@ FUZZ_OK := $(shell printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned lo
 
 check: $(BUILD)/test_tsdp $(BUILD)/tsdp $(if $(FUZZ_OK),fuzz-build)
 	TSDP_DATA_DIR=$(DATA_DIR) TSDP_BIN=$(BUILD)/tsdp OPENBLAS_NUM_THREADS=1 $(if $(FUZZ_OK),TSDP_FUZZ_DIR=build/fuzz) \
-	  TSDP_FUZZ_RUNS=$(FUZZ_SMOKE_RUNS) LSAN_OPTIONS=suppressions=tests/lsan.supp:print_suppressions=0 $(BUILD)/test_tsdp
+	  TSDP_FUZZ_RUNS=$(FUZZ_SMOKE_RUNS) LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 $(BUILD)/test_tsdp
 
 asan: deps
 	@$(MAKE) --no-print-directory check BUILD=build/asan OPT=-O1 \
