@@ -67,7 +67,8 @@ int ts_cli_drafter(int argc, char **argv, const ts_policy *p, ts_drafter_model *
 }
 
 /* Per chunk: rounds (target rounds), sequential target and drafter calls, drafts accepted,
- * checked and drafted; acceptance = accepted / checked (ts_spec_checked). */
+ * checked and drafted; acceptance = accepted / checked (ts_spec_checked); with a LOSSY
+ * scheduler, the drafts kept only by its tolerance. */
 static void print_spec(const ts_spec_stats *s, const ts_policy *p, const ts_sampler *smp, int json) {
   if (!s->chunks) return;
   long checked = ts_spec_checked(s);
@@ -79,10 +80,14 @@ static void print_spec(const ts_spec_stats *s, const ts_policy *p, const ts_samp
            "\"drafter_calls_per_chunk\": %.2f, \"accepted_per_chunk\": %.2f, \"checked_per_chunk\": %.2f, "
            "\"drafted_per_chunk\": %.2f, ",
            dr, acc, calls, s->rounds / k, dcalls, s->accepted / k, checked / k, s->drafted / k);
-  else
-    printf("speculative (%s drafter): per chunk %.1f rounds, %.1f sequential target calls (DDPM: %d), %.1f drafter calls, "
+  if (json && ts_block_lossy(smp->blocks)) printf("\"relaxed_per_chunk\": %.3f, ", s->relaxed / k);
+  if (json) return;
+  printf("speculative (%s drafter): per chunk %.1f rounds, %.1f sequential target calls (DDPM: %d), %.1f drafter calls, "
            "%.1f / %.1f checked drafts accepted (%.1f%%; %.1f drafted)\n", dr, s->rounds / k, calls, p->sched.T, dcalls,
            s->accepted / k, checked / k, 100 * acc, s->drafted / k);
+  if (ts_block_lossy(smp->blocks))
+    printf("LOSSY: %.2f accepted drafts per chunk were kept by the scheduler's tolerance, not by the exact test\n",
+           s->relaxed / k);
 }
 
 static const char *const POLICY_FLAGS[] = {"--json", "--raw-weights", NULL};
@@ -132,17 +137,19 @@ int ts_cmd_eval(int argc, char **argv) {
   if (!rc) {
     if (json) {
       printf("{\"episodes\": %d, \"seed_start\": %ld, \"sampler\": \"%s\", \"steps\": %ld, \"scheduler\": \"%s\", "
-             "\"mean_score\": %.6f, \"success_rate\": %.6f, \"ms_per_chunk\": %.3f, \"chunks_per_s\": %.3f, "
+             "\"lossy\": %s, \"mean_score\": %.6f, \"success_rate\": %.6f, \"ms_per_chunk\": %.3f, \"chunks_per_s\": %.3f, "
              "\"ms_per_call\": %.3f, ", r.episodes, start, ts_sampler_names[smp.kind], (long)smp.steps,
-             smp.blocks ? "rl" : "none", r.mean_score, r.success_rate, r.ms_per_chunk, r.chunks_per_s, r.ms_per_call);
+             smp.blocks ? smp.blocks->name : "none", ts_block_lossy(smp.blocks) ? "true" : "false", r.mean_score,
+             r.success_rate, r.ms_per_chunk, r.chunks_per_s, r.ms_per_call);
       print_spec(&r.spec, &p, &smp, 1);
       printf("\"chunks\": %ld, \"scores\": [", r.chunks);
       for (int i = 0; i < r.episodes; i++) printf("%s%.4f", i ? ", " : "", r.scores[i]);
       printf("]}\n");
     } else {
       printf("%s-%d%s on %d legacy seeds from %ld: mean score %.4f, success rate %.3f\n", ts_sampler_names[smp.kind],
-             smp.steps, smp.blocks ? " (rl block scheduler, L up to the block)" : "", r.episodes, start, r.mean_score,
-             r.success_rate);
+             smp.steps, !smp.blocks ? "" : ts_block_lossy(smp.blocks)
+                 ? " (LOSSY rl block scheduler with acceptance tolerances: not DDPM's law)" : " (rl block scheduler, L up to the block)",
+             r.episodes, start, r.mean_score, r.success_rate);
       printf("sampling: %ld chunks in %ld batched calls, %.2f ms per chunk (amortised), %.1f chunks/s, %.1f ms per call\n",
              r.chunks, r.calls, r.ms_per_chunk, r.chunks_per_s, r.ms_per_call);
       print_spec(&r.spec, &p, &smp, 0);

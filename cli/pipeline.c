@@ -838,7 +838,9 @@ static void make_rows(pl_run *P) {
     snprintf(r[n].name, 32, "spec-static"), snprintf(r[n].label, 64, "spec, drafter, static DP schedule");
     r[n].kind = TS_SAMPLER_SPEC, r[n].drafter = 1, r[n++].sched = 1;
   }
-  snprintf(r[n].name, 32, "tsdp"), snprintf(r[n].label, 64, "TS-DP (drafter + RL scheduler)");
+  if (P->sched.rl.lossy) /* the relaxed rule: not DDPM's law, and the table says so */
+    snprintf(r[n].name, 32, "tsdp-LOSSY"), snprintf(r[n].label, 64, "TS-DP LOSSY (RL scheduler with tolerances)");
+  else snprintf(r[n].name, 32, "tsdp"), snprintf(r[n].label, 64, "TS-DP (drafter + RL scheduler)");
   r[n].kind = TS_SAMPLER_SPEC, r[n].drafter = 1, r[n].sched = 2, r[n++].gifs = 1;
   P->nrows = n;
 }

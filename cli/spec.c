@@ -187,7 +187,7 @@ int ts_bench_spec(int argc, char **argv) {
    * scheduler's drafter, in work spaces of its largest block. */
   if (sprobe.blocks && !rc) {
     const ts_block_sched *bs[3] = {&sm.fixed, &sm.stat, &sm.learned};
-    const char *nm[3] = {"fixed-best", "static-best", "rl"};
+    const char *nm[3] = {"fixed-best", "static-best", sm.lossy ? "rl-LOSSY" : "rl"};
     for (int k = 0; k < 3 && !rc; k++) {
       snprintf(rows[nr].name, sizeof rows[nr].name, "%s", nm[k]);
       rows[nr].s = (ts_sampler){.kind = TS_SAMPLER_SPEC, .steps = sprobe.steps, .drafter = learned, .blocks = bs[k]};
@@ -292,7 +292,10 @@ int ts_bench_spec(int argc, char **argv) {
         jnum(fr, oms);
         fprintf(fr, ", \"target_calls_per_chunk\": %.2f, \"drafter_calls_per_chunk\": %.2f, \"acceptance\": ", calls, dcalls);
         jnum(fr, acc);
-        fprintf(fr, ", \"speedup_vs_ddpm\": %.3f}", ddpm_ms / m);
+        fprintf(fr, ", \"speedup_vs_ddpm\": %.3f", ddpm_ms / m);
+        if (ts_block_lossy(rows[i].s.blocks)) /* the rule was relaxed: say so, with how often it mattered */
+          fprintf(fr, ", \"lossy\": true, \"relaxed_per_chunk\": %.3f", rows[i].s.spec ? (double)ts_spec_stats_of(rows[i].s.spec)->relaxed / W : 0);
+        fprintf(fr, "}");
       } else {
         char a[16] = "", sp[3][16] = {"-", "-", "-"};
         if (rows[i].s.spec) {

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
-enum { T_INT, T_LONG, T_DBL, T_BOOL, T_STR, T_INTLIST, T_STRLIST, T_ENUM };
+enum { T_INT, T_LONG, T_DBL, T_BOOL, T_STR, T_INTLIST, T_STRLIST, T_ENUM, T_DBLLIST };
 
 const char *const ts_model_type_names[TS_MODEL_COUNT + 1] = {"unet", "transformer", NULL};
 const char *const ts_sampler_names[TS_SAMPLER_COUNT + 1] = {"ddpm", "ddim", "spec", NULL};
@@ -53,6 +53,8 @@ typedef struct {
 #define S(sec, k, m, def, doc) {sec, k, T_STR, OFF(m), SZ(m), 0, NULL, def, 0, 0, 0, 0, doc}
 #define E(sec, k, m, tab, def, doc) {sec, k, T_ENUM, OFF(m), sizeof(int), 0, tab, def, 0, 0, 0, 0, doc}
 #define IL(sec, k, m, cnt, cap, def, lo, hi, doc) {sec, k, T_INTLIST, OFF(m), cap, OFF(cnt), NULL, def, lo, hi, 0, 0, doc}
+/* a list of doubles, each in [lo, hi] */
+#define DL(sec, k, m, cnt, cap, def, lo, hi, doc) {sec, k, T_DBLLIST, OFF(m), cap, OFF(cnt), NULL, def, lo, hi, 0, 0, doc}
 #define SL(sec, k, m, cnt, cap, def, doc) {sec, k, T_STRLIST, OFF(m), cap, OFF(cnt), NULL, def, 0, 0, 0, 0, doc}
 #define G30 1073741824.0    /* 2^30 */
 #define G40 1099511627776.0 /* 2^40 */
@@ -126,7 +128,21 @@ static const field fields[] = {
   IL("rl", "blocks", rl.blocks, rl.n_blocks, 8, "1, 2, 3, 4, 6, 8, 12, 16", 1, 128,
      "draft lengths L the block scheduler chooses from, ascending"),
   S("rl", "cost_model", rl.cost_model, "", "cost model file written by tsdp bench cost (ms per target call by batch, per drafter call)"),
-  B("rl", "lossy", rl.lossy, "false", "LOSSY relaxed mode (acceptance tolerance in the action): not implemented, must stay false"),
+  B("rl", "lossy", rl.lossy, "false",
+    "LOSSY relaxed mode: the action also picks an acceptance tolerance and the reward adds the Push-T score, trained "
+    "on closed-loop episodes in the simulator; samples no longer follow DDPM's law"),
+  DL("rl", "tolerances", rl.tolerances, rl.n_tolerances, 8, "0", 0, 100,
+     "lossy mode: acceptance tolerances tau the action chooses from, ascending (a draft with |Delta| <= tau is kept "
+     "without the exact test); exact mode: must be 0"),
+  D("rl", "score_weight", rl.score_weight, "20", '[', 0, 1e6, ']',
+    "lossy mode: reward of an episode's Push-T score (max coverage, 0..1), in units of the static schedule's cost per chunk"),
+  I("rl", "sim_episodes", rl.sim_episodes, "2", 1, 1024, "lossy mode: closed-loop Push-T episodes collected per PPO update"),
+  I("rl", "sim_seed_start", rl.sim_seed_start, "100010", 0, G30,
+    "lossy mode: first Push-T seed of the training episodes (the simulator knows seeds 100000..100049; 100000..100009 "
+    "are the held-out ones)"),
+  I("rl", "sim_seed_count", rl.sim_seed_count, "40", 1, 1024,
+    "lossy mode: training seeds cycled through: episode j of the run (update u, episode k: j = u * sim_episodes + k) "
+    "has seed sim_seed_start + j mod sim_seed_count, with fresh sampling noise"),
   I("rl", "hidden", rl.hidden, "64", 1, 4096, "units per hidden layer of the actor and the critic"),
   I("rl", "layers", rl.layers, "2", 1, 4, "hidden layers of the actor and the critic"),
   D("rl", "lr", rl.lr, "3e-4", '(', 0, 1, ']', "Adam learning rate of PPO"),
@@ -226,7 +242,7 @@ static int in_range(const field *f, double v) {
 static int range_fail(const char *o, const field *f, const char *value) {
   char prefix[256] = "";
   if (o) snprintf(prefix, sizeof prefix, "%s: ", o);
-  if (f->type == T_DBL)
+  if (f->type == T_DBL || f->type == T_DBLLIST)
     return ts_fail("%s[%s] %s = %s must be in %c%g, %g%c (%s)", prefix, f->section, f->key, value, f->lo_open ? '(' : '[', f->lo,
                    f->hi, f->hi_open ? ')' : ']', f->doc);
   return ts_fail("%s[%s] %s = %s must be in %lld..%lld (%s)", prefix, f->section, f->key, value, (long long)f->lo,
@@ -283,6 +299,7 @@ static int set_field(ts_config *c, const field *f, const char *value) {
     return 0;
   default: { /* lists, comma separated; the struct changes only when every entry is good */
     int n = 0, ints[64];
+    double dbls[64];
     char strs[TS_CFG_MAXKEYS][32] = {{0}}, *next = v;
     if (!*v) return ts_fail("[%s] %s: empty list", f->section, f->key);
     /* split at every comma (strtok would merge ",," and drop a trailing ","): an empty entry is an error */
@@ -298,6 +315,12 @@ static int set_field(ts_config *c, const field *f, const char *value) {
       if (f->type == T_INTLIST) {
         if (parse_int(f, tok, &l)) return -1;
         ints[n++] = (int)l;
+      } else if (f->type == T_DBLLIST) {
+        char *e;
+        double d = strtod(tok, &e);
+        if (e == tok || *trim(e)) return ts_fail("[%s] %s: '%s' is not a number", f->section, f->key, tok);
+        if (!in_range(f, d)) return range_fail(NULL, f, tok);
+        dbls[n++] = d;
       } else {
         if (strlen(tok) >= 32 || !*tok || *tok == ';' || *tok == '#') /* printed back after ", " it would be a comment */
           return ts_fail("[%s] %s: bad entry '%s'", f->section, f->key, tok);
@@ -308,6 +331,7 @@ static int set_field(ts_config *c, const field *f, const char *value) {
     }
     if (n == 0) return ts_fail("[%s] %s: empty list", f->section, f->key);
     if (f->type == T_INTLIST) memcpy(base, ints, (size_t)n * sizeof(int));
+    else if (f->type == T_DBLLIST) memcpy(base, dbls, (size_t)n * sizeof(double));
     else memcpy(base, strs, (size_t)n * 32);
     *(int *)((char *)c + f->count_off) = n;
     return 0;
@@ -474,6 +498,11 @@ static int check_field(const ts_config *c, const field *f, const char *o) {
       if (f->type == T_STRLIST) {
         const char *e = base + 32 * k;
         if (!memchr(e, 0, 32) || !*e) return ts_fail("%s: [%s] %s: entry %d is empty or too long", o, f->section, f->key, k);
+      } else if (f->type == T_DBLLIST) {
+        if (!in_range(f, ((const double *)base)[k])) {
+          snprintf(v, sizeof v, "%g", ((const double *)base)[k]);
+          return range_fail(o, f, v);
+        }
       } else if (!in_range(f, ((const int *)base)[k])) {
         snprintf(v, sizeof v, "%d", ((const int *)base)[k]);
         return range_fail(o, f, v);
@@ -514,8 +543,11 @@ int ts_config_validate(const ts_config *c, const char *o) {
   for (int i = 1; i < c->rl.n_blocks; i++)
     if (c->rl.blocks[i] <= c->rl.blocks[i - 1])
       return ts_fail("%s: [rl] blocks must be ascending (%d after %d)", o, c->rl.blocks[i], c->rl.blocks[i - 1]);
-  if (c->rl.lossy)
-    return ts_fail("%s: [rl] lossy = true: the relaxed (lossy) scheduling mode is not implemented", o);
+  for (int i = 1; i < c->rl.n_tolerances; i++)
+    if (c->rl.tolerances[i] <= c->rl.tolerances[i - 1])
+      return ts_fail("%s: [rl] tolerances must be ascending (%g after %g)", o, c->rl.tolerances[i], c->rl.tolerances[i - 1]);
+  if (!c->rl.lossy && (c->rl.n_tolerances != 1 || c->rl.tolerances[0] != 0))
+    return ts_fail("%s: [rl] tolerances other than 0 make the scheduler lossy: set rl.lossy = true to study that", o);
   if (c->pipeline.rollout_sampler == TS_SAMPLER_SPEC)
     return ts_fail("%s: [pipeline] rollout_sampler = spec: record with ddpm (the same law) or ddim", o);
   if (c->model.n_emb % c->model.n_head || c->model.n_emb % 2)
@@ -531,7 +563,7 @@ char *ts_config_help(void) {
   for (int i = 0; i < NFIELDS && o < cap; i++) {
     const field *f = &fields[i];
     char range[96] = "";
-    if (f->type == T_DBL)
+    if (f->type == T_DBL || f->type == T_DBLLIST)
       snprintf(range, sizeof range, ", in %c%g, %g%c", f->lo_open ? '(' : '[', f->lo, f->hi, f->hi_open ? ')' : ']');
     else if ((f->type == T_INT || f->type == T_LONG || f->type == T_INTLIST) && !(f->lo == INT_MIN && f->hi == INT_MAX))
       snprintf(range, sizeof range, ", in %lld..%lld", (long long)f->lo, (long long)f->hi);
@@ -539,7 +571,7 @@ char *ts_config_help(void) {
       snprintf(range, sizeof range, ", one of");
       for (int k = 0; f->names[k]; k++) snprintf(range + strlen(range), sizeof range - strlen(range), " %s", f->names[k]);
     }
-    static const char *tn[] = {"int", "int", "number", "bool", "text", "int list", "text list", "name"};
+    static const char *tn[] = {"int", "int", "number", "bool", "text", "int list", "text list", "name", "number list"};
     o += (size_t)snprintf(s + o, cap - o, "[%s] %s = %s (%s%s): %s\n", f->section, f->key, f->def, tn[f->type], range, f->doc);
   }
   return s;
@@ -569,6 +601,7 @@ char *ts_config_to_ini(const ts_config *c) {
       int n = *(const int *)((const char *)c + f->count_off);
       for (int k = 0; k < n; k++) {
         if (f->type == T_INTLIST) o += (size_t)snprintf(s + o, cap - o, "%s%d", k ? ", " : "", ((const int *)base)[k]);
+        else if (f->type == T_DBLLIST) o += (size_t)snprintf(s + o, cap - o, "%s%.17g", k ? ", " : "", ((const double *)base)[k]);
         else o += (size_t)snprintf(s + o, cap - o, "%s%s", k ? ", " : "", base + 32 * k);
       }
     }

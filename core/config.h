@@ -60,7 +60,11 @@ typedef struct ts_config {
   struct { /* the PPO block scheduler (rl/sched.h) */
     int blocks[8], n_blocks;  /* the draft lengths it chooses from */
     char cost_model[256];     /* the cost model file (infer/blocks.h), written by tsdp bench cost */
-    int lossy;                /* the relaxed lossy mode: not implemented, refused */
+    int lossy;                /* the relaxed LOSSY mode (rl/sched.h): tolerances in the action, score in the reward */
+    double tolerances[8];     /* lossy: acceptance tolerances tau the action picks from; exact: {0} */
+    int n_tolerances;
+    double score_weight;      /* lossy: reward per unit of an episode's Push-T score */
+    int sim_episodes, sim_seed_start, sim_seed_count; /* lossy: episodes per update, their seeds */
     int hidden, layers, epochs, minibatch, chains_per_update, updates, accept_chains, accept_block;
     int chain_shards;         /* 0: one per rank (rl/sched.h) */
     int seed, log_every, checkpoint_every;

@@ -13,7 +13,7 @@ static int fixed_block(void *self, const ts_round_state *st) {
   return *(const int *)self;
 }
 
-ts_block_sched ts_block_fixed(const int *L) { return (ts_block_sched){"fixed", fixed_block, (void *)L}; }
+ts_block_sched ts_block_fixed(const int *L) { return (ts_block_sched){.name = "fixed", .block = fixed_block, .self = (void *)L}; }
 
 static int table_block(void *self, const ts_round_state *st) {
   const ts_block_table *tab = self;
@@ -22,8 +22,10 @@ static int table_block(void *self, const ts_round_state *st) {
 }
 
 ts_block_sched ts_block_table_sched(const ts_block_table *tab) {
-  return (ts_block_sched){"static", table_block, (void *)tab};
+  return (ts_block_sched){.name = "static", .block = table_block, .self = (void *)tab};
 }
+
+int ts_block_lossy(const ts_block_sched *bs) { return bs && bs->tolerance; }
 
 int ts_spec_sample_sched(ts_spec *s, const float *cond, int obs_dim, const ts_drafter *d, const ts_block_sched *bs,
                          ts_rng *rng, float *x) {
@@ -38,10 +40,13 @@ int ts_spec_sample_sched(ts_spec *s, const float *cond, int obs_dim, const ts_dr
     st.have_eps = ts_spec_have_eps(s);
     int L = bs->block(bs->self, &st);
     L = L < 1 ? 1 : L > st.max_block ? st.max_block : L;
+    if (bs->tolerance) ts_spec_set_tolerance(s, bs->tolerance(bs->self));
     rc = ts_spec_round(s, d, L, rng, &prev);
+    if (rc >= 0 && bs->after) bs->after(bs->self, &prev);
     st.prev = &prev;
     st.round++;
   } while (rc == 1);
+  if (bs->tolerance) ts_spec_set_tolerance(s, 0);
   if (rc < 0) return -1;
   memcpy(x, ts_spec_x(s), (size_t)tg->horizon * tg->act_dim * sizeof(float));
   return 0;

@@ -42,7 +42,16 @@ typedef struct ts_block_sched {
   /* The next round's L (clamped to 1..max_block by the caller). */
   int (*block)(void *self, const ts_round_state *st);
   void *self;
+  /* Optional, NULL for every exact scheduler: the acceptance tolerance of the round block() just
+   * chose (ts_spec_set_tolerance). A scheduler that has it is LOSSY (rl.lossy): its chunks no
+   * longer follow DDPM's law, and every report that uses it says so. */
+  double (*tolerance)(void *self);
+  /* Optional: what each round did, right after it (a trainer collecting rewards). */
+  void (*after)(void *self, const ts_spec_round_info *in);
 } ts_block_sched;
+
+/* 1 when bs picks acceptance tolerances (LOSSY), 0 for an exact scheduler or NULL. */
+int ts_block_lossy(const ts_block_sched *bs);
 
 /* fixed L: self points at an int. */
 ts_block_sched ts_block_fixed(const int *L);
@@ -56,7 +65,8 @@ ts_block_sched ts_block_table_sched(const ts_block_table *tab);
 
 /* One chain with a scheduler: begin, then rounds of the block it picks until finished, the
  * sample copied to x (horizon * act_dim). The scheduler sees the control step set on s
- * (ts_spec_set_control_step), the one place it comes from. */
+ * (ts_spec_set_control_step), the one place it comes from. A LOSSY scheduler's tolerance is
+ * set on s before each round and reset to 0 (exact) when the chain ends. */
 int ts_spec_sample_sched(ts_spec *s, const float *cond, int obs_dim, const ts_drafter *d, const ts_block_sched *bs,
                          ts_rng *rng, float *x);
 

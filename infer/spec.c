@@ -40,6 +40,7 @@ struct ts_spec {
   const ts_ddpm *sched;
   int n, cond_dim, max_block, verify;
   int t, have_eps; /* have_eps: e0 holds the target's eps at (x, t) */
+  double tol;      /* LOSSY tolerance on |Delta| (0: exact) */
   long step;       /* control step of the cond's latest observation (temporal drafters) */
   float *dcond;    /* a temporal drafter's cond (cond_dim + n_obs_steps <= 2 cond_dim) */
   float *x, *cond, *condk, *ys, *mp, *z, *sig, *et, *e0, *eq, *mq;
@@ -98,6 +99,8 @@ void ts_spec_free(ts_spec *s) {
 ts_denoiser *ts_spec_target(const ts_spec *s) { return s->target; }
 int ts_spec_max_block(const ts_spec *s) { return s->max_block; }
 void ts_spec_set_verify(ts_spec *s, int verify) { s->verify = verify != 0; }
+void ts_spec_set_tolerance(ts_spec *s, double tol) { s->tol = tol > 0 ? tol : 0; }
+double ts_spec_tolerance(const ts_spec *s) { return s->tol; }
 const float *ts_spec_x(const ts_spec *s) { return s->x; }
 int ts_spec_t(const ts_spec *s) { return s->t; }
 int ts_spec_have_eps(const ts_spec *s) { return s->have_eps; }
@@ -233,7 +236,10 @@ int ts_spec_round(ts_spec *s, const ts_drafter *d, int block, ts_rng *rng, ts_sp
         double dn = delta_norm(m, s->mq, s->sig[k - 1], n);
         dsum += dn;
         in.max_delta = dn > in.max_delta ? dn : in.max_delta;
-        if (!ts_spec_accept(m, s->mq, s->sig[k - 1], s->z + (k - 1) * N, ts_rng_uniform_d(rng), s->x, n)) break;
+        if (!ts_spec_accept(m, s->mq, s->sig[k - 1], s->z + (k - 1) * N, ts_rng_uniform_d(rng), s->x, n)) {
+          if (!(s->tol > 0 && dn <= s->tol)) break;
+          in.relaxed++; /* LOSSY: kept by the tolerance, the draft instead of the reflection */
+        }
         in.accepted++;
         s->st.accepted_t[t - k + 1]++;
       }
@@ -257,6 +263,7 @@ int ts_spec_round(ts_spec *s, const ts_drafter *d, int block, ts_rng *rng, ts_sp
   s->st.drafter_calls += in.drafter_calls;
   s->st.drafted += in.drafted;
   s->st.accepted += in.accepted;
+  s->st.relaxed += in.relaxed;
   s->st.round_s += ts_now() - t_round;
   if (info) *info = in;
   return s->t >= 0;

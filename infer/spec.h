@@ -64,6 +64,7 @@ typedef struct ts_spec_stats {
   long target_calls;  /* sequential (batched) target calls */
   long drafter_calls; /* sequential batch-1 drafter calls */
   long drafted, accepted, rounds;
+  long relaxed;       /* LOSSY: accepted drafts the exact test rejected, kept by the tolerance */
   long verify_rows;   /* rows over all verification calls */
   double draft_s, verify_s, round_s;
   long drafted_t[TS_MAX_T], accepted_t[TS_MAX_T];
@@ -80,6 +81,7 @@ long ts_spec_checked(const ts_spec_stats *s);
 typedef struct ts_spec_round_info {
   int t_before, t_after; /* the chain's step before and after the round (-1: finished) */
   int drafted, accepted, target_calls, drafter_calls;
+  int relaxed; /* LOSSY: of the accepted, those kept only by the tolerance (0 in exact mode) */
   double max_delta, mean_delta; /* of |Delta| over the checked steps */
   int verify_rows; /* rows of the round's batched verification call (0: none); its other target
                       calls, if any, are batch 1 (what a cost model needs) */
@@ -100,6 +102,12 @@ ts_denoiser *ts_spec_target(const ts_spec *s);
 int ts_spec_max_block(const ts_spec *s);
 /* verify 0: the lossy ablation that keeps every draft (shows what the verifier corrects). */
 void ts_spec_set_verify(ts_spec *s, int verify);
+/* LOSSY relaxed rule (rl.lossy, rl/sched.h), for the rounds that follow: a draft the exact test
+ * rejects is still kept when its |Delta| <= tol (the step's mean gap in units of sigma), so the
+ * chain no longer follows DDPM's law; such drafts count in `relaxed`. tol = 0 (the default,
+ * and after ts_spec_new) is the exact rule, bit for bit: the same random draws either way. */
+void ts_spec_set_tolerance(ts_spec *s, double tol);
+double ts_spec_tolerance(const ts_spec *s);
 
 /* Start a chain for one normalised cond (cond_dim values, copied): x_T ~ N(0, I) from rng. */
 void ts_spec_begin(ts_spec *s, const float *cond, ts_rng *rng);

@@ -20,6 +20,7 @@
 #include "core/h5io.h"
 #include "core/timer.h"
 #include "infer/drafter.h"
+#include "infer/rollout.h"
 #include "train/parallel.h"
 #include "train/plot.h"
 #include "train/run.h"
@@ -173,13 +174,23 @@ static int agent_block(void *self, const ts_round_state *st) {
   ts_sched_features(st, f);
   int k;
   ts_ppo_act(a->ppo, f, 1, NULL, &k, NULL, NULL);
-  return a->blocks[k];
+  a->tol = a->tols && a->n_tol > 0 ? a->tols[k / a->n] : 0;
+  return a->blocks[k % a->n];
 }
 
-ts_block_sched ts_sched_agent_sched(ts_sched_agent *a) { return (ts_block_sched){"rl", agent_block, a}; }
+static double agent_tol(void *self) { return ((ts_sched_agent *)self)->tol; }
+
+static int agent_lossy(const ts_sched_agent *a) {
+  return a->tols && (a->n_tol > 1 || (a->n_tol == 1 && a->tols[0] > 0));
+}
+
+ts_block_sched ts_sched_agent_sched(ts_sched_agent *a) {
+  if (agent_lossy(a)) return (ts_block_sched){.name = "rl-LOSSY", .block = agent_block, .self = a, .tolerance = agent_tol};
+  return (ts_block_sched){.name = "rl", .block = agent_block, .self = a};
+}
 
 static ts_ppo_cfg ppo_cfg(const ts_config *c) {
-  return (ts_ppo_cfg){.obs_dim = TS_SCHED_FEATURES, .n_actions = c->rl.n_blocks, .hidden = c->rl.hidden,
+  return (ts_ppo_cfg){.obs_dim = TS_SCHED_FEATURES, .n_actions = c->rl.n_blocks * (c->rl.lossy ? c->rl.n_tolerances : 1), .hidden = c->rl.hidden,
                       .layers = c->rl.layers, .lr = c->rl.lr, .clip = c->rl.clip, .gamma = c->rl.gamma,
                       .lam = c->rl.lam, .vf_coef = c->rl.vf_coef, .ent_coef = c->rl.ent_coef,
                       .max_grad_norm = c->rl.max_grad_norm, .epochs = c->rl.epochs, .minibatch = c->rl.minibatch};
@@ -210,7 +221,7 @@ typedef struct {
   int fixed_best;
 } trainer;
 
-enum { C_COST, C_RETURN, C_ENT, C_MEANL, C_ACCEPT, C_PG, C_VL, C_KL, C_RATE, NC };
+enum { C_COST, C_RETURN, C_ENT, C_MEANL, C_ACCEPT, C_PG, C_VL, C_KL, C_RATE, C_SCORE, C_RELAXED, NC };
 static const ts_run_col cols[NC] = {
   {"cost_ms", "%.4f", "cost %.1f ms/chunk", 1, 0, 0},
   {"return", "%.4f", NULL, 1, 0, 0},
@@ -221,6 +232,10 @@ static const ts_run_col cols[NC] = {
   {"v_loss", "%.6g", NULL, 0, 0, 0},
   {"approx_kl", "%.6g", NULL, 0, 0, 0},
   {"chains_per_s", "%.2f", "| %.1f chains/s", 0, 1, 0},
+  /* LOSSY mode only (NaN, an empty cell, in exact mode): the episodes' mean Push-T score, and
+   * the fraction of accepted drafts kept only by the tolerance */
+  {"score", "%.4f", "LOSSY score %.3f", 3, 0, 1},
+  {"relaxed", "%.4f", "relaxed %.3f", 3, 0, 1},
 };
 
 /* rl.cost_model may be spelled another way on resume: the cost model's numbers, stored in the
@@ -238,7 +253,8 @@ static int write_extras(ts_h5 *f, void *user) {
   for (int h = 0; h < 2; h++)
     for (int t = 0; t < T; t++) tab[h * T + t] = r->table.L[h][t];
   for (int t = 0; t < T; t++) acc[t] = (float)r->rate[t];
-  int rc = ts_h5_attr_str(f, "/", "kind", "block_scheduler") || ts_h5_attr_str(f, "/", "base_hash", r->base_hash) ||
+  int rc = ts_h5_attr_str(f, "/", "kind", "block_scheduler") || ts_h5_attr_i64(f, "/", "lossy", r->cfg.rl.lossy) ||
+           ts_h5_attr_str(f, "/", "base_hash", r->base_hash) ||
            ts_h5_attr_str(f, "/", "base_path", r->o->base) || ts_h5_attr_str(f, "/", "drafter", r->drafter_id) ||
            ts_h5_attr_i64(f, "/", "fixed_best", r->fixed_best) || ts_h5_attr_f64(f, "/", "static_expected_ms", r->static_ms) ||
            ts_h5_attr_f64(f, "/", "fixed_best_expected_ms", r->fixed_ms[0]) ||
@@ -374,7 +390,7 @@ typedef struct {
   float *obs, *logp, *val, *rew;
   int *act;
   unsigned char *done;
-  int n;
+  int n, cap;
 } batch;
 
 static void state_of(trainer *r, int w, const ts_spec_round_info *prev, int round, ts_round_state *st) {
@@ -422,7 +438,9 @@ static double episode(trainer *r, int w, ts_rng *g, batch *b, double *Lsum, long
 static int plots(trainer *r) {
   const ts_config *c = &r->cfg;
   int T = r->base.sched.T;
-  ts_sched_agent ag = {&r->ppo, c->rl.blocks, c->rl.n_blocks};
+  ts_sched_agent ag = {&r->ppo, c->rl.blocks, c->rl.n_blocks, c->rl.lossy ? c->rl.tolerances : NULL,
+                       c->rl.lossy ? c->rl.n_tolerances : 0, 0};
+  const char *lossy = c->rl.lossy ? "LOSSY " : "";
   ts_rng g;
   ts_rng_init_stream(&g, (uint64_t)c->rl.seed, 4);
   double *ls = calloc((size_t)T, sizeof(double)), *ln = calloc((size_t)T, sizeof(double));
@@ -444,11 +462,13 @@ static int plots(trainer *r) {
       state_of(r, w, round ? &prev : NULL, round, &st);
       int L = agent_block(&ag, &st);
       int t = st.t;
+      ts_spec_set_tolerance(r->spec, ag.tol);
       rc = ts_spec_round(r->spec, r->drafter, L, &g, &prev);
       ls[t] += L, ln[t] += 1;
       Ls += L, a += prev.accepted, d += prev.accepted + (prev.accepted < prev.drafted); /* checked */
       round++;
     } while (rc == 1);
+    ts_spec_set_tolerance(r->spec, 0);
     if (k >= chains) {
       ex[k - chains] = r->ro.control_step[w];
       eL[k - chains] = Ls / round;
@@ -465,7 +485,7 @@ static int plots(trainer *r) {
   if (!st || !sL) abort();
   for (int t = 0; t < T; t++) st[t] = t, sL[t] = r->table.L[0][t];
   ts_fig *f = ts_fig_new(900, 520, 1, 1);
-  snprintf(title, sizeof title, "scheduler %s: draft length by diffusion step", name);
+  snprintf(title, sizeof title, "%sscheduler %s: draft length by diffusion step", lossy, name);
   ts_fig_title(f, title);
   ts_fig_axes(f, 0, "the chain runs from t = T-1 down to 0", "diffusion step t", "block length L (drafts per round)", 0);
   ts_fig_series(f, 0, "learned (greedy), mean over chains", tx, sl, NULL, m, TS_LINE | TS_MARKERS);
@@ -475,7 +495,7 @@ static int plots(trainer *r) {
   ts_fig_free(f);
   if (n0 > 0) {
     f = ts_fig_new(900, 700, 2, 1);
-    snprintf(title, sizeof title, "scheduler %s: first recorded episode (%d chunks, greedy choices)", name, n0);
+    snprintf(title, sizeof title, "%sscheduler %s: first recorded episode (%d chunks, greedy choices)", lossy, name, n0);
     ts_fig_title(f, title);
     ts_fig_axes(f, 0, "mean block length per chunk", "control step in the episode (env steps)", "L (drafts per round)", 0);
     ts_fig_series(f, 0, "learned scheduler", ex, eL, NULL, n0, TS_LINE | TS_MARKERS);
@@ -507,6 +527,96 @@ static void batch_alloc(batch *b, int cap) {
   b->done = malloc((size_t)cap);
   if (!b->obs || !b->logp || !b->val || !b->rew || !b->act || !b->done) abort();
   b->n = 0;
+  b->cap = cap;
+}
+
+/* Room for one more row (LOSSY episodes have no bound known in advance). */
+static void batch_room(batch *b) {
+  if (b->n < b->cap) return;
+  int cap = 2 * b->cap;
+  b->obs = realloc(b->obs, (size_t)cap * TS_SCHED_FEATURES * sizeof(float));
+  b->logp = realloc(b->logp, (size_t)cap * sizeof(float));
+  b->val = realloc(b->val, (size_t)cap * sizeof(float));
+  b->rew = realloc(b->rew, (size_t)cap * sizeof(float));
+  b->act = realloc(b->act, (size_t)cap * sizeof(int));
+  b->done = realloc(b->done, (size_t)cap);
+  if (!b->obs || !b->logp || !b->val || !b->rew || !b->act || !b->done) abort();
+  b->cap = cap;
+}
+
+/* ---- LOSSY mode: closed-loop Push-T episodes with the stochastic scheduler in the loop ---- */
+
+/* The scheduler the sampler calls during a collected episode: block() draws the action and
+ * appends the round's row, after() writes the round's reward (its modelled cost). */
+typedef struct {
+  trainer *r;
+  batch *b;
+  ts_rng *g;
+  int last;
+  double tol, cost, Lsum;
+  long rounds, acc, dr, relaxed;
+} collector;
+
+static int coll_block(void *self, const ts_round_state *st) {
+  collector *c = self;
+  batch *b = c->b;
+  const int nb = c->r->cfg.rl.n_blocks;
+  batch_room(b);
+  int i = c->last = b->n++;
+  float *f = b->obs + (size_t)i * TS_SCHED_FEATURES;
+  ts_sched_features(st, f);
+  ts_ppo_act(&c->r->ppo, f, 0, c->g, &b->act[i], &b->logp[i], &b->val[i]);
+  b->rew[i] = 0, b->done[i] = 0;
+  c->tol = c->r->cfg.rl.tolerances[b->act[i] / nb];
+  int L = c->r->cfg.rl.blocks[b->act[i] % nb];
+  c->Lsum += L, c->rounds++;
+  return L;
+}
+
+static double coll_tol(void *self) { return ((collector *)self)->tol; }
+
+static void coll_after(void *self, const ts_spec_round_info *in) {
+  collector *c = self;
+  double cr = ts_cost_round(&c->r->cost, in);
+  c->cost += cr;
+  c->b->rew[c->last] = (float)(-cr / c->r->static_ms);
+  c->acc += in->accepted, c->relaxed += in->relaxed;
+  c->dr += in->accepted + (in->accepted < in->drafted); /* checked */
+}
+
+/* Update `step`'s rl.sim_episodes episodes into b (one PPO episode each, its last round done
+ * and rewarded with score_weight x score). Episode k is the run's j = step * sim_episodes + k:
+ * Push-T seed sim_seed_start + j mod sim_seed_count; its actions and sampling noise from the stream ts_dp_shard_rng(seed, step,
+ * k), so an update's batch depends on nothing but the agent and the step (bit-exact resume). */
+static int collect_sim(trainer *r, long step, batch *b, collector *tot, double *score, long *chunks) {
+  const ts_config *c = &r->cfg;
+  int maxL = c->rl.blocks[c->rl.n_blocks - 1];
+  b->n = 0;
+  memset(tot, 0, sizeof *tot);
+  *score = 0, *chunks = 0;
+  for (int k = 0; k < c->rl.sim_episodes; k++) {
+    ts_rng g;
+    ts_dp_shard_rng(&g, (uint64_t)c->rl.seed, step, k);
+    collector cl = {.r = r, .b = b, .g = &g};
+    ts_block_sched bs = {.name = "rl-LOSSY (training)", .block = coll_block, .self = &cl, .tolerance = coll_tol,
+                         .after = coll_after};
+    ts_sampler smp = {.kind = TS_SAMPLER_SPEC, .steps = maxL, .drafter = r->drafter, .spec = r->spec, .blocks = &bs};
+    uint64_t hi = ts_rng_u32(&g), lo = ts_rng_u32(&g);
+    long j = step * c->rl.sim_episodes + k;
+    ts_eval_opts eo = {.episodes = 1, .seed_start = c->rl.sim_seed_start + (int)(j % c->rl.sim_seed_count),
+                       .seed = hi << 32 | lo, .quiet = 1};
+    ts_eval_result er;
+    int n0 = b->n;
+    if (ts_eval_pusht(&r->base, &smp, &eo, &er)) return -1;
+    if (b->n > n0) {
+      b->done[b->n - 1] = 1;
+      b->rew[b->n - 1] += (float)(c->rl.score_weight * er.scores[0]);
+    }
+    *score += er.scores[0], *chunks += er.chunks;
+    tot->cost += cl.cost, tot->Lsum += cl.Lsum, tot->rounds += cl.rounds, tot->acc += cl.acc, tot->dr += cl.dr;
+    tot->relaxed += cl.relaxed;
+  }
+  return 0;
 }
 
 static void batch_free(batch *b) { free(b->obs), free(b->logp), free(b->val), free(b->rew), free(b->act), free(b->done); }
@@ -587,6 +697,11 @@ int ts_sched_train(const ts_config *cfg, const ts_sched_train_opts *o, ts_sched_
     ts_fail("rl.chain_shards = %d is not a multiple of the %d ranks", dp.shards, dp.size);
     return fail_free(&r, NULL);
   }
+  if (c->rl.lossy && !ts_dp_legacy(&dp)) {
+    ts_dp_free(&dp);
+    ts_fail("rl.lossy: the LOSSY mode's simulator episodes run on one process (rl.chain_shards = 1, no mpirun)");
+    return fail_free(&r, NULL);
+  }
   double t0 = ts_now();
   if (rank0) measure(&r);
   if (ts_dist_size() > 1) { /* rank 0's measurement to every rank */
@@ -599,15 +714,26 @@ int ts_sched_train(const ts_config *cfg, const ts_sched_train_opts *o, ts_sched_
   res->static_ms = r.static_ms;
   res->fixed_best_ms = r.fixed_ms[0];
   res->fixed_best = r.fixed_best;
+  if (!o->quiet && c->rl.lossy) {
+    char tl[200] = "";
+    for (int i = 0; i < c->rl.n_tolerances; i++)
+      snprintf(tl + strlen(tl), sizeof tl - strlen(tl), "%s%g", i ? ", " : "", c->rl.tolerances[i]);
+    fprintf(stderr, "rl train: LOSSY relaxed mode: tolerances {%s} in the action, %g x the Push-T score in the reward, "
+            "%d closed-loop episodes per update from seed %d; its samples do not follow DDPM's law\n", tl,
+            c->rl.score_weight, c->rl.sim_episodes, c->rl.sim_seed_start);
+  }
   if (!o->quiet)
     fprintf(stderr, "rl train: %d windows from %d episodes, drafter %s; per-step acceptance from %d chains at L = %d "
             "(%.1f s): static schedule %.1f ms/chunk expected, best fixed L = %d %.1f ms/chunk\n", r.ro.n,
             r.ro.episode[r.ro.n - 1] + 1, r.drafter_id, c->rl.accept_chains, c->rl.accept_block, ts_now() - t0,
             r.static_ms, r.fixed_best, r.fixed_ms[0]);
   /* the current log interval's sums and counts (train/run.h): checkpointed with the run */
-  double part[10] = {0};
-  ts_run_spec spec = {.out = o->out, .config = r.cfg_text, .partial = part, .n_partial = 10, .may_change = may_change, .tensors = r.named,
-                      .n_tensors = r.n_named, .rng = &r.rng, .opt = r.ppo.opt, .cols = cols, .n_cols = NC,
+  double part[12] = {0};
+  ts_run_col colv[NC]; /* the LOSSY columns are shown and plotted in lossy mode only */
+  memcpy(colv, cols, sizeof colv);
+  if (!c->rl.lossy) colv[C_SCORE].show = colv[C_RELAXED].show = NULL, colv[C_SCORE].plot = colv[C_RELAXED].plot = 0;
+  ts_run_spec spec = {.out = o->out, .config = r.cfg_text, .partial = part, .n_partial = 12, .may_change = may_change, .tensors = r.named,
+                      .n_tensors = r.n_named, .rng = &r.rng, .opt = r.ppo.opt, .cols = colv, .n_cols = NC,
                       .total_steps = c->rl.updates, .fresh = o->fresh, .quiet = o->quiet};
   ts_run *run = NULL; /* rank 0's */
   long step = rank0 ? (ts_run_open(&run, &spec) ? -1 : ts_run_resume(run)) : 0;
@@ -631,14 +757,18 @@ int ts_sched_train(const ts_config *cfg, const ts_sched_train_opts *o, ts_sched_
     if (!(st = calloc((size_t)K, sizeof *st))) abort();
   }
   double *lc = &part[0], *lret = &part[1], *lent = &part[2], *lL = &part[3], *lacc = &part[4], *lpg = &part[5],
-         *lvl = &part[6], *lkl = &part[7], *ln = &part[8], *lch = &part[9];
+         *lvl = &part[6], *lkl = &part[7], *ln = &part[8], *lch = &part[9], *lsc = &part[10], *lrx = &part[11];
   int rc = 0;
   long stop_at = o->stop_after > 0 && step + o->stop_after < c->rl.updates ? step + o->stop_after : c->rl.updates;
   for (; step < stop_at && !rc; step++) {
     b.n = 0;
-    double cost = 0, Lsum = 0;
-    long rounds = 0, acc = 0, dr = 0;
-    if (ts_dp_legacy(&dp)) {
+    double cost = 0, Lsum = 0, score = 0;
+    long rounds = 0, acc = 0, dr = 0, relaxed = 0, chunks = K;
+    if (c->rl.lossy) { /* closed-loop episodes: cost per chunk over their chunks, return per episode */
+      collector tot;
+      if ((rc = collect_sim(&r, step, &b, &tot, &score, &chunks))) break;
+      cost = tot.cost, Lsum = tot.Lsum, rounds = tot.rounds, acc = tot.acc, dr = tot.dr, relaxed = tot.relaxed;
+    } else if (ts_dp_legacy(&dp)) {
       for (int k = 0; k < K; k++)
         cost += episode(&r, (int)ts_rng_below(&r.rng, (uint32_t)r.ro.n), &r.rng, &b, &Lsum, &rounds, &acc, &dr);
     } else {
@@ -647,24 +777,29 @@ int ts_sched_train(const ts_config *cfg, const ts_sched_train_opts *o, ts_sched_
         cost += st[k].cost, Lsum += st[k].Lsum, rounds += st[k].rounds, acc += st[k].acc, dr += st[k].dr;
     }
     double ret = 0;
+    const int eps = c->rl.lossy ? c->rl.sim_episodes : K; /* PPO episodes in the batch */
     for (int i = 0; i < b.n; i++) ret += b.rew[i];
     /* The update on rank 0 (every rank holds the batch), its result sent to every rank. */
     ts_ppo_stats ps = {0};
     int urc = rank0 ? ts_ppo_update(&r.ppo, b.obs, b.act, b.logp, b.val, b.rew, b.done, b.n, 0, &r.rng, &ps) : 0;
     if ((rc = ts_dp_agree(urc))) break;
     ts_dp_sync_state(r.named, r.n_named, r.ppo.opt, &r.rng, &step);
-    *lc += cost / K, *lret += ret / K, *lent += ps.entropy, *lL += Lsum / rounds, *lacc += dr ? (double)acc / dr : 0;
+    *lc += cost / (chunks > 0 ? chunks : 1), *lret += ret / eps, *lent += ps.entropy, *lL += Lsum / rounds;
+    *lacc += dr ? (double)acc / dr : 0;
     *lpg += ps.pg_loss, *lvl += ps.v_loss, *lkl += ps.approx_kl;
-    *ln += 1, *lch += K;
+    *ln += 1, *lch += chunks;
+    *lsc += score / eps, *lrx += acc ? (double)relaxed / acc : 0;
     long done = step + 1;
     int last = done == stop_at;
     if (done % c->rl.log_every == 0 || done == c->rl.updates || last) {
       res->final_cost_ms = *lc / *ln, res->final_mean_L = *lL / *ln, res->final_entropy = *lent / *ln;
+      res->final_score = c->rl.lossy ? *lsc / *ln : NAN;
     }
     if (done % c->rl.log_every == 0 || done == c->rl.updates) { /* a slice's sums between rows: checkpointed */
-      double row[NC] = {*lc / *ln, *lret / *ln, *lent / *ln, *lL / *ln, *lacc / *ln, *lpg / *ln, *lvl / *ln, *lkl / *ln, *lch};
+      double row[NC] = {*lc / *ln, *lret / *ln, *lent / *ln, *lL / *ln, *lacc / *ln, *lpg / *ln, *lvl / *ln, *lkl / *ln, *lch,
+                        c->rl.lossy ? *lsc / *ln : NAN, c->rl.lossy ? *lrx / *ln : NAN};
       if (run) ts_run_log(run, done, row);
-      for (int i = 0; i < 10; i++) part[i] = 0;
+      for (int i = 0; i < 12; i++) part[i] = 0;
     }
     if (done % c->rl.checkpoint_every == 0 || last) rc = ts_dp_agree(run ? ts_run_checkpoint(run, done, write_extras, &r) : 0);
   }
@@ -672,6 +807,7 @@ int ts_sched_train(const ts_config *cfg, const ts_sched_train_opts *o, ts_sched_
   if (run && step == res->resumed_from && ts_run_rows(run) > 0) { /* nothing left to do: the last logged row */
     const double *row = ts_run_row(run, ts_run_rows(run) - 1);
     res->final_cost_ms = row[1 + C_COST], res->final_mean_L = row[1 + C_MEANL], res->final_entropy = row[1 + C_ENT];
+    res->final_score = row[1 + C_SCORE];
   }
   if (!rc && step == c->rl.updates) rc = ts_dp_agree(rank0 ? plots(&r) : 0);
   res->seconds = ts_now() - t0;
@@ -748,7 +884,9 @@ int ts_sched_load(ts_sched_model *m, const char *path, const ts_policy *base, co
     return -1;
   }
   m->fixed_best = (int)fb;
-  m->agent = (ts_sched_agent){&m->ppo, m->cfg.rl.blocks, m->cfg.rl.n_blocks};
+  m->lossy = m->cfg.rl.lossy;
+  m->agent = (ts_sched_agent){&m->ppo, m->cfg.rl.blocks, m->cfg.rl.n_blocks, m->lossy ? m->cfg.rl.tolerances : NULL,
+                              m->lossy ? m->cfg.rl.n_tolerances : 0, 0};
   m->learned = ts_sched_agent_sched(&m->agent);
   m->stat = ts_block_table_sched(&m->table);
   m->fixed = ts_block_fixed(&m->fixed_best);

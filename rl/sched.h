@@ -16,14 +16,25 @@
  * Exactness: the scheduler only chooses L from the past of the chain, so the chunk keeps
  * DDPM's law (infer/blocks.h) and the observation stream of closed-loop episodes does not
  * depend on it: windows recorded with DDPM (or any sampler of the same law) are valid
- * training data for any scheduler. The relaxed lossy mode ([rl] lossy) is not implemented.
+ * training data for any scheduler.
+ *
+ * LOSSY relaxed mode (rl.lossy = true, off by default): the action is a pair (L, tau) from
+ * rl.blocks x rl.tolerances, and a draft the exact test rejects is still kept when its |Delta|
+ * <= tau (ts_spec_set_tolerance), which saves rounds at the price of DDPM's law. Since the
+ * chunks' law now depends on the scheduler, recorded windows are no longer valid training data:
+ * each PPO update runs rl.sim_episodes closed-loop Push-T episodes with the scheduler in the
+ * loop (seeds from rl.sim_seed_start), one PPO episode per Push-T episode; each round's reward
+ * is minus its modelled cost (the unit above) and the episode's last round also gets
+ * rl.score_weight x the Push-T score (max coverage, 0..1), so the return trades the chunks' cost
+ * against the task. Such a scheduler's file says lossy = 1, its rows and reports are labelled
+ * LOSSY, and it runs on one process (no chain shards).
  *
  * Files:
  *  - rollouts (tsdp rl record): obs (N, n_obs_steps * obs_dim) raw windows, control_step (N),
  *    episode (N), seed (N), episode by episode in control-step order; root attributes ckpt,
  *    sampler, seed_start, episodes, mean_score.
  *  - scheduler (tsdp rl train): a train/run.h checkpoint of the PPO agent (ppo/...) with root
- *    attributes kind = "block_scheduler", base_hash, drafter ("frozen" or its weights' hash),
+ *    attributes kind = "block_scheduler", lossy (0 or 1), base_hash, drafter ("frozen" or its weights' hash),
  *    fixed_best, static_expected_ms, fixed_best_expected_ms, and datasets sched/blocks,
  *    sched/accept_t (T) and sched/static_L (2, T): the DP's static schedule. */
 #ifndef TS_SCHED_H
@@ -65,6 +76,7 @@ typedef struct ts_sched_train_result {
   int resumed_from;
   double final_cost_ms, final_mean_L, final_entropy;
   double static_ms, fixed_best_ms; /* the DP's expected ms per chunk; the best fixed L's */
+  double final_score;              /* LOSSY mode: mean Push-T score of the last logged slice */
   int fixed_best;
   double seconds;
 } ts_sched_train_result;
@@ -78,16 +90,22 @@ typedef struct ts_sched_train_result {
  * the acceptance it met against the control step). */
 int ts_sched_train(const ts_config *cfg, const ts_sched_train_opts *o, ts_sched_train_result *r);
 
-/* The learned scheduler of a PPO agent over blocks (n values), greedy: for tests and tools. */
+/* The learned scheduler of a PPO agent over blocks (n values), greedy: for tests and tools.
+ * LOSSY agents (rl.lossy) act over n x n_tol pairs: action k means L = blocks[k % n] and
+ * tolerance tols[k / n]; tols NULL (or n_tol 0) is the exact agent over blocks alone. */
 typedef struct ts_sched_agent {
   ts_ppo *ppo;
   const int *blocks;
   int n;
+  const double *tols;
+  int n_tol;
+  double tol; /* the tolerance of the last choice */
 } ts_sched_agent;
 ts_block_sched ts_sched_agent_sched(ts_sched_agent *a);
 
 /* A trained scheduler, loaded for a base. Its three schedulers: `learned` (the PPO policy's
- * most probable L), `stat` (the static DP schedule) and `fixed` (the best fixed L by the model). */
+ * most probable L; named "rl-LOSSY" with a tolerance hook when trained with rl.lossy), `stat`
+ * (the static DP schedule) and `fixed` (the best fixed L by the model); the last two are exact. */
 typedef struct ts_sched_model {
   ts_sched_agent agent;
   ts_config cfg;
@@ -96,6 +114,7 @@ typedef struct ts_sched_model {
   int fixed_best;
   double accept_t[TS_MAX_T];
   char drafter[32];
+  int lossy; /* 1: `learned` is LOSSY */
   ts_block_sched learned, stat, fixed;
 } ts_sched_model;
 

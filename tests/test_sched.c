@@ -1,6 +1,7 @@
 /* The block scheduler (infer/blocks.h, rl/sched.h): the cost model, the per-step acceptance
  * count, the DP's static schedule against brute force, exactness of the speculative sampler
  * with a learned scheduler (the two-sample test, with the keep-every-draft variant rejected),
+ * the LOSSY relaxed rule (rejected by the same test) and its training on simulator episodes,
  * and the record / train / resume / load pipeline on the tiny fixture policy. */
 #include "tests.h"
 #include "core/config.h"
@@ -151,10 +152,10 @@ START_TEST(test_sched_exact) {
   for (int j = 0; j < a.aw[0]->shape[0]; j++) a.aw[0]->data[j * TS_SCHED_FEATURES] = 4.0f * ts_rng_normal(&ri);
   for (int64_t i = 0; i < a.aw[1]->n; i++) a.aw[1]->data[i] *= 300.0f;
   const int blocks[4] = {2, 8, 25, 40};
-  ts_sched_agent ag = {&a, blocks, 4};
+  ts_sched_agent ag = {.ppo = &a, .blocks = blocks, .n = 4};
   ts_block_sched learned = ts_sched_agent_sched(&ag);
   spy sy = {&learned, {0}};
-  ts_block_sched bs = {"spy", spy_block, &sy};
+  ts_block_sched bs = {.name = "spy", .block = spy_block, .self = &sy};
   enum { NS = 300 };
   float *ob = malloc(NS * 40 * sizeof(float)), *ad = malloc(NS * 32 * sizeof(float));
   float *as = malloc(NS * 32 * sizeof(float)), *an = malloc(NS * 32 * sizeof(float));
@@ -181,6 +182,48 @@ START_TEST(test_sched_exact) {
   ck_assert(st.accepted < st.drafted && st.chunks == NS);
   ck_assert_msg(p1 > 0.01, "spec with learned scheduler vs DDPM: energy %g, p = %g", e1, p1);
   ck_assert_msg(p2 < 0.01, "keep-every-draft with the scheduler vs DDPM: energy %g, p = %g (no power)", e2, p2);
+  /* LOSSY relaxed rule (rl.lossy): tolerance 0 is the exact rule bit for bit; a tolerance of
+   * 3 sigma at L 40 keeps drafts the exact test rejects, and the same test rejects its law
+   * (at 2 sigma, 300 chunks here do not tell it from DDPM: p = 0.20 when this was written). */
+  ck_assert(!ts_block_lossy(&learned));
+  const int one_block[1] = {40};
+  float *a0 = malloc(NS * 32 * sizeof(float)), *a1 = malloc(NS * 32 * sizeof(float));
+  ts_spec *sl = ts_spec_new(&p.target, &p.sched, 40);
+  ts_sampler s8 = {.kind = TS_SAMPLER_SPEC, .steps = one_block[0], .spec = sl};
+  ts_rng_init(&r, 14);
+  ck_assert_int_eq(ts_policy_sample(&p, ob, 40, &s8, &r, a0), 0);
+  ts_spec_set_tolerance(sl, 0);
+  ts_rng_init(&r, 14);
+  ck_assert_int_eq(ts_policy_sample(&p, ob, 40, &s8, &r, a1), 0);
+  ck_assert_int_eq(memcmp(a0, a1, 40 * 32 * sizeof(float)), 0);
+  ck_assert_int_eq(ts_spec_stats_of(sl)->relaxed, 0);
+  ts_spec_set_tolerance(sl, 3.0);
+  ck_assert(ts_spec_tolerance(sl) == 3.0);
+  ts_spec_reset_stats(sl);
+  ts_rng_init(&r, 15);
+  ck_assert_int_eq(ts_policy_sample(&p, ob, NS, &s8, &r, a1), 0);
+  ts_spec_stats sr = *ts_spec_stats_of(sl);
+  double e3, p3 = energy_pvalue(a1, ad, NS, 32, 200, 7, &e3);
+  fprintf(stderr, "LOSSY tolerance %g at L 40: %.2f of %.2f accepted drafts per chunk kept by the tolerance, p = %.4f\n",
+          ts_spec_tolerance(sl), (double)sr.relaxed / NS, (double)sr.accepted / NS, p3);
+  ck_assert_msg(sr.relaxed > NS, "the tolerance kept only %ld drafts: the test would not exercise it", sr.relaxed);
+  ck_assert_msg(p3 < 0.01, "LOSSY tolerance 3 vs DDPM: energy %g, p = %g (the relaxed rule should be detected)", e3, p3);
+  /* A LOSSY agent: its name says so and it hands its tolerance to each round. */
+  const double tols[2] = {0, 2.0};
+  ts_ppo_cfg pc2 = pc;
+  pc2.n_actions = 8;
+  ts_ppo a2;
+  ck_assert_int_eq(ts_ppo_new(&a2, &pc2, &ri), 0);
+  ts_sched_agent ag2 = {&a2, blocks, 4, tols, 2, 0};
+  ts_block_sched lossy = ts_sched_agent_sched(&ag2);
+  ck_assert(ts_block_lossy(&lossy) && !strcmp(lossy.name, "rl-LOSSY"));
+  ts_round_state rs = {.t = 50, .T = p.sched.T, .max_block = 40};
+  int k0 = lossy.block(lossy.self, &rs);
+  ck_assert(k0 == 2 || k0 == 8 || k0 == 25 || k0 == 40);
+  ck_assert(lossy.tolerance(lossy.self) == 0 || lossy.tolerance(lossy.self) == 2.0);
+  ts_ppo_free(&a2);
+  ts_spec_free(sl);
+  free(a0), free(a1);
   /* A scheduler with a non-spec sampler is refused. */
   ck_assert_int_ne(ts_policy_sample(&p, ob, 1, &(ts_sampler){.kind = TS_SAMPLER_DDIM, .steps = 4, .blocks = &learned}, &r, as), 0);
   ts_spec_free(sp);
@@ -295,10 +338,80 @@ START_TEST(test_sched_pipeline) {
   ck_assert_msg(strstr(ts_error(), "drafter"), "%s", ts_error());
   ck_assert_int_ne(ts_sched_load(&sm, ck, &p, NULL), 0);
   ck_assert_msg(strstr(ts_error(), "not a block scheduler"), "%s", ts_error());
-  ck_assert_int_ne(ts_config_override(&c2, "rl.lossy=true"), 0);
-  ck_assert_msg(strstr(ts_error(), "lossy"), "%s", ts_error());
+  c2 = c;
+  ck_assert_int_ne(ts_config_override(&c2, "rl.tolerances=0,1"), 0); /* tolerances without rl.lossy */
+  ck_assert_msg(strstr(ts_error(), "rl.lossy = true"), "%s", ts_error());
+  c2 = c;
+  ck_assert_int_eq(ts_config_override(&c2, "rl.lossy=true"), 0);
+  ck_assert_int_ne(ts_config_override(&c2, "rl.tolerances=1,0.5"), 0);
+  ck_assert_msg(strstr(ts_error(), "ascending"), "%s", ts_error());
+  ck_assert_int_ne(ts_config_override(&c2, "rl.tolerances=0,x"), 0);
+  ck_assert_msg(strstr(ts_error(), "not a number"), "%s", ts_error());
   ck_assert_int_ne(ts_rollouts_load(&rr, ck, &p), 0);
   ck_assert_msg(strstr(ts_error(), "not a rollouts file"), "%s", ts_error());
+  ts_policy_free(&p);
+}
+END_TEST
+
+/* LOSSY mode on the tiny policy: PPO over (L, tolerance) pairs on closed-loop simulator
+ * episodes, the score in the reward; 2 updates straight and 1 + 1 resumed are bit-identical,
+ * the file says lossy, and the loaded scheduler is named and behaves LOSSY. */
+START_TEST(test_sched_lossy_train) {
+  char ck[512], ro[512], cost[512], a[512], b[512];
+  tiny_policy("sched_lossy_base.h5", ck, sizeof ck);
+  snprintf(ro, sizeof ro, "%s/lossy_rollouts.h5", tmp_dir());
+  snprintf(cost, sizeof cost, "%s/lossy_cost.ini", tmp_dir());
+  snprintf(a, sizeof a, "%s/lossy_a.h5", tmp_dir());
+  snprintf(b, sizeof b, "%s/lossy_b.h5", tmp_dir());
+  ts_policy p;
+  ck_assert_msg(ts_policy_load(&p, ck, "ema") == 0, "%s", ts_error());
+  ts_eval_opts eo = {.episodes = 1, .seed_start = 100010, .seed = 1, .quiet = 1};
+  ts_eval_result er;
+  ck_assert_msg(ts_rollouts_record(&p, &(ts_sampler){.kind = TS_SAMPLER_DDIM, .steps = 4}, &eo, "ddim-4", ck, ro, &er) == 0,
+                "%s", ts_error());
+  ts_cost_model cm = lin_cost();
+  cm.n = 9;
+  for (int k = 5; k <= 9; k++) cm.target_ms[k] = 1.0 + 0.5 * (k - 1);
+  ck_assert_int_eq(ts_cost_save(&cm, cost), 0);
+  ts_config c;
+  ts_config_defaults(&c);
+  const char *ov[] = {"rl.lossy=true", "rl.tolerances=0,1.5", "rl.blocks=1,4,8", "rl.hidden=8", "rl.layers=1",
+                      "rl.sim_episodes=1", "rl.updates=2", "rl.minibatch=64", "rl.accept_chains=2", "rl.accept_block=8",
+                      "rl.checkpoint_every=1", "rl.score_weight=5"};
+  for (size_t i = 0; i < sizeof ov / sizeof ov[0]; i++) ck_assert_msg(ts_config_override(&c, ov[i]) == 0, "%s", ts_error());
+  memcpy(c.rl.cost_model, cost, strlen(cost) + 1);
+  ts_sched_train_result r;
+  ts_sched_train_opts oa = {ck, "frozen", ro, a, 1, 1, 0};
+  ck_assert_msg(ts_sched_train(&c, &oa, &r) == 0, "%s", ts_error());
+  ck_assert_int_eq(r.updates, 2);
+  ck_assert_msg(r.final_cost_ms > 0 && isfinite(r.final_score) && r.final_score >= 0 && r.final_score <= 1,
+                "cost %g, score %g", r.final_cost_ms, r.final_score);
+  ts_sched_train_opts ob = {ck, "frozen", ro, b, 1, 1, 1};
+  ck_assert_msg(ts_sched_train(&c, &ob, &r) == 0, "%s", ts_error());
+  ob.fresh = 0, ob.stop_after = 0;
+  ck_assert_msg(ts_sched_train(&c, &ob, &r) == 0, "%s", ts_error());
+  ck_assert_int_eq(r.resumed_from, 1);
+  const char *names[] = {"ppo/actor.0.weight", "ppo/actor.1.weight", "ppo/critic.1.bias", "log/cost_ms", "log/score",
+                         "log/relaxed", "log/return"};
+  fix_same_datasets(a, b, names, 7);
+  ts_sched_model sm;
+  ck_assert_msg(ts_sched_load(&sm, a, &p, "frozen") == 0, "%s", ts_error());
+  ck_assert_int_eq(sm.lossy, 1);
+  ck_assert_int_eq(sm.ppo.cfg.n_actions, 6); /* 3 blocks x 2 tolerances */
+  ck_assert(ts_block_lossy(&sm.learned) && !strcmp(sm.learned.name, "rl-LOSSY"));
+  ck_assert(!ts_block_lossy(&sm.stat) && !ts_block_lossy(&sm.fixed));
+  /* The LOSSY scheduler in the closed loop: the tolerance is reset when each chain ends. */
+  ts_sampler smp = {.kind = TS_SAMPLER_SPEC, .steps = 8, .blocks = &sm.learned};
+  ts_eval_opts e1 = {.episodes = 1, .seed_start = 100000, .seed = 3, .quiet = 1};
+  ck_assert_msg(ts_eval_pusht(&p, &smp, &e1, &er) == 0, "%s", ts_error());
+  ck_assert(er.chunks > 0 && er.spec.chunks == er.chunks);
+  ts_sched_model_free(&sm);
+  /* The LOSSY mode runs on one process: chain shards are refused. */
+  ts_config c3 = c;
+  ck_assert_int_eq(ts_config_override(&c3, "rl.chain_shards=2"), 0);
+  ts_sched_train_opts oc = {ck, "frozen", ro, a, 1, 1, 0};
+  ck_assert_int_ne(ts_sched_train(&c3, &oc, &r), 0);
+  ck_assert_msg(strstr(ts_error(), "one process"), "%s", ts_error());
   ts_policy_free(&p);
 }
 END_TEST
@@ -312,6 +425,7 @@ Suite *suite_sched(void) {
   tcase_add_test(tc, test_block_dp);
   tcase_add_test(tc, test_sched_exact);
   tcase_add_test(tc, test_sched_pipeline);
+  tcase_add_test(tc, test_sched_lossy_train);
   suite_add_tcase(s, tc);
   return s;
 }
