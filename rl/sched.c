@@ -719,7 +719,7 @@ int ts_sched_train(const ts_config *cfg, const ts_sched_train_opts *o, ts_sched_
     for (int i = 0; i < c->rl.n_tolerances; i++)
       snprintf(tl + strlen(tl), sizeof tl - strlen(tl), "%s%g", i ? ", " : "", c->rl.tolerances[i]);
     fprintf(stderr, "rl train: LOSSY relaxed mode: tolerances {%s} in the action, %g x the Push-T score in the reward, "
-            "%d closed-loop episodes per update from seed %d; its samples do not follow DDPM's law\n", tl,
+            "%d closed-loop episode(s) per update from seed %d; its samples do not follow DDPM's law\n", tl,
             c->rl.score_weight, c->rl.sim_episodes, c->rl.sim_seed_start);
   }
   if (!o->quiet)
