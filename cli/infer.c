@@ -90,7 +90,17 @@ static void print_spec(const ts_spec_stats *s, const ts_policy *p, const ts_samp
            s->relaxed / k);
 }
 
-static const char *const POLICY_FLAGS[] = {"--json", "--raw-weights", NULL};
+static const char *const POLICY_FLAGS[] = {"--json", "--raw-weights", "--overlap", NULL};
+
+/* --overlap: the spec sampler's learned drafter drafts the next round on a second thread while
+ * the target verifies (ts_spec_set_overlap); refused where it would do nothing. */
+static int cli_overlap(int argc, char **argv, ts_sampler *s) {
+  if (!ts_has_flag(argc, argv, "--overlap")) return 0;
+  if (s->kind != TS_SAMPLER_SPEC || !s->drafter || s->drafter->frozen)
+    return ts_fail("--overlap: overlapped drafting needs the spec sampler with a learned --drafter");
+  s->overlap = 1;
+  return 0;
+}
 
 int ts_cmd_eval(int argc, char **argv) {
   static const char *const vals[] = {"--ckpt", "--threads", "--episodes", "--seed-start", "--sampler", "--steps", "--block",
@@ -98,7 +108,7 @@ int ts_cmd_eval(int argc, char **argv) {
   const ts_cli_args spec = {vals, POLICY_FLAGS, 0, 0,
                             "tsdp eval --ckpt CKPT.h5 [--episodes 50] [--sampler ddpm|ddim|spec] [--steps N | --block L] "
                             "[--seed-start S] [--seed S] [--drafter DRAFTER.h5|frozen] [--scheduler SCHED.h5] [--gif DIR] [--gif-count N] "
-                            "[--threads T] [--raw-weights] [--json]"};
+                            "[--threads T] [--overlap] [--raw-weights] [--json]"};
   if (ts_cli_check(argc, argv, &spec)) return 1;
   ts_policy p;
   if (ts_cli_load_policy(argc, argv, &p)) return 1;
@@ -112,6 +122,7 @@ int ts_cmd_eval(int argc, char **argv) {
   ts_sched_model sm;
   memset(&sm, 0, sizeof sm);
   if (!rc) rc = ts_cli_drafter(argc, argv, &p, &dm, &smp);
+  if (!rc) rc = cli_overlap(argc, argv, &smp);
   else memset(&dm, 0, sizeof dm);
   if (!rc) rc = ts_cli_scheduler(argc, argv, &p, &dm, &smp, &sm);
   const char *gif = ts_opt(argc, argv, "--gif");
@@ -180,7 +191,7 @@ int ts_cmd_sample(int argc, char **argv) {
                                      "--seed", "--drafter", "--out", NULL};
   const ts_cli_args spec = {vals, POLICY_FLAGS, 0, 0,
                             "tsdp sample --ckpt C --data D.h5 --index I --n N --sampler ddpm|ddim|spec [--steps K | --block L] "
-                            "[--drafter DRAFTER.h5|frozen] --seed S --out OUT.h5 [--threads T] [--raw-weights] [--json]"};
+                            "[--drafter DRAFTER.h5|frozen] [--overlap] --seed S --out OUT.h5 [--threads T] [--raw-weights] [--json]"};
   if (ts_cli_check(argc, argv, &spec)) return 1;
   const char *data = ts_opt(argc, argv, "--data"), *out = ts_opt(argc, argv, "--out");
   if (!data || !out)
@@ -199,6 +210,7 @@ int ts_cmd_sample(int argc, char **argv) {
            ts_int_opt(argc, argv, "--seed", 0, 0, 1L << 40, &seed);
   ts_drafter_model dm;
   if (!rc) rc = ts_cli_drafter(argc, argv, &p, &dm, &smp);
+  if (!rc) rc = cli_overlap(argc, argv, &smp);
   else memset(&dm, 0, sizeof dm);
   /* The speculative sampler's work space, kept over all chunks for its counters. */
   if (!rc && smp.kind == TS_SAMPLER_SPEC && !(smp.spec = ts_spec_new(&p.target, &p.sched, smp.steps))) rc = -1;

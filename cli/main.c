@@ -139,9 +139,9 @@ static void usage(FILE *f) {
           "  train --config C.ini --data D.h5 --out CKPT.h5 [--max-steps N] [--fresh] [section.key=value ...]\n"
           "  distill --config C.ini --base BASE.h5 --data D.h5 --out DRAFTER.h5 [--max-steps N] [--fresh] [section.key=value ...]\n"
           "  eval --ckpt CKPT.h5 [--episodes 50] [--sampler ddpm|ddim|spec] [--steps N | --block L] [--seed-start S]\n"
-          "       [--drafter DRAFTER.h5|frozen] [--scheduler SCHED.h5] [--gif DIR] [--json]\n"
+          "       [--drafter DRAFTER.h5|frozen] [--scheduler SCHED.h5] [--overlap] [--gif DIR] [--json]\n"
           "  sample --ckpt C --data D.h5 --index I --n N --sampler ddpm|ddim|spec [--steps K | --block L]\n"
-          "       [--drafter DRAFTER.h5|frozen] --seed S --out OUT.h5 [--json]\n"
+          "       [--drafter DRAFTER.h5|frozen] [--overlap] --seed S --out OUT.h5 [--json]\n"
           "  forward --ckpt C --in IN.h5 --out OUT.h5     one batched eps forward (x, t, cond -> eps)\n"
           "    (eval, sample, forward: --threads T, default all CPUs)\n"
           "  under mpirun -np N: train and distill split each batch, rl train each update's chains, and eval its\n"
@@ -149,7 +149,7 @@ static void usage(FILE *f) {
           "  bench gemm [--dims 64,128,256] [--batch B] [--json]\n"
           "  bench step --ckpt C [--batch 1,2,4,8,16] [--threads T] [--json]\n"
            "  bench spec --ckpt C (--data D.h5 | --rollouts R.h5) [--drafter DRAFTER.h5|frozen] [--blocks 2,4]\n"
-           "       [--windows 20] [--scheduler SCHED.h5] [--threads 1,2] [--plot PREFIX] [--json]\n"
+           "       [--windows 20] [--scheduler SCHED.h5] [--threads 1,2] [--plot PREFIX] [--overlap] [--json]\n"
            "  bench cost --ckpt C [--drafter DRAFTER.h5] --out COST.ini [--max-batch 17]   the scheduler's cost model\n"
            "  bench allreduce [--floats 262144,...] [--reps R] [--json]   (under mpirun -np N: the gradient all-reduce)\n"
            "  rl record --ckpt BASE.h5 --episodes N --out R.h5 [--seed-start S] [--sampler ddpm|ddim] [--steps K]\n"
@@ -157,7 +157,8 @@ static void usage(FILE *f) {
            "       [--updates N] [--stop-after N] [--fresh] [--json] [section.key=value ...]\n"
           "  pipeline --config P.ini [--out DIR] [--json] [section.key=value ...]   every stage, resumable, and a report\n"
           "  pipeline --sweep FOLDER [--out DIR] [--json]   each *.ini of FOLDER into DIR/NAME/, one table DIR/sweep.md\n"
-          "  (spec: exact speculative DDPM, L drafted steps per round; the frozen-target drafter by default)\n");
+          "  (spec: exact speculative DDPM, L drafted steps per round; the frozen-target drafter by default;\n"
+          "   --overlap: a learned drafter drafts the next round on a second thread during verification)\n");
 }
 
 #ifndef TSDP_VERSION

@@ -25,7 +25,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-enum { MAX_BLOCKS = 16, MAX_ROWS = 5 + 2 * MAX_BLOCKS, MAX_THREADS = 8 };
+enum { MAX_BLOCKS = 16, MAX_ROWS = 5 + 3 * MAX_BLOCKS, MAX_THREADS = 8 };
 
 typedef struct {
   char name[32];
@@ -84,11 +84,11 @@ static int plot_spec(const char *prefix, const char *ck, int threads, row *rows,
 int ts_bench_spec(int argc, char **argv) {
   static const char *const vals[] = {"--ckpt",    "--data",  "--rollouts", "--drafter", "--blocks",
                                      "--windows", "--threads", "--plot",   "--scheduler", NULL},
-                           *const flags[] = {"--json", "--raw-weights", NULL};
+                           *const flags[] = {"--json", "--raw-weights", "--overlap", NULL};
   const ts_cli_args spec = {vals, flags, 0, 0,
                             "tsdp bench spec --ckpt C (--data D.h5 | --rollouts R.h5) [--drafter DRAFTER.h5|frozen] "
                             "[--blocks 2,3,4,6,8] [--windows 20] [--scheduler SCHED.h5] [--threads 1,2] [--plot PREFIX] "
-                            "[--raw-weights] [--json]"};
+                            "[--overlap] [--raw-weights] [--json]"};
   if (ts_cli_check(argc, argv, &spec)) return -1;
   const char *ck = ts_opt(argc, argv, "--ckpt"), *data = ts_opt(argc, argv, "--data"), *bl = ts_opt(argc, argv, "--blocks");
   const char *ths = ts_opt(argc, argv, "--threads"), *plot = ts_opt(argc, argv, "--plot");
@@ -168,7 +168,8 @@ int ts_bench_spec(int argc, char **argv) {
     } else {
       wstep[w] = ts_cli_obs_history(&d, &p, (long)((double)(w + 0.5) / W * d.n_steps), obs + (size_t)w * per);
     }
-  /* The rows: DDPM-T, DDIM-10, then each block with the frozen drafter, then with the learned one. */
+  /* The rows: DDPM-T, DDIM-10, then each block with the frozen drafter, then with the learned one
+   * (and with --overlap, the learned one drafting on a second thread during verification). */
   row rows[MAX_ROWS];
   int nr = 0;
   memset(rows, 0, sizeof rows);
@@ -176,10 +177,13 @@ int ts_bench_spec(int argc, char **argv) {
   rows[nr++].s = (ts_sampler){.kind = TS_SAMPLER_DDPM};
   snprintf(rows[nr].name, sizeof rows[nr].name, "ddim-10");
   rows[nr++].s = (ts_sampler){.kind = TS_SAMPLER_DDIM, .steps = 10};
-  for (int k = 0; k < (learned ? 2 : 1); k++)
+  /* --overlap: the learned drafter's blocks again with overlapped drafting (ts_spec_set_overlap) */
+  int kinds = learned ? (ts_has_flag(argc, argv, "--overlap") ? 3 : 2) : 1;
+  if (!learned && ts_has_flag(argc, argv, "--overlap")) rc = ts_fail("--overlap: overlapped drafting needs a learned --drafter");
+  for (int k = 0; k < kinds && !rc; k++)
     for (int i = 0; i < nb && !rc; i++) {
-      snprintf(rows[nr].name, sizeof rows[nr].name, "spec-%s-%d", k ? "learned" : "frozen", blocks[i]);
-      rows[nr].s = (ts_sampler){.kind = TS_SAMPLER_SPEC, .steps = blocks[i], .drafter = k ? learned : NULL};
+      snprintf(rows[nr].name, sizeof rows[nr].name, "spec-%s-%d", k == 2 ? "overlap" : k ? "learned" : "frozen", blocks[i]);
+      rows[nr].s = (ts_sampler){.kind = TS_SAMPLER_SPEC, .steps = blocks[i], .drafter = k ? learned : NULL, .overlap = k == 2};
       if (!(rows[nr].s.spec = ts_spec_new(&p.target, &p.sched, blocks[i]))) rc = -1;
       nr++;
     }

@@ -7,7 +7,9 @@
  * ts_eval_pusht runs the same rule for many environments in lockstep. No allocation after
  * ts_loop_init: it reserves the policy's buffers, and for the speculative sampler holds its own
  * work space (unless the sampler brings one). A speculative sampler may carry a block scheduler
- * (ts_sampler.blocks, infer/blocks.h): the loop tells it each chunk's control step. */
+ * (ts_sampler.blocks, infer/blocks.h): the loop tells it each chunk's control step. A LOSSY
+ * scheduler (ts_block_lossy, rl.lossy) relaxes the exact rule: the loop's actions then no longer
+ * follow the base policy's law (check ts_block_lossy before deploying one). */
 #ifndef TS_LOOP_H
 #define TS_LOOP_H
 

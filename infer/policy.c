@@ -141,6 +141,7 @@ static int sample_spec(ts_policy *p, ts_denoiser *tg, const float *cond, int B, 
   if (!sp) return -1;
   int rc = 0, n = p->horizon * p->act_dim;
   ts_spec_set_control_step(sp, s->control_step);
+  if (ts_spec_overlap(sp) != (s->overlap != 0)) ts_spec_set_overlap(sp, s->overlap);
   for (int c = 0; c < B && !rc; c++) {
     const float *cd = cond + (size_t)c * p->cond_dim;
     rc = s->blocks ? ts_spec_sample_sched(sp, cd, p->obs_dim, s->drafter, s->blocks, rng, x + (size_t)c * n)

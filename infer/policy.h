@@ -45,6 +45,8 @@ typedef struct ts_sampler {
                                 >= steps); NULL = one made and freed inside each ts_policy_sample call */
   const struct ts_block_sched *blocks; /* spec: picks each round's draft length (infer/blocks.h); steps is
                                 then the largest it may pick. NULL = steps every round */
+  int overlap;               /* spec with a learned drafter: draft the next round on a second thread
+                                during verification (ts_spec_set_overlap); the same law */
   long control_step;         /* the chunks' control step within their episode (of the latest
                                 observation): read by schedulers and temporal drafters; ts_loop and
                                 ts_eval_pusht set it */

@@ -1,5 +1,6 @@
 #include "spec.h"
 #include "core/error.h"
+#include "core/pool.h"
 #include "core/timer.h"
 #include <math.h>
 #include <stdlib.h>
@@ -47,6 +48,16 @@ struct ts_spec {
   int *tt;
   float *buf;
   ts_spec_stats st;
+  /* Overlapped drafting (ts_spec_set_overlap): while the target verifies a round on the calling
+   * thread, a second thread drafts the next round's first steps from the round's last draft,
+   * with noise from prng; they are used when every draft of the round is accepted (the next
+   * round then starts exactly there), else dropped. */
+  int overlap;
+  ts_pool *pool;                           /* 2 threads: the caller verifies, the worker pre-drafts */
+  ts_rng prng;                             /* the pre-drafts' noise, seeded from the chain's rng each round */
+  int pre_n, pre_t;                        /* pre-drafts ready for a round starting at step pre_t (0: none) */
+  float *pre_ys, *pre_mp, *pre_z, *pre_sig, *pre_eq; /* (L+1) n, L n, L n, L, n */
+  double pre_s;                            /* the worker's drafter seconds in the last round */
 };
 
 ts_spec *ts_spec_new(ts_denoiser *target, const ts_ddpm *sched, int max_block) {
@@ -91,6 +102,8 @@ ts_spec *ts_spec_new(ts_denoiser *target, const ts_ddpm *sched, int max_block) {
 
 void ts_spec_free(ts_spec *s) {
   if (!s) return;
+  ts_pool_free(s->pool);
+  free(s->pre_ys);
   free(s->buf);
   free(s->tt);
   free(s);
@@ -100,6 +113,21 @@ ts_denoiser *ts_spec_target(const ts_spec *s) { return s->target; }
 int ts_spec_max_block(const ts_spec *s) { return s->max_block; }
 void ts_spec_set_verify(ts_spec *s, int verify) { s->verify = verify != 0; }
 void ts_spec_set_tolerance(ts_spec *s, double tol) { s->tol = tol > 0 ? tol : 0; }
+
+void ts_spec_set_overlap(ts_spec *s, int on) {
+  s->overlap = on != 0;
+  s->pre_n = 0;
+  if (!s->overlap || s->pool) return;
+  size_t n = (size_t)s->n, L = (size_t)s->max_block;
+  s->pool = ts_pool_new(2, 200); /* one worker, spinning 200 us between rounds */
+  s->pre_ys = malloc(((L + 1) * n + 2 * L * n + L + n) * sizeof(float));
+  if (!s->pool || !s->pre_ys) abort();
+  s->pre_mp = s->pre_ys + (L + 1) * n;
+  s->pre_z = s->pre_mp + L * n;
+  s->pre_sig = s->pre_z + L * n;
+  s->pre_eq = s->pre_sig + L;
+}
+int ts_spec_overlap(const ts_spec *s) { return s->overlap; }
 double ts_spec_tolerance(const ts_spec *s) { return s->tol; }
 const float *ts_spec_x(const ts_spec *s) { return s->x; }
 int ts_spec_t(const ts_spec *s) { return s->t; }
@@ -117,6 +145,7 @@ void ts_spec_begin(ts_spec *s, const float *cond, ts_rng *rng) {
   ts_rng_fill_normal(rng, s->x, s->n);
   s->t = s->sched->T - 1;
   s->have_eps = 0;
+  s->pre_n = 0;
 }
 
 int ts_drafter_check(const ts_drafter *d, const ts_denoiser *target) {
@@ -155,6 +184,39 @@ static void target_eps(ts_spec *s, const float *x, const int *t, int rows, float
   in->target_calls++;
 }
 
+/* The overlapped verification: job 0 (the caller) is the round's batched target call, job 1
+ * (the worker) drafts P steps on from y_K at step t0 = t - K into the pre_* buffers. */
+typedef struct {
+  ts_spec *s;
+  const ts_drafter *d;
+  const float *dc;
+  int t0, P, r0, K;
+  ts_spec_round_info *in;
+} ovl_job;
+
+static void ovl_fn(void *arg, int i, int n) {
+  (void)n;
+  ovl_job *j = arg;
+  ts_spec *s = j->s;
+  size_t N = (size_t)s->n;
+  if (i == 0) {
+    target_eps(s, s->ys + j->r0 * N, s->tt, j->K + 1 - j->r0, s->et + j->r0 * N, j->in, 1);
+    return;
+  }
+  double t0 = ts_now();
+  memcpy(s->pre_ys, s->ys + (size_t)j->K * N, N * sizeof(float));
+  for (int k = 1; k <= j->P; k++) {
+    int tk = j->t0 - k + 1;
+    const float *yp = s->pre_ys + (k - 1) * N;
+    float *m = s->pre_mp + (k - 1) * N, *zk = s->pre_z + (k - 1) * N, *y = s->pre_ys + k * N;
+    ts_denoiser_eps(j->d->net, yp, &tk, j->dc, 1, s->pre_eq);
+    float sg = s->pre_sig[k - 1] = ts_ddpm_mean(s->sched, tk, yp, s->pre_eq, m, s->n);
+    ts_rng_fill_normal(&s->prng, zk, s->n);
+    for (int q = 0; q < s->n; q++) y[q] = m[q] + sg * zk[q];
+  }
+  s->pre_s = ts_now() - t0;
+}
+
 int ts_spec_round(ts_spec *s, const ts_drafter *d, int block, ts_rng *rng, ts_spec_round_info *info) {
   double t_round = ts_now();
   ts_spec_round_info in;
@@ -191,7 +253,19 @@ int ts_spec_round(ts_spec *s, const ts_drafter *d, int block, ts_rng *rng, ts_sp
     int K = block < t ? block : t; /* drafted steps at times t, t-1, .., t-K+1, all with sigma > 0 */
     in.drafted = K;
     memcpy(s->ys, s->x, N * sizeof(float));
-    for (int k = 1; k <= K; k++) { /* draft k: from y_{k-1} at time t-k+1 */
+    int k1 = 1;
+    if (!frozen && s->overlap && s->pre_n > 0 && s->pre_t == t) { /* the worker's drafts from this very state */
+      int u = s->pre_n < K ? s->pre_n : K;
+      memcpy(s->ys + N, s->pre_ys + N, (size_t)u * N * sizeof(float));
+      memcpy(s->mp, s->pre_mp, (size_t)u * N * sizeof(float));
+      memcpy(s->z, s->pre_z, (size_t)u * N * sizeof(float));
+      memcpy(s->sig, s->pre_sig, (size_t)u * sizeof(float));
+      s->st.pre_used += u;
+      k1 = u + 1;
+    }
+    s->pre_n = 0;
+    int P = 0; /* steps the worker pre-drafts during this round's verification */
+    for (int k = k1; k <= K; k++) { /* draft k: from y_{k-1} at time t-k+1 */
       const float *yp = s->ys + (k - 1) * N, *e = s->e0;
       float *m = s->mp + (k - 1) * N, *zk = s->z + (k - 1) * N, *y = s->ys + k * N;
       if (!frozen) {
@@ -219,7 +293,16 @@ int ts_spec_round(ts_spec *s, const ts_drafter *d, int block, ts_rng *rng, ts_sp
        * every draft is accepted. */
       int r0 = s->have_eps ? 1 : 0;
       for (int j = r0; j <= K; j++) s->tt[j - r0] = t - j;
-      target_eps(s, s->ys + r0 * N, s->tt, K + 1 - r0, s->et + r0 * N, &in, 1);
+      if (!frozen && s->overlap && t - K >= 1) {
+        P = block < t - K ? block : t - K;
+        uint64_t hi = ts_rng_u32(rng), lo = ts_rng_u32(rng);
+        ts_rng_init_stream(&s->prng, hi << 32 | lo, 7);
+        ovl_job j = {s, d, dc, t - K, P, r0, K, &in};
+        ts_pool_run(s->pool, ovl_fn, &j);
+        s->st.pre_drafted += P;
+        s->st.pre_s += s->pre_s;
+      } else
+        target_eps(s, s->ys + r0 * N, s->tt, K + 1 - r0, s->et + r0 * N, &in, 1);
       in.verify_rows = K + 1 - r0;
       const float *e_start = r0 ? s->e0 : s->et;
       double dsum = 0;
@@ -253,6 +336,7 @@ int ts_spec_round(ts_spec *s, const ts_drafter *d, int block, ts_rng *rng, ts_sp
         memcpy(s->e0, s->et + K * N, N * sizeof(float));
         t -= K;
         s->have_eps = 1;
+        s->pre_n = P, s->pre_t = t; /* the next round starts where the worker did */
       }
     }
     s->t = t;

@@ -65,6 +65,9 @@ typedef struct ts_spec_stats {
   long drafter_calls; /* sequential batch-1 drafter calls */
   long drafted, accepted, rounds;
   long relaxed;       /* LOSSY: accepted drafts the exact test rejected, kept by the tolerance */
+  long pre_drafted, pre_used; /* overlap: drafts made on the worker during verification; of them,
+                                 used by the next round (the others were dropped after a rejection) */
+  double pre_s;       /* overlap: the worker's drafter seconds (hidden behind verify_s) */
   long verify_rows;   /* rows over all verification calls */
   double draft_s, verify_s, round_s;
   long drafted_t[TS_MAX_T], accepted_t[TS_MAX_T];
@@ -108,6 +111,17 @@ void ts_spec_set_verify(ts_spec *s, int verify);
  * and after ts_spec_new) is the exact rule, bit for bit: the same random draws either way. */
 void ts_spec_set_tolerance(ts_spec *s, double tol);
 double ts_spec_tolerance(const ts_spec *s);
+/* Overlapped drafting (learned drafters; off after ts_spec_new): during each round's batched
+ * verification on the calling thread, a second thread (started here, kept until ts_spec_free)
+ * drafts the next round's first `block` steps on from the round's last draft; when every
+ * draft of the round is accepted the next round starts exactly there and takes them instead of
+ * drafting them one call at a time; after a rejection they are dropped. Their noise comes from
+ * a stream seeded from the chain's rng each round, so the law is unchanged (docs/math.md §4);
+ * the samples differ from the sequential sampler's bit for bit. It pays when a core is idle
+ * during verification (a 1-thread target on a 2-core machine). The drafter calls made on the
+ * worker are not counted in drafter_calls (which counts the sequential ones): see pre_drafted. */
+void ts_spec_set_overlap(ts_spec *s, int on);
+int ts_spec_overlap(const ts_spec *s);
 
 /* Start a chain for one normalised cond (cond_dim values, copied): x_T ~ N(0, I) from rng. */
 void ts_spec_begin(ts_spec *s, const float *cond, ts_rng *rng);
