@@ -79,6 +79,11 @@ static const char *const default_ini =
     "blocks = 1, 2, 3, 4, 6, 8, 12, 16\n"
     "cost_model = \n"
     "lossy = 0\n"
+    "tolerances = 0\n"
+    "score_weight = 20\n"
+    "sim_episodes = 2\n"
+    "sim_seed_start = 100010\n"
+    "sim_seed_count = 40\n"
     "hidden = 64\n"
     "layers = 2\n"
     "lr = 0.00029999999999999997\n"
@@ -305,10 +310,36 @@ START_TEST(test_config_cross_field_rules) {
 }
 END_TEST
 
+/* A number list (rl.tolerances): parsed, range-checked entry by entry, printed back to the
+ * same struct; a bad entry names itself. */
+START_TEST(test_config_number_list) {
+  ts_config c;
+  ts_config_defaults(&c);
+  ck_assert_msg(ts_config_override(&c, "rl.lossy=true") == 0, "%s", ts_error());
+  ck_assert_msg(ts_config_override(&c, "rl.tolerances=0, 0.001 ,0.25,3") == 0, "%s", ts_error());
+  ck_assert_int_eq(c.rl.n_tolerances, 4);
+  ck_assert(c.rl.tolerances[1] == 0.001 && c.rl.tolerances[3] == 3);
+  char *s = ts_config_to_ini(&c);
+  ck_assert_msg(strstr(s, "tolerances = 0, 0.001, 0.25, 3\n"), "%s", s);
+  ts_config b;
+  ts_config_defaults(&b);
+  ck_assert_msg(ts_config_parse_string(&b, s, "ini") == 0, "%s", ts_error());
+  ck_assert_mem_eq(&b, &c, sizeof c);
+  free(s);
+  ck_assert_int_ne(ts_config_override(&c, "rl.tolerances=0,-1"), 0);
+  ck_assert_msg(strstr(ts_error(), "-1") && strstr(ts_error(), "[0, 100]"), "%s", ts_error());
+  ck_assert_int_ne(ts_config_override(&c, "rl.tolerances=0,,1"), 0);
+  ck_assert_msg(strstr(ts_error(), "empty"), "%s", ts_error());
+  ck_assert_int_ne(ts_config_override(&c, "rl.tolerances=nan"), 0);
+  ck_assert_int_eq(c.rl.n_tolerances, 4); /* unchanged by the refused values */
+}
+END_TEST
+
 Suite *suite_config(void) {
   Suite *s = suite_create("config");
   TCase *tc = tcase_create("config");
   tcase_add_test(tc, test_config_defaults_and_ini_unchanged);
+  tcase_add_test(tc, test_config_number_list);
   tcase_add_test(tc, test_config_ints_checked_before_narrowing);
   tcase_add_test(tc, test_config_validate_struct);
   tcase_add_test(tc, test_config_empty_entries_duplicates);
