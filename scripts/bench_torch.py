@@ -2,6 +2,7 @@
 """Time tsdp against PyTorch on this CPU, side by side in one run.
 
     /usr/bin/python3 scripts/bench_torch.py --ckpt CKPT.h5 [--data D.h5] [--tsdp build/tsdp]
+                                            [--quick] [--no-train] [--json-out FILE]
 
 Builds the checkpoint's network in PyTorch (ConditionalUnet1D from scripts/torch_unet.py or
 TransformerForDiffusion from scripts/torch_transformer.py, as its model.type says), loads the
@@ -12,7 +13,13 @@ inputs, then times (best of 1 and 2 threads on each side, over --rounds alternat
   - one DDPM-100 action chunk at batch 1;
   - training samples/s (forward, backward, AdamW) at --train-batch, against
     `tsdp train --max-steps` on the same data (when --data is given).
-Prints the C/PyTorch ratios."""
+Prints the C/PyTorch ratios.
+
+--no-train skips the training throughput; --quick (what `tsdp pipeline`'s torch reference stage
+runs) times batch 1 only, in one round, without training. --json-out FILE also writes (temp file +
+rename) the DDPM chunk at batch 1 on both sides: torch_ddpm_chunk_ms and torch_threads (the best
+thread count), tsdp_ddpm_chunk_ms and tsdp_threads, tsdp_speedup (torch / tsdp), torch_version,
+agreement_error, ckpt (absolute path), model, ddpm_steps."""
 import argparse
 import json
 import math
@@ -93,11 +100,11 @@ def median_time(fn, reps=5):
     return sorted(ts)[len(ts) // 2]
 
 
-def ddpm_chunk(net, cond, T=100):
+def ddpm_chunk(net, cond, T=100, horizon=16, act_dim=2):
     abar = lambda s: math.cos((s + 0.008) / 1.008 * math.pi / 2) ** 2
     betas = torch.tensor([min(1 - abar((i + 1) / T) / abar(i / T), 0.999) for i in range(T)], dtype=torch.float32)
     ac = torch.cumprod(1 - betas, 0)
-    x = torch.randn(cond.shape[0], 16, 2)
+    x = torch.randn(cond.shape[0], horizon, act_dim)
     with torch.no_grad():
         for t in range(T - 1, -1, -1):
             eps = net(x, torch.full((cond.shape[0],), float(t)), cond)
@@ -118,14 +125,21 @@ def main():
     ap.add_argument("--train-batch", type=int, default=128)
     ap.add_argument("--train-steps", type=int, default=30)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--no-train", action="store_true", help="skip the training throughput (even with --data)")
+    ap.add_argument("--quick", action="store_true", help="batch 1 only, one round, no training")
+    ap.add_argument("--json-out", help="write the batch-1 DDPM chunk comparison here as JSON")
     a = ap.parse_args()
+    if a.quick:
+        a.batch, a.rounds, a.no_train = "1", 1, True
     batches = [int(b) for b in a.batch.split(",")]
     net, cfg, obs_dim, act_dim = load(a.ckpt)
     cond_dim = int(cfg["data"]["n_obs_steps"]) * obs_dim
+    horizon = int(cfg["data"].get("horizon", 16))
+    T = int(cfg.get("diffusion", {}).get("num_train_timesteps", 100))
 
     # 1. Agreement: the same inputs through PyTorch and `tsdp forward`.
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(4, 16, act_dim, generator=g)
+    x = torch.randn(4, horizon, act_dim, generator=g)
     t = torch.tensor([0.0, 10.0, 50.0, 99.0])
     cond = torch.rand(4, cond_dim, generator=g) * 2 - 1
     with tempfile.TemporaryDirectory() as d:
@@ -148,6 +162,7 @@ def main():
         if ms < best.get((who, key), (1e99, 0))[0]:
             best[(who, key)] = (ms, th)
 
+    chunk_threads, untimed = set(), ""  # thread counts whose PyTorch chunk was timed; why one was not
     for _ in range(a.rounds):
         for th in (1, 2):
             r = json.loads(subprocess.run([a.tsdp, "bench", "step", "--ckpt", a.ckpt, "--batch", a.batch, "--threads",
@@ -156,14 +171,27 @@ def main():
                 keep("tsdp", b, r["ms"][i], th)
                 keep("tsdp-no-table", b, r["ms_no_step_table"][i], th)
             keep("tsdp", "chunk", r["ddpm_chunk_ms"], th)
+        fwd1 = {}  # threads -> ms of a batch-1 forward in this round
         for th in (1, 2):
             torch.set_num_threads(th)
             for b in batches:
-                xb, tb, cb = torch.randn(b, 16, act_dim), torch.randint(0, 100, (b,)).float(), torch.rand(b, cond_dim)
+                xb, tb, cb = torch.randn(b, horizon, act_dim), torch.randint(0, 100, (b,)).float(), torch.rand(b, cond_dim)
                 with torch.no_grad():
-                    keep("torch", b, 1e3 * median_time(lambda: net(xb, tb, cb)), th)
+                    ms = 1e3 * median_time(lambda: net(xb, tb, cb))
+                keep("torch", b, ms, th)
+                if b == 1:
+                    fwd1[th] = ms
+            # --quick: a chunk is T batch-1 forwards; where this thread count's forward is far
+            # slower than 1 thread's (OpenMP threads on a busy machine), its chunk cannot be the
+            # best and is not timed (it could take minutes)
+            if a.quick and th > 1 and th in fwd1 and fwd1[th] > 1.5 * fwd1[1]:
+                untimed = ("%d threads not timed for the chunk: a batch-1 forward took %.1f ms there, %.1f ms at 1 thread"
+                           % (th, fwd1[th], fwd1[1]))
+                print("PyTorch DDPM chunk: " + untimed)
+                continue
+            chunk_threads.add(th)
             cb = torch.rand(1, cond_dim)
-            keep("torch", "chunk", 1e3 * median_time(lambda: ddpm_chunk(net, cb), reps=3), th)
+            keep("torch", "chunk", 1e3 * median_time(lambda: ddpm_chunk(net, cb, T, horizon, act_dim), reps=3), th)
     print("\n%-20s %14s %18s %14s %9s %14s" % ("Transformer forward" if isinstance(net, FlatCond) else "U-Net forward", "tsdp ms", "tsdp no-table ms", "PyTorch ms", "speed-up",
                                              "(no table)"))
     for b in batches:
@@ -171,10 +199,29 @@ def main():
         print("%-20s %10.3f (%dt) %14.3f (%dt) %10.3f (%dt) %8.2fx %13.2fx" % ("batch %d" % b, c, ct, n, nt, t, tt, t / c,
                                                                           t / n))
     (c, ct), (t, tt) = best[("tsdp", "chunk")], best[("torch", "chunk")]
-    print("%-20s %10.1f (%dt) %19s %10.1f (%dt) %8.2fx" % ("DDPM-100 chunk, b=1", c, ct, "", t, tt, t / c))
+    print("%-20s %10.1f (%dt) %19s %10.1f (%dt) %8.2fx" % ("DDPM-%d chunk, b=1" % T, c, ct, "", t, tt, t / c))
+    if a.json_out:
+        res = {"ckpt": os.path.abspath(a.ckpt), "model": "transformer" if isinstance(net, FlatCond) else "unet",
+               "ddpm_steps": T, "batch": 1, "torch_version": torch.__version__, "agreement_error": float(err),
+               "torch_ddpm_chunk_ms": t, "torch_threads": tt, "tsdp_ddpm_chunk_ms": c, "tsdp_threads": ct,
+               "tsdp_speedup": t / c, "rounds": a.rounds, "torch_chunk_threads_timed": sorted(chunk_threads),
+               "torch_threads_note": "best of 1 and 2 threads: %d" % tt if len(chunk_threads) > 1 else
+                                     "%d thread%s" % (tt, "; " + untimed if untimed else "")}
+        d = os.path.dirname(os.path.abspath(a.json_out))
+        fd, tmp = tempfile.mkstemp(prefix=os.path.basename(a.json_out) + ".tmp-", dir=d)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(res, f, indent=2)
+                f.write("\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, a.json_out)
+        except BaseException:
+            os.unlink(tmp)
+            raise
 
     # 3. Training throughput on the same model and batch.
-    if a.data:
+    if a.data and not a.no_train:
         B = a.train_batch
         is_tf = isinstance(net, FlatCond)
         recipe = "configs/pusht_lowdim_transformer.ini" if is_tf else "configs/pusht_lowdim.ini"
@@ -197,7 +244,7 @@ def main():
                 opt = torch.optim.AdamW(groups, lr=1e-4, betas=(0.9, 0.95), eps=1e-8)
             else:
                 opt = torch.optim.AdamW(tnet.parameters(), lr=1e-4, betas=(0.95, 0.999), eps=1e-8, weight_decay=1e-6)
-            xb, tb, cb = torch.randn(B, 16, act_dim), torch.randint(0, 100, (B,)).float(), torch.rand(B, cond_dim)
+            xb, tb, cb = torch.randn(B, horizon, act_dim), torch.randint(0, 100, (B,)).float(), torch.rand(B, cond_dim)
 
             def step():
                 opt.zero_grad()
