@@ -5,9 +5,16 @@
  * subcommands call (the cost model and the spec benchmark through their subcommand entry
  * points, stdout captured into the stage's file):
  *   import (zarr -> OUT/data.h5) -> train base -> distill drafter -> record rollouts ->
- *   bench cost -> rl train scheduler -> bench spec (acceptance plot) -> evaluations
+ *   bench cost -> rl train scheduler -> bench spec (acceptance plot) -> torch reference
+ *   (scripts/bench_torch.py on the base, when [pipeline] torch_reference) -> evaluations
  *   (DDPM-T, DDIM-K, spec with the drafter at each fixed L, the static schedule, TS-DP =
  *   spec + drafter + RL scheduler) -> OUT/report.md, OUT/report.json.
+ *
+ * The torch reference stage times the base's DDPM-T chunk at batch 1 in PyTorch on this
+ * machine (/usr/bin/python3 and its torch) -> OUT/torch_ref.json; the report's "vs PyTorch"
+ * column divides that time by each row's ms per chunk. Without the interpreter, its torch,
+ * h5py or numpy, or the script, the stage is "not available": one line in the log and in the
+ * report, the column n/a, the pipeline goes on; the script failing otherwise is an error.
  *
  * Skip / resume rule. Every stage's output X has a sidecar X.stage (written atomically) with
  * the stage's key: the FNV-1a hash of the stage's effective config (the INI text of the
@@ -43,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -95,7 +103,7 @@ static uint64_t hash_tree(const char *dir) {
 typedef struct {
   char name[48];   /* "train base" */
   char file[64];   /* output, relative to the run's folder */
-  int status;      /* 0 not reached, 1 skipped, 2 ran, 3 linked from a twin */
+  int status;      /* 0 not reached, 1 skipped, 2 ran, 3 linked from a twin, 4 not available */
   double seconds;
 } stage_log;
 
@@ -128,6 +136,13 @@ typedef struct {
   int nst;
   ev_row rows[MAX_ROWS];
   int nrows;
+  /* the PyTorch reference (torch reference stage) */
+  int torch;            /* 0 off (torch_reference = false), 1 measured, 2 not available */
+  char torch_why[512];  /* not available: why */
+  char torch_cmd[3600]; /* the command that reproduces it */
+  char torch_version[64], torch_threads_note[256];
+  double torch_ms, tsdp_ms, torch_err; /* DDPM chunk at batch 1, ms: PyTorch, tsdp in the same run */
+  int torch_threads, torch_T;
 } pl_run;
 
 static void path_in(const pl_run *P, const char *rel, char *out, size_t n) { snprintf(out, n, "%s/%s", P->dir, rel); }
@@ -727,6 +742,163 @@ static int read_row(const char *path, ev_row *w) {
   return w->has ? 0 : ts_fail("%s: no mean_score", path);
 }
 
+/* ---- the PyTorch reference ---- */
+
+/* A string value of "key": "..." in text (no escapes inside), or "" when absent. */
+static void jstr(const char *text, const char *key, char *out, size_t n) {
+  char pat[80];
+  snprintf(pat, sizeof pat, "\"%s\": \"", key);
+  const char *p = strstr(text, pat);
+  out[0] = 0;
+  if (!p) return;
+  p += strlen(pat);
+  snprintf(out, n, "%.*s", (int)strcspn(p, "\"\n"), p);
+}
+
+/* argv[0] (a path; execv, no shell) run with stdin from /dev/null, stdout and stderr into
+ * path; its exit status, 128 + the signal that killed it, or -1 when it could not start
+ * (errno set). */
+static int spawn_to(char *const argv[], const char *path) {
+  fflush(stdout), fflush(stderr);
+  pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    int in = open("/dev/null", O_RDONLY), out = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (in < 0 || out < 0) _exit(126);
+    dup2(in, 0), dup2(out, 1), dup2(out, 2);
+    close(in), close(out);
+    execv(argv[0], argv);
+    _exit(127);
+  }
+  int st;
+  while (waitpid(pid, &st, 0) < 0)
+    if (errno != EINTR) return -1;
+  return WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1;
+}
+
+/* The last non-empty line of a file (at most n - 1 characters), "" when none. */
+static void last_line(const char *path, char *out, size_t n) {
+  FILE *f = fopen(path, "r");
+  char line[1024];
+  out[0] = 0;
+  while (f && fgets(line, sizeof line, f)) {
+    line[strcspn(line, "\r\n")] = 0;
+    size_t L = strlen(line);
+    if (!L) continue;
+    if (L >= n) L = n - 1;
+    memcpy(out, line, L), out[L] = 0;
+  }
+  if (f) fclose(f);
+}
+
+/* The stage cannot run here: one line in the log and in the report (P->torch_why). */
+static int torch_unavailable(pl_run *P, double t0, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int torch_unavailable(pl_run *P, double t0, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(P->torch_why, sizeof P->torch_why, fmt, ap);
+  va_end(ap);
+  for (char *c = P->torch_why; *c; c++)
+    if (*c == '"' || *c == '\\' || *c == '|' || (unsigned char)*c < 32) *c = '\''; /* one line, safe in JSON and a table */
+  P->torch = 2;
+  stage_log *l = &P->st[P->nst < MAX_STAGES ? P->nst++ : MAX_STAGES - 1];
+  snprintf(l->name, sizeof l->name, "torch reference");
+  snprintf(l->file, sizeof l->file, "torch_ref.json");
+  l->status = 4, l->seconds = ts_now() - t0;
+  fprintf(P->log, "[%d/%d] torch reference: not available (%s); the report's vs-PyTorch column says n/a\n", P->k, P->total,
+          P->torch_why);
+  fflush(P->log);
+  return 0;
+}
+
+/* PyTorch's DDPM chunk at batch 1 on the base, against this tsdp's, measured in one run of
+ * scripts/bench_torch.py --quick -> torch_ref.json (its printed lines in torch_ref.txt).
+ * The interpreter is /usr/bin/python3, or $TSDP_PYTHON (a test hook: the tests point it at a
+ * missing file and at a stub); the script is $TSDP_TORCH_SCRIPT, else scripts/bench_torch.py
+ * under the working folder, else ../scripts/bench_torch.py next to this binary. A missing
+ * interpreter, script, or module (torch, h5py, numpy: probed with `python -c import ...`)
+ * makes the stage "not available", which is not an error; the script failing is. */
+static int st_torch(pl_run *P) {
+  double t0 = ts_now();
+  const char *py = getenv("TSDP_PYTHON");
+  if (!py || !*py) py = "/usr/bin/python3";
+  char exe[1024] = "", script[1200] = "";
+  ssize_t el = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  exe[el > 0 ? el : 0] = 0;
+  const char *env = getenv("TSDP_TORCH_SCRIPT");
+  if (env && *env) snprintf(script, sizeof script, "%s", env);
+  else if (!access("scripts/bench_torch.py", R_OK)) snprintf(script, sizeof script, "scripts/bench_torch.py");
+  else if (exe[0]) {
+    snprintf(script, sizeof script, "%s", exe);
+    char *sl = strrchr(script, '/');
+    snprintf(sl ? sl : script, sizeof script - (size_t)(sl ? sl - script : 0), "/../scripts/bench_torch.py");
+  }
+  P->k++;
+  if (access(py, X_OK)) return torch_unavailable(P, t0, "%s: %s", py, strerror(errno));
+  if (!exe[0]) return torch_unavailable(P, t0, "cannot find this tsdp binary (/proc/self/exe) for the script to time");
+  if (!script[0] || access(script, R_OK)) return torch_unavailable(P, t0, "%s: not found", script[0] ? script : "scripts/bench_torch.py");
+  char probe[1200];
+  path_in(P, "torch_ref.probe.txt", probe, sizeof probe);
+  char *pv[] = {(char *)py, "-c", "import torch, h5py, numpy", NULL};
+  int pr = spawn_to(pv, probe);
+  if (pr) {
+    char why[512];
+    last_line(probe, why, sizeof why);
+    unlink(probe);
+    if (pr < 0) return torch_unavailable(P, t0, "%s cannot run (%s)", py, strerror(errno));
+    return torch_unavailable(P, t0, "%s cannot import torch, h5py and numpy: %s", py, why[0] ? why : "no message");
+  }
+  unlink(probe);
+  P->k--; /* stage_init counts it */
+  uint64_t h_script;
+  if (hash_file(script, &h_script)) return -1;
+  stage s;
+  stage_init(P, &s, "torch reference", "torch_ref.json",
+             key_text("torch", NULL, "input base %016llx\nscript %016llx\npython %s\n", (unsigned long long)P->h_base,
+                      (unsigned long long)h_script, py));
+  char base[1100];
+  path_in(P, "base.h5", base, sizeof base);
+  snprintf(P->torch_cmd, sizeof P->torch_cmd, "%s %s --ckpt %s --tsdp %s --quick", py, script, base, exe);
+  int rc = stage_check(P, &s);
+  if (rc == 0) {
+    char txt[1100], tmp[1200];
+    path_in(P, "torch_ref.txt", txt, sizeof txt);
+    snprintf(tmp, sizeof tmp, "%s.tmp-%d", txt, (int)getpid());
+    char *av[] = {(char *)py, script, "--ckpt", base, "--tsdp", exe, "--quick", "--json-out", s.out, NULL};
+    int x = spawn_to(av, tmp);
+    if (x) {
+      char why[512];
+      last_line(tmp, why, sizeof why);
+      rc = ts_fail("torch reference: %s %s exited %d (output in %s): %s", py, script, x, tmp, why[0] ? why : "no message");
+    } else if (rename(tmp, txt)) rc = ts_fail("%s: cannot rename", tmp);
+    if (!rc) {
+      FILE *f = fopen(txt, "r");
+      char line[4096];
+      while (f && fgets(line, sizeof line, f)) fprintf(P->log, "  %s", line);
+      if (f) fclose(f);
+      rc = stage_done(P, &s);
+    }
+  }
+  if (rc == 1 || rc == 0) { /* skipped or ran: read it back */
+    FILE *f = fopen(s.out, "r");
+    char buf[8192];
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f) fclose(f);
+    buf[n] = 0;
+    P->torch_ms = jget(buf, "torch_ddpm_chunk_ms"), P->tsdp_ms = jget(buf, "tsdp_ddpm_chunk_ms");
+    P->torch_err = jget(buf, "agreement_error");
+    P->torch_threads = (int)jget(buf, "torch_threads"), P->torch_T = (int)jget(buf, "ddpm_steps");
+    jstr(buf, "torch_version", P->torch_version, sizeof P->torch_version);
+    jstr(buf, "torch_threads_note", P->torch_threads_note, sizeof P->torch_threads_note);
+    if (!P->torch_threads_note[0]) snprintf(P->torch_threads_note, sizeof P->torch_threads_note, "%d threads", P->torch_threads);
+    if (!(P->torch_ms > 0) || !(P->tsdp_ms > 0) || !P->torch_version[0])
+      rc = ts_fail("torch reference: %s lacks torch_ddpm_chunk_ms, tsdp_ddpm_chunk_ms or torch_version", s.out);
+    else P->torch = 1;
+  }
+  free(s.text);
+  return rc < 0 ? -1 : 0;
+}
+
 /* One row: its episodes one at a time (batch 1, as a control loop runs), noise seed = episode. */
 static int eval_row(pl_run *P, ev_row *w, const char *out) {
   const struct ts_pipeline_cfg *pp = &P->cfg.pipeline;
@@ -875,24 +1047,53 @@ static void fmt_pm(char *b, size_t n, double v, double se) {
   else snprintf(b, n, "%.3f", v);
 }
 
+/* A row's speedup over the PyTorch reference's DDPM chunk (NAN: no reference). */
+static double vs_torch(const pl_run *P, const ev_row *w) { return P->torch == 1 ? P->torch_ms / w->ms : NAN; }
+
 /* The results table (markdown) of rows; prefix: a first column's value for every row (sweep). */
 static void table(FILE *f, const pl_run *P, const char *prefix) {
   double ddpm = P->rows[0].ms;
   for (int i = 0; i < P->nrows; i++) {
     const ev_row *w = &P->rows[i];
-    char a[64], b[64], acc[32], sp[32];
+    char a[64], b[64], acc[32], sp[32], spt[32];
     fmt_pm(a, sizeof a, w->mean, w->mean_se), fmt_pm(b, sizeof b, w->succ, w->succ_se);
     if (isfinite(w->accept)) snprintf(acc, sizeof acc, "%.1f%%", 100 * w->accept);
     else snprintf(acc, sizeof acc, "-");
     snprintf(sp, sizeof sp, "%.2fx", ddpm / w->ms);
+    double vt = vs_torch(P, w);
+    if (isfinite(vt)) snprintf(spt, sizeof spt, "%.2fx", vt);
+    else snprintf(spt, sizeof spt, "n/a");
     if (prefix) fprintf(f, "| %s ", prefix);
-    fprintf(f, "| %s | %s | %s | %.2f | %.1f | %.1f | %s | %s |\n", w->label, a, b, w->ms, w->cps, w->calls, acc, sp);
+    fprintf(f, "| %s | %s | %s | %.2f | %.1f | %.1f | %s | %s | %s |\n", w->label, a, b, w->ms, w->cps, w->calls, acc, sp, spt);
   }
 }
 
-static const char *const HEAD =
-  "| sampler | mean score ± se | success rate ± se | ms per chunk | chunks/s | target calls per chunk | acceptance | "
-  "speedup vs %s |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n";
+/* The table's header: the speedups over this engine's DDPM row and over PyTorch's DDPM chunk. */
+static void head(FILE *f, const pl_run *P) {
+  fprintf(f, "| sampler | mean score ± se | success rate ± se | ms per chunk | chunks/s | target calls per chunk | acceptance | "
+          "speedup vs %s | speedup vs PyTorch DDPM-%d (batch 1) |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+          P->rows[0].label, P->base.diffusion.num_train_timesteps);
+}
+
+/* One line on what the vs-PyTorch column divides, or why it says n/a. */
+static void torch_note(FILE *f, const pl_run *P) {
+  if (P->torch == 1)
+    fprintf(f, "Speedup vs PyTorch: %.1f ms, one DDPM-%d action chunk at batch 1 of this base in PyTorch %s on this machine "
+            "(%s), divided by the row's ms per chunk; tsdp's DDPM chunk in the same run: %.1f ms "
+            "(%.2fx), tsdp and PyTorch eps agree to %.1e. Reproduce: `%s`.\n", P->torch_ms, P->torch_T, P->torch_version,
+            P->torch_threads_note, P->tsdp_ms, P->torch_ms / P->tsdp_ms, P->torch_err, P->torch_cmd);
+  else if (P->torch == 2) fprintf(f, "Speedup vs PyTorch: n/a, the PyTorch reference was not available (%s).\n", P->torch_why);
+  else fprintf(f, "Speedup vs PyTorch: n/a, the PyTorch reference is off ([pipeline] torch_reference = false).\n");
+}
+
+/* s as a JSON string's contents (quotes, backslashes and control characters escaped). */
+static void jesc(FILE *f, const char *s) {
+  for (; *s; s++) {
+    if (*s == '"' || *s == '\\') fprintf(f, "\\%c", *s);
+    else if ((unsigned char)*s < 32) fprintf(f, "\\u%04x", *s);
+    else fputc(*s, f);
+  }
+}
 
 static void commit_of(char *out, size_t n) {
   snprintf(out, n, "unknown");
@@ -927,10 +1128,12 @@ static int report(pl_run *P) {
           "accepted / checked drafts (a draft after a rejection is discarded unchecked). Every spec row samples DDPM-%d's distribution exactly.\n\n",
           pp->eval_seed_start, pp->eval_seed_start + pp->eval_episodes - 1, pp->eval_episodes, pp->threads,
           pp->threads > 1 ? "s" : "", P->base.diffusion.num_train_timesteps);
-  fprintf(f, HEAD, P->rows[0].label);
+  head(f, P);
   table(f, P, NULL);
+  fprintf(f, "\n");
+  torch_note(f, P);
   fprintf(f, "\n## Stages\n\n| stage | output | this run | seconds |\n| --- | --- | --- | --- |\n");
-  static const char *const how[] = {"-", "skipped (recorded config matches)", "ran", "linked from a twin"};
+  static const char *const how[] = {"-", "skipped (recorded config matches)", "ran", "linked from a twin", "not available"};
   for (int i = 0; i < P->nst; i++)
     fprintf(f, "| %s | [%s](%s) | %s | %.1f |\n", P->st[i].name, P->st[i].file, P->st[i].file, how[P->st[i].status],
             P->st[i].seconds);
@@ -967,17 +1170,34 @@ static int report(pl_run *P) {
   for (int i = 0; i < P->nrows; i++) {
     const ev_row *w = &P->rows[i];
     fprintf(f, "%s{\"name\": \"%s\", \"label\": \"%s\", \"episodes\": %d", i ? ", " : "", w->name, w->label, w->episodes);
-    double v[] = {w->mean, w->mean_se, w->succ, w->succ_se, w->ms, w->cps, w->calls, w->dcalls, w->accept, P->rows[0].ms / w->ms};
+    double v[] = {w->mean, w->mean_se, w->succ, w->succ_se, w->ms, w->cps, w->calls, w->dcalls, w->accept, P->rows[0].ms / w->ms,
+                  vs_torch(P, w)};
     const char *k[] = {"mean_score", "mean_score_se", "success_rate", "success_rate_se", "ms_per_chunk", "chunks_per_s",
-                       "target_calls_per_chunk", "drafter_calls_per_chunk", "acceptance", "speedup_vs_ddpm"};
-    for (int j = 0; j < 10; j++) {
+                       "target_calls_per_chunk", "drafter_calls_per_chunk", "acceptance", "speedup_vs_ddpm",
+                       "speedup_vs_pytorch"};
+    for (int j = 0; j < 11; j++) {
       if (isfinite(v[j])) fprintf(f, ", \"%s\": %.6g", k[j], v[j]);
       else fprintf(f, ", \"%s\": null", k[j]);
     }
     fprintf(f, "}");
   }
-  fprintf(f, "], \"stages\": [");
-  static const char *const st[] = {"none", "skipped", "ran", "linked"};
+  /* the PyTorch reference: status measured / not available / off, and its numbers */
+  static const char *const ts[] = {"off", "measured", "not available"};
+  fprintf(f, "], \"pytorch_reference\": {\"status\": \"%s\"", ts[P->torch]);
+  if (P->torch == 2) fprintf(f, ", \"reason\": \""), jesc(f, P->torch_why), fprintf(f, "\"");
+  if (P->torch == 1) {
+    fprintf(f, ", \"torch_ddpm_chunk_ms\": %.6g, \"torch_threads\": %d, \"ddpm_steps\": %d, \"batch\": 1, "
+            "\"torch_threads_note\": \"", P->torch_ms, P->torch_threads, P->torch_T);
+    jesc(f, P->torch_threads_note);
+    fprintf(f, "\", \"torch_version\": \"");
+    jesc(f, P->torch_version);
+    fprintf(f, "\", \"tsdp_ddpm_chunk_ms\": %.6g, \"agreement_error\": %.3g, \"file\": \"torch_ref.json\", \"command\": \"",
+            P->tsdp_ms, P->torch_err);
+    jesc(f, P->torch_cmd);
+    fprintf(f, "\"");
+  }
+  fprintf(f, "}, \"stages\": [");
+  static const char *const st[] = {"none", "skipped", "ran", "linked", "not available"};
   for (int i = 0; i < P->nst; i++)
     fprintf(f, "%s{\"stage\": \"%s\", \"output\": \"%s\", \"status\": \"%s\", \"seconds\": %.1f}", i ? ", " : "",
             P->st[i].name, P->st[i].file, st[P->st[i].status], P->st[i].seconds);
@@ -999,11 +1219,12 @@ static int run_one(pl_run *P) {
   path_in(P, "eval", ev, sizeof ev);
   if (mkdirs(ev)) return -1;
   make_rows(P);
-  P->total = 6 + (pp->bench_windows > 0) + P->nrows + 1;
+  P->total = 6 + (pp->bench_windows > 0) + !!pp->torch_reference + P->nrows + 1;
   P->t0 = ts_now();
   fprintf(P->log, "tsdp pipeline %s -> %s: %d stages\n", P->cfg_path, P->dir, P->total);
   if (st_import(P) || st_train(P) || st_distill(P) || st_record(P) || st_cost(P) || st_sched(P)) return -1;
   if (pp->bench_windows > 0 && st_bench(P)) return -1;
+  if (pp->torch_reference && st_torch(P)) return -1;
   for (int i = 0; i < P->nrows; i++)
     if (st_eval(P, &P->rows[i])) return -1;
   P->k++;
@@ -1012,8 +1233,10 @@ static int run_one(pl_run *P) {
           ts_now() - P->t0);
   if (!P->json) {
     printf("\n");
-    printf(HEAD, P->rows[0].label);
+    head(stdout, P);
     table(stdout, P, NULL);
+    printf("\n");
+    torch_note(stdout, P);
   }
   fflush(stdout);
   return 0;
@@ -1085,7 +1308,8 @@ int ts_cmd_pipeline(int argc, char **argv) {
         break;
       }
       if (i == 0) fprintf(sw, "| config | sampler | mean score ± se | success rate ± se | ms per chunk | chunks/s | target "
-                          "calls per chunk | acceptance | speedup vs DDPM |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+                          "calls per chunk | acceptance | speedup vs DDPM | speedup vs PyTorch DDPM (batch 1) |\n"
+                          "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
       char pre[300];
       snprintf(pre, sizeof pre, "[%.*s](%.*s/report.md)", (int)(strlen(names[i]) - 4), names[i], (int)(strlen(names[i]) - 4),
                names[i]);

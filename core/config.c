@@ -203,6 +203,9 @@ static const field fields[] = {
   I("pipeline", "bench_windows", pipeline.bench_windows, "20", 0, 100000,
     "observation windows of the tsdp bench spec stage (acceptance per step plot); 0: no bench stage"),
   I("pipeline", "gif_count", pipeline.gif_count, "2", 0, 1024, "rollout GIFs written by the DDPM-100 and TS-DP evaluations"),
+  B("pipeline", "torch_reference", pipeline.torch_reference, "true",
+    "time the base's DDPM chunk at batch 1 in PyTorch (scripts/bench_torch.py --quick) for the report's vs-PyTorch "
+    "column; without /usr/bin/python3 or its torch the column says n/a"),
 };
 #define NFIELDS ((int)(sizeof fields / sizeof fields[0]))
 

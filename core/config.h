@@ -88,6 +88,7 @@ typedef struct ts_config {
     int eval_episodes, eval_seed_start, ddim_steps;
     int spec_blocks[8], n_spec_blocks;
     int eval_static, bench_windows, gif_count;
+    int torch_reference; /* time a DDPM chunk in PyTorch on the base (scripts/bench_torch.py) */
   } pipeline;
 } ts_config;
 

@@ -135,7 +135,8 @@ static const char *const default_ini =
     "spec_blocks = 4, 8\n"
     "eval_static = 1\n"
     "bench_windows = 20\n"
-    "gif_count = 2\n";
+    "gif_count = 2\n"
+    "torch_reference = 1\n";
 
 START_TEST(test_config_defaults_and_ini_unchanged) {
   ts_config c;
