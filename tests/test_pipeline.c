@@ -1,7 +1,11 @@
 /* tsdp pipeline (cli/pipeline.c), run as the binary ($TSDP_BIN) on the two-episode fixture zarr
  * with tiny stage configs: every stage end to end, a second run skipping every stage, a changed
  * scheduler key re-running that stage and the stages reading its output only, a tampered output
- * re-run alone, the report's rows and values, and bad pipeline configs refused in one line. */
+ * re-run alone, the report's rows and values, and bad pipeline configs refused in one line.
+ * The PyTorch reference stage is off in the tiny config (its column n/a, the stage not run);
+ * it is then turned on with $TSDP_PYTHON (the stage's interpreter, a test hook) pointing at a
+ * missing file and at stubs (not available: one line, the run goes on; a failing script: an
+ * error naming the stage), and last with /usr/bin/python3, skipped when its torch is missing. */
 #include "tests.h"
 #include <math.h>
 #include <stdio.h>
@@ -59,7 +63,7 @@ static const char *setup(void) {
   snprintf(text, sizeof text,
            "[pipeline]\ndata = %s\nout = %s\nbase_config = %s\ndrafter_config = %s\nscheduler_config = %s\n"
            "rollout_episodes = 2\nrollout_sampler = ddim\nrollout_steps = 4\ncost_reps = 3\neval_episodes = 2\n"
-           "ddim_steps = 4\nspec_blocks = 2, 4\nbench_windows = 2\ngif_count = 1\nthreads = 1\n",
+           "ddim_steps = 4\nspec_blocks = 2, 4\nbench_windows = 2\ngif_count = 1\nthreads = 1\ntorch_reference = false\n",
            ppath("tiny.zarr"), ppath("run"), ppath("base.ini"), ppath("drafter.ini"), ppath("sched.ini"));
   put(cfg, text);
   return cfg;
@@ -140,7 +144,13 @@ START_TEST(test_pipeline_runs_skips_reruns) {
   }
   ck_assert_msg(strstr(md, "- commit: ") && strstr(md, "(base.h5.png)") && strstr(md, "(bench_spec.png)") &&
                     strstr(md, "(gifs/tsdp/seed_100000.gif)") && strstr(md, "speedup vs DDPM-100"), "%s", md);
-  ck_assert(strstr(md, "| DDPM-100 | ") && strstr(strstr(md, "| DDPM-100 | "), "| 100.0 | - | 1.00x |"));
+  ck_assert(strstr(md, "| DDPM-100 | ") && strstr(strstr(md, "| DDPM-100 | "), "| 100.0 | - | 1.00x | n/a |"));
+  /* torch_reference = false: the vs-PyTorch column is n/a, the stage did not run */
+  ck_assert_msg(strstr(md, "| speedup vs PyTorch DDPM-100 (batch 1) |") &&
+                    strstr(md, "Speedup vs PyTorch: n/a, the PyTorch reference is off ([pipeline] torch_reference = false)."),
+                "%s", md);
+  ck_assert_int_eq(count(md, " | n/a |\n"), 6);
+  ck_assert_msg(!strstr(out, "torch reference") && access(ppath("run/torch_ref.json"), F_OK) != 0, "%s", out);
   free(md);
   /* values: scores in [0, 1], DDPM's 100 and DDIM's 4 calls, the spec rows' acceptance and calls */
   char *j = slurp(ppath("run/eval/ddpm-100.json"));
@@ -156,6 +166,8 @@ START_TEST(test_pipeline_runs_skips_reruns) {
   free(j);
   j = slurp(ppath("run/report.json"));
   ck_assert_int_eq(count(j, "\"name\": "), 6);
+  ck_assert_int_eq(count(j, "\"speedup_vs_pytorch\": null"), 6);
+  ck_assert_msg(strstr(j, "\"pytorch_reference\": {\"status\": \"off\"}"), "%s", j);
   ck_assert_int_eq(count(j, "\"status\": \"ran\""), NSTAGES);
   free(j);
   free(out);
@@ -213,6 +225,77 @@ START_TEST(test_pipeline_runs_skips_reruns) {
   rc = run_pipe(args, &out, line, sizeof line, &nerr);
   ck_assert_msg(rc == 0 && out[0] == '{' && count(out, "\n") == 1 && strstr(out, "\"rows\": [") && nerr > NSTAGES, "%s", out);
   free(out);
+
+  /* 7. torch_reference = true with no interpreter: one line says why, the column stays n/a,
+   * the run succeeds (every other stage skipped) */
+  snprintf(args, sizeof args, "--config %s pipeline.rl_updates=3 pipeline.torch_reference=true", cfg);
+  setenv("TSDP_PYTHON", ppath("no-such-python3"), 1);
+  rc = run_pipe(args, &out, line, sizeof line, &nerr);
+  ck_assert_msg(rc == 0 && nerr == 0, "no-python run exited %d: %s\n%s", rc, line, out);
+  ck_assert_msg(stage_says(out, "torch reference", "not available (") && strstr(out, "no-such-python3: No such file"), "%s", out);
+  ck_assert_int_eq(count(out, "] torch reference: "), 1);
+  ck_assert_int_eq(count(out, ": running"), 0);
+  md = slurp(ppath("run/report.md"));
+  ck_assert_int_eq(count(md, "Speedup vs PyTorch: n/a, the PyTorch reference was not available ("), 1);
+  ck_assert_msg(strstr(md, "no-such-python3: No such file") && count(md, " | n/a |\n") == 6 &&
+                    strstr(md, "| torch reference | [torch_ref.json](torch_ref.json) | not available |"), "%s", md);
+  free(md);
+  j = slurp(ppath("run/report.json"));
+  ck_assert_msg(strstr(j, "\"pytorch_reference\": {\"status\": \"not available\", \"reason\": \"") &&
+                    count(j, "\"speedup_vs_pytorch\": null") == 6, "%s", j);
+  free(j);
+  free(out);
+  /* an interpreter without torch (a stub failing the import probe): not available, with its message */
+  put(ppath("notorch.sh"), "#!/bin/sh\necho \"ModuleNotFoundError: No module named 'torch'\" >&2\nexit 1\n");
+  ck_assert_int_eq(chmod(ppath("notorch.sh"), 0755), 0);
+  setenv("TSDP_PYTHON", ppath("notorch.sh"), 1);
+  rc = run_pipe(args, &out, line, sizeof line, &nerr);
+  ck_assert_msg(rc == 0 && nerr == 0, "no-torch run exited %d: %s\n%s", rc, line, out);
+  ck_assert_msg(strstr(out, "] torch reference: not available (") && strstr(out, "cannot import torch, h5py and numpy: "
+                                                                              "ModuleNotFoundError: No module named 'torch')"), "%s", out);
+  free(out);
+  /* an interpreter that imports but whose script fails: an error naming the stage, in one line */
+  put(ppath("failpy.sh"), "#!/bin/sh\n[ \"$1\" = -c ] && exit 0\necho 'RuntimeError: boom' >&2\nexit 3\n");
+  ck_assert_int_eq(chmod(ppath("failpy.sh"), 0755), 0);
+  setenv("TSDP_PYTHON", ppath("failpy.sh"), 1);
+  rc = run_pipe(args, &out, line, sizeof line, &nerr);
+  ck_assert_msg(rc == 1 && nerr == 1 && strstr(line, "torch reference: ") && strstr(line, "exited 3") &&
+                    strstr(line, "RuntimeError: boom"), "failing script: rc %d, %d stderr lines: %s", rc, nerr, line);
+  free(out);
+  unsetenv("TSDP_PYTHON");
+
+  /* 8. with PyTorch: the stage runs scripts/bench_torch.py --quick on the tiny base, the column
+   * holds numbers, and a second run skips it */
+  SKIP_IF(system("/usr/bin/python3 -c 'import torch, h5py, numpy' >/dev/null 2>&1") != 0,
+          "the PyTorch reference stage needs /usr/bin/python3 with torch, h5py and numpy (scripts/deps.sh --dev)");
+  rc = run_pipe(args, &out, line, sizeof line, &nerr);
+  ck_assert_msg(rc == 0, "torch run exited %d: %s\n%s", rc, line, out);
+  if (getenv("TSDP_PIPELINE_SHOW")) fprintf(stderr, "---- %s\n%s----\n", args, out);
+  ck_assert_msg(stage_says(out, "torch reference", "running") && strstr(out, "] torch reference: done in ") &&
+                    count(out, ": running") == 1, "%s", out);
+  j = slurp(ppath("run/torch_ref.json"));
+  ck_assert_msg(jval(j, "torch_ddpm_chunk_ms") > 0 && jval(j, "tsdp_ddpm_chunk_ms") > 0 && jval(j, "ddpm_steps") == 100 &&
+                    jval(j, "agreement_error") < 1e-3 && strstr(j, "\"torch_version\": \"") && strstr(j, "\"ckpt\": \"/"),
+                "%s", j);
+  double tms = jval(j, "torch_ddpm_chunk_ms");
+  free(j);
+  md = slurp(ppath("run/report.md"));
+  ck_assert_msg(count(md, " | n/a |") == 0 && strstr(md, "Speedup vs PyTorch: ") && strstr(md, "Reproduce: `/usr/bin/python3 ") &&
+                    strstr(md, "scripts/bench_torch.py --ckpt ") && strstr(md, "--quick`"), "%s", md);
+  free(md);
+  j = slurp(ppath("run/report.json"));
+  ck_assert_int_eq(count(j, "\"speedup_vs_pytorch\": null"), 0);
+  ck_assert_msg(strstr(j, "\"pytorch_reference\": {\"status\": \"measured\"") && fabs(jval(j, "torch_ddpm_chunk_ms") - tms) <= 1e-5 * tms, "%s", j);
+  /* the DDPM row: PyTorch's chunk / its ms per chunk */
+  const char *r0 = strstr(j, "\"name\": \"ddpm-100\"");
+  ck_assert_ptr_nonnull(r0);
+  double v = jval(r0, "speedup_vs_pytorch"), ms = jval(r0, "ms_per_chunk");
+  ck_assert_msg(fabs(v - tms / ms) <= 1e-4 * v, "%g vs %g / %g", v, tms, ms);
+  free(j);
+  free(out);
+  rc = run_pipe(args, &out, line, sizeof line, &nerr);
+  ck_assert_msg(rc == 0 && stage_says(out, "torch reference", "skipped") && count(out, ": running") == 0, "%s", out);
+  free(out);
 }
 END_TEST
 
@@ -242,6 +325,8 @@ START_TEST(test_pipeline_refusals) {
   refused(a, "rollout_sampler");
   snprintf(a, sizeof a, "--config %s --sweep %s", cfg, tmp_dir());
   refused(a, "one of --config or --sweep");
+  snprintf(a, sizeof a, "--config %s pipeline.torch_reference=maybe", cfg);
+  refused(a, "torch_reference");
   snprintf(a, sizeof a, "--config %s --max-steps 3", cfg);
   refused(a, "unknown option '--max-steps'");
   /* a config whose include is missing */
@@ -283,7 +368,8 @@ START_TEST(test_pipeline_sweep) {
   char *md = slurp(ppath("sweep/sweep.md"));
   ck_assert_int_eq(count(md, "| [a_ref](a_ref/report.md) | "), 6);
   ck_assert_int_eq(count(md, "| [b_temporal](b_temporal/report.md) | "), 6);
-  ck_assert_msg(strstr(md, "| [b_temporal](b_temporal/report.md) | TS-DP (drafter + RL scheduler) |"), "%s", md);
+  ck_assert_msg(strstr(md, "| [b_temporal](b_temporal/report.md) | TS-DP (drafter + RL scheduler) |") &&
+                    strstr(md, "| speedup vs PyTorch DDPM (batch 1) |") && count(md, " | n/a |\n") == 12, "%s", md);
   free(md);
   struct stat a, b;
   ck_assert(stat(ppath("sweep/a_ref/base.h5"), &a) == 0 && stat(ppath("sweep/b_temporal/base.h5"), &b) == 0);
