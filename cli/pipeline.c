@@ -942,9 +942,7 @@ static int eval_row(pl_run *P, ev_row *w, const char *out) {
     if (rc) break;
     score[e] = r.scores[0], succ[e] = r.success[0];
     chunks += r.chunks, sec += r.sample_seconds;
-    sp.chunks += r.spec.chunks, sp.target_calls += r.spec.target_calls, sp.drafter_calls += r.spec.drafter_calls;
-    sp.drafted += r.spec.drafted, sp.accepted += r.spec.accepted;
-    for (int t = 0; t < TS_MAX_T; t++) sp.drafted_t[t] += r.spec.drafted_t[t], sp.accepted_t[t] += r.spec.accepted_t[t];
+    ts_spec_stats_add(&sp, &sp, &r.spec, 1);
     if (!P->json && E >= 10 && (e + 1) % (E / 5) == 0)
       fprintf(P->log, "  %s: %d / %d episodes (%.1f s)\n", w->label, e + 1, E, ts_now() - P->t0), fflush(P->log);
   }

@@ -183,15 +183,7 @@ int ts_eval_pusht(ts_policy *p, const ts_sampler *s, const ts_eval_opts *o, ts_e
     }
   }
   if (smp.spec) {
-    const ts_spec_stats *s1 = ts_spec_stats_of(smp.spec);
-    r->spec = (ts_spec_stats){.chunks = s1->chunks - spec0.chunks, .target_calls = s1->target_calls - spec0.target_calls,
-                              .drafter_calls = s1->drafter_calls - spec0.drafter_calls,
-                              .drafted = s1->drafted - spec0.drafted, .accepted = s1->accepted - spec0.accepted,
-                              .rounds = s1->rounds - spec0.rounds, .verify_rows = s1->verify_rows - spec0.verify_rows,
-                              .draft_s = s1->draft_s - spec0.draft_s, .verify_s = s1->verify_s - spec0.verify_s,
-                              .round_s = s1->round_s - spec0.round_s};
-    for (int t = 0; t < TS_MAX_T; t++)
-      r->spec.drafted_t[t] = s1->drafted_t[t] - spec0.drafted_t[t], r->spec.accepted_t[t] = s1->accepted_t[t] - spec0.accepted_t[t];
+    ts_spec_stats_add(&r->spec, ts_spec_stats_of(smp.spec), &spec0, -1); /* this evaluation's counters */
   }
   ts_spec_free(own);
   r->episodes = n_all;

@@ -363,6 +363,16 @@ int ts_spec_sample(ts_spec *s, const float *cond, const ts_drafter *d, int block
   return 0;
 }
 
+void ts_spec_stats_add(ts_spec_stats *out, const ts_spec_stats *a, const ts_spec_stats *b, int sign) {
+  ts_spec_stats r = *a;
+#define ADD(f) r.f = a->f + sign * b->f
+  ADD(chunks), ADD(target_calls), ADD(drafter_calls), ADD(drafted), ADD(accepted), ADD(rounds), ADD(relaxed);
+  ADD(pre_drafted), ADD(pre_used), ADD(verify_rows), ADD(draft_s), ADD(verify_s), ADD(round_s), ADD(pre_s);
+  for (int t = 0; t < TS_MAX_T; t++) ADD(drafted_t[t]), ADD(accepted_t[t]);
+#undef ADD
+  *out = r;
+}
+
 long ts_spec_checked(const ts_spec_stats *s) {
   long n = 0;
   for (int t = 0; t < TS_MAX_T; t++) n += s->drafted_t[t];

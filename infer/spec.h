@@ -73,6 +73,10 @@ typedef struct ts_spec_stats {
   long drafted_t[TS_MAX_T], accepted_t[TS_MAX_T];
 } ts_spec_stats;
 
+/* out = a + sign * b, every counter and time (sign +1 to accumulate, -1 for the difference
+ * between two readings of one ts_spec's stats); out may be a. */
+void ts_spec_stats_add(ts_spec_stats *out, const ts_spec_stats *a, const ts_spec_stats *b, int sign);
+
 /* Drafts checked by the rule (accepted, plus the rejected one of each round that had one):
  * the sum of drafted_t. Acceptance everywhere in tsdp is accepted / checked; drafted also
  * counts the drafts discarded unchecked after a rejection. */
