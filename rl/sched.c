@@ -734,7 +734,8 @@ int ts_sched_train(const ts_config *cfg, const ts_sched_train_opts *o, ts_sched_
   if (!c->rl.lossy) colv[C_SCORE].show = colv[C_RELAXED].show = NULL, colv[C_SCORE].plot = colv[C_RELAXED].plot = 0;
   ts_run_spec spec = {.out = o->out, .config = r.cfg_text, .partial = part, .n_partial = 12, .may_change = may_change, .tensors = r.named,
                       .n_tensors = r.n_named, .rng = &r.rng, .opt = r.ppo.opt, .cols = colv, .n_cols = NC,
-                      .total_steps = c->rl.updates, .fresh = o->fresh, .quiet = o->quiet};
+                      .total_steps = c->rl.updates, .fresh = o->fresh, .quiet = o->quiet,
+                      .title_prefix = c->rl.lossy ? "LOSSY " : NULL};
   ts_run *run = NULL; /* rank 0's */
   long step = rank0 ? (ts_run_open(&run, &spec) ? -1 : ts_run_resume(run)) : 0;
   if (rank0 && step > 0 && same_cost(&r, o->out)) step = -1;

@@ -377,7 +377,8 @@ static int write_curves(const ts_run *r) {
   if (!f) return -1;
   const char *base = strrchr(r->s.out, '/');
   char title[1200], label[128], path[1200];
-  snprintf(title, sizeof title, "%s: training log to step %.0f", base ? base + 1 : r->s.out,
+  snprintf(title, sizeof title, "%s%s: training log to step %.0f", r->s.title_prefix ? r->s.title_prefix : "",
+           base ? base + 1 : r->s.out,
            r->hist[(size_t)(r->n - 1) * (size_t)r->w]);
   ts_fig_title(f, title);
   double *x = malloc((size_t)r->n * sizeof(double)), *y = malloc((size_t)r->n * sizeof(double));

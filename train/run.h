@@ -96,6 +96,7 @@ typedef struct ts_run_spec {
                                      checkpoint between two log rows resumes to the same next row
                                      (NULL: none; absent from an older checkpoint: zeros) */
   int n_partial;
+  const char *title_prefix;       /* put before the curves' title, e.g. "LOSSY " (NULL: none) */
   int fresh;                      /* do not resume; replace the old file at the first checkpoint */
   int quiet;                      /* no progress lines */
 } ts_run_spec;
