@@ -23,7 +23,7 @@ fi
 
 # the report with what it links, at the same relative paths
 mkdir -p "$results"
-( cd "$out" && find . -maxdepth 1 \( -name 'report.md' -o -name 'report.json' -o -name '*.png' -o -name 'bench_spec.json' \
+( cd "$out" && find . -maxdepth 1 \( -name 'report.md' -o -name 'report.json' -o -name '*.png' -o -name 'bench_spec.json' -o -name 'torch_ref.json' -o -name 'torch_ref.txt' \
     -o -name '*.csv' \) -print0; find eval -name '*.json' -print0; [ -d gifs ] && find gifs -name '*.gif' -print0 || true ) |
   while IFS= read -r -d '' f; do
     mkdir -p "$results/$(dirname "$f")"
