@@ -121,9 +121,9 @@ int ts_cmd_eval(int argc, char **argv) {
   ts_drafter_model dm;
   ts_sched_model sm;
   memset(&sm, 0, sizeof sm);
-  if (!rc) rc = ts_cli_drafter(argc, argv, &p, &dm, &smp);
-  if (!rc) rc = cli_overlap(argc, argv, &smp);
+  if (!rc) rc = ts_cli_drafter(argc, argv, &p, &dm, &smp); /* dm is empty unless it succeeded */
   else memset(&dm, 0, sizeof dm);
+  if (!rc) rc = cli_overlap(argc, argv, &smp);
   if (!rc) rc = ts_cli_scheduler(argc, argv, &p, &dm, &smp, &sm);
   const char *gif = ts_opt(argc, argv, "--gif");
   if (!rc && !gif && ts_opt(argc, argv, "--gif-count")) rc = ts_fail("--gif-count: only with --gif DIR (it counts the GIFs written there)");
@@ -209,9 +209,9 @@ int ts_cmd_sample(int argc, char **argv) {
            cli_sampler(argc, argv, &p, TS_SAMPLER_DDPM, &smp) ||
            ts_int_opt(argc, argv, "--seed", 0, 0, 1L << 40, &seed);
   ts_drafter_model dm;
-  if (!rc) rc = ts_cli_drafter(argc, argv, &p, &dm, &smp);
-  if (!rc) rc = cli_overlap(argc, argv, &smp);
+  if (!rc) rc = ts_cli_drafter(argc, argv, &p, &dm, &smp); /* dm is empty unless it succeeded */
   else memset(&dm, 0, sizeof dm);
+  if (!rc) rc = cli_overlap(argc, argv, &smp);
   /* The speculative sampler's work space, kept over all chunks for its counters. */
   if (!rc && smp.kind == TS_SAMPLER_SPEC && !(smp.spec = ts_spec_new(&p.target, &p.sched, smp.steps))) rc = -1;
   ts_dataset d;

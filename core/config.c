@@ -261,6 +261,16 @@ static int parse_int(const field *f, const char *v, long long *out) {
   return 0;
 }
 
+/* A number (or number-list entry), checked against the row's range. */
+static int parse_dbl(const field *f, char *v, double *out) {
+  char *e;
+  double d = strtod(v, &e);
+  if (e == v || *trim(e)) return ts_fail("[%s] %s: '%s' is not a number", f->section, f->key, v);
+  if (!in_range(f, d)) return range_fail(NULL, f, v);
+  *out = d;
+  return 0;
+}
+
 static int set_field(ts_config *c, const field *f, const char *value) {
   char buf[512];
   snprintf(buf, sizeof buf, "%s", value);
@@ -276,10 +286,8 @@ static int set_field(ts_config *c, const field *f, const char *value) {
     *(long *)base = (long)l;
     return 0;
   case T_DBL: {
-    char *e;
-    double d = strtod(v, &e);
-    if (e == v || *trim(e)) return ts_fail("[%s] %s: '%s' is not a number", f->section, f->key, v);
-    if (!in_range(f, d)) return range_fail(NULL, f, v);
+    double d;
+    if (parse_dbl(f, v, &d)) return -1;
     *(double *)base = d;
     return 0;
   }
@@ -319,11 +327,8 @@ static int set_field(ts_config *c, const field *f, const char *value) {
         if (parse_int(f, tok, &l)) return -1;
         ints[n++] = (int)l;
       } else if (f->type == T_DBLLIST) {
-        char *e;
-        double d = strtod(tok, &e);
-        if (e == tok || *trim(e)) return ts_fail("[%s] %s: '%s' is not a number", f->section, f->key, tok);
-        if (!in_range(f, d)) return range_fail(NULL, f, tok);
-        dbls[n++] = d;
+        if (parse_dbl(f, tok, &dbls[n])) return -1;
+        n++;
       } else {
         if (strlen(tok) >= 32 || !*tok || *tok == ';' || *tok == '#') /* printed back after ", " it would be a comment */
           return ts_fail("[%s] %s: bad entry '%s'", f->section, f->key, tok);

@@ -122,6 +122,7 @@ void ts_spec_set_overlap(ts_spec *s, int on) {
   s->pool = ts_pool_new(2, 200); /* one worker, spinning 200 us between rounds */
   s->pre_ys = malloc(((L + 1) * n + 2 * L * n + L + n) * sizeof(float));
   if (!s->pool || !s->pre_ys) abort();
+  if (ts_pool_size(s->pool) < 2) s->overlap = 0; /* no worker thread could start: draft in turn */
   s->pre_mp = s->pre_ys + (L + 1) * n;
   s->pre_z = s->pre_mp + L * n;
   s->pre_sig = s->pre_z + L * n;

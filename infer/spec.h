@@ -124,7 +124,7 @@ double ts_spec_tolerance(const ts_spec *s);
  * the samples differ from the sequential sampler's bit for bit. It pays when a core is idle
  * during verification (a 1-thread target on a 2-core machine). The drafter calls made on the
  * worker are not counted in drafter_calls (which counts the sequential ones): see pre_drafted. */
-void ts_spec_set_overlap(ts_spec *s, int on);
+void ts_spec_set_overlap(ts_spec *s, int on); /* stays off when no thread can be started */
 int ts_spec_overlap(const ts_spec *s);
 
 /* Start a chain for one normalised cond (cond_dim values, copied): x_T ~ N(0, I) from rng. */

@@ -21,6 +21,7 @@
 #include "core/timer.h"
 #include "infer/drafter.h"
 #include "infer/rollout.h"
+#include "sim/pusht.h"
 #include "train/parallel.h"
 #include "train/plot.h"
 #include "train/run.h"
@@ -180,9 +181,9 @@ static int agent_block(void *self, const ts_round_state *st) {
 
 static double agent_tol(void *self) { return ((ts_sched_agent *)self)->tol; }
 
-static int agent_lossy(const ts_sched_agent *a) {
-  return a->tols && (a->n_tol > 1 || (a->n_tol == 1 && a->tols[0] > 0));
-}
+/* A scheduler trained with rl.lossy is labelled LOSSY whatever its tolerances (one predicate
+ * for every label: the file, eval, bench spec and the pipeline all go by rl.lossy). */
+static int agent_lossy(const ts_sched_agent *a) { return a->tols && a->n_tol > 0; }
 
 ts_block_sched ts_sched_agent_sched(ts_sched_agent *a) {
   if (agent_lossy(a)) return (ts_block_sched){.name = "rl-LOSSY", .block = agent_block, .self = a, .tolerance = agent_tol};
@@ -342,6 +343,11 @@ static int setup(trainer *r, const ts_config *cfg, const ts_sched_train_opts *o)
   c->data = r->base.cfg.data;
   c->model = r->base.cfg.model;
   c->diffusion = r->base.cfg.diffusion;
+  if (c->rl.lossy && (c->rl.sim_seed_start < ts_pusht_seed_first ||
+                      c->rl.sim_seed_start + c->rl.sim_seed_count > ts_pusht_seed_first + ts_pusht_seed_count))
+    return ts_fail("config: [rl] sim_seed_start = %d, sim_seed_count = %d: the simulator resets only the legacy seeds %d..%d",
+                   c->rl.sim_seed_start, c->rl.sim_seed_count, ts_pusht_seed_first,
+                   ts_pusht_seed_first + ts_pusht_seed_count - 1);
   if (ts_rollouts_load(&r->ro, o->rollouts, &r->base)) return -1;
   r->conds = malloc((size_t)r->ro.n * r->base.cond_dim * sizeof(float));
   if (!r->conds) abort();

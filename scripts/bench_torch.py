@@ -140,7 +140,7 @@ def main():
     # 1. Agreement: the same inputs through PyTorch and `tsdp forward`.
     g = torch.Generator().manual_seed(0)
     x = torch.randn(4, horizon, act_dim, generator=g)
-    t = torch.tensor([0.0, 10.0, 50.0, 99.0])
+    t = torch.tensor([0.0, 0.1 * (T - 1), 0.5 * (T - 1), T - 1.0]).round()  # first, early, middle and last steps
     cond = torch.rand(4, cond_dim, generator=g) * 2 - 1
     with tempfile.TemporaryDirectory() as d:
         with h5py.File(d + "/in.h5", "w") as f:
@@ -175,7 +175,7 @@ def main():
         for th in (1, 2):
             torch.set_num_threads(th)
             for b in batches:
-                xb, tb, cb = torch.randn(b, horizon, act_dim), torch.randint(0, 100, (b,)).float(), torch.rand(b, cond_dim)
+                xb, tb, cb = torch.randn(b, horizon, act_dim), torch.randint(0, T, (b,)).float(), torch.rand(b, cond_dim)
                 with torch.no_grad():
                     ms = 1e3 * median_time(lambda: net(xb, tb, cb))
                 keep("torch", b, ms, th)
@@ -244,7 +244,7 @@ def main():
                 opt = torch.optim.AdamW(groups, lr=1e-4, betas=(0.9, 0.95), eps=1e-8)
             else:
                 opt = torch.optim.AdamW(tnet.parameters(), lr=1e-4, betas=(0.95, 0.999), eps=1e-8, weight_decay=1e-6)
-            xb, tb, cb = torch.randn(B, horizon, act_dim), torch.randint(0, 100, (B,)).float(), torch.rand(B, cond_dim)
+            xb, tb, cb = torch.randn(B, horizon, act_dim), torch.randint(0, T, (B,)).float(), torch.rand(B, cond_dim)
 
             def step():
                 opt.zero_grad()

@@ -117,6 +117,11 @@ static int spy_block(void *self, const ts_round_state *st) {
   return L;
 }
 
+static double zero_tol(void *self) {
+  (void)self;
+  return 0;
+}
+
 static void tiny_policy(const char *name, char *ck, size_t n) {
   ts_config c;
   infer_tiny_cfg(&c);
@@ -197,6 +202,22 @@ START_TEST(test_sched_exact) {
   ck_assert_int_eq(ts_policy_sample(&p, ob, 40, &s8, &r, a1), 0);
   ck_assert_int_eq(memcmp(a0, a1, 40 * 32 * sizeof(float)), 0);
   ck_assert_int_eq(ts_spec_stats_of(sl)->relaxed, 0);
+  { /* ... and through the scheduled sampler: a tolerance hook that returns 0 changes nothing */
+    ts_block_sched z0 = learned;
+    z0.tolerance = zero_tol;
+    ck_assert(ts_block_lossy(&z0));
+    ts_spec *e1 = ts_spec_new(&p.target, &p.sched, 40), *e2 = ts_spec_new(&p.target, &p.sched, 40);
+    ts_sampler q1 = {.kind = TS_SAMPLER_SPEC, .steps = 40, .spec = e1, .blocks = &learned, .control_step = 40};
+    ts_sampler q2 = {.kind = TS_SAMPLER_SPEC, .steps = 40, .spec = e2, .blocks = &z0, .control_step = 40};
+    ts_rng_init(&r, 16);
+    ck_assert_int_eq(ts_policy_sample(&p, ob, 40, &q1, &r, a0), 0);
+    ts_rng_init(&r, 16);
+    ck_assert_int_eq(ts_policy_sample(&p, ob, 40, &q2, &r, a1), 0);
+    ck_assert_int_eq(memcmp(a0, a1, 40 * 32 * sizeof(float)), 0);
+    ck_assert(ts_spec_stats_of(e2)->relaxed == 0 && ts_spec_stats_of(e2)->rounds == ts_spec_stats_of(e1)->rounds);
+    ts_spec_free(e1);
+    ts_spec_free(e2);
+  }
   ts_spec_set_tolerance(sl, 3.0);
   ck_assert(ts_spec_tolerance(sl) == 3.0);
   ts_spec_reset_stats(sl);
@@ -406,6 +427,13 @@ START_TEST(test_sched_lossy_train) {
   ck_assert_msg(ts_eval_pusht(&p, &smp, &e1, &er) == 0, "%s", ts_error());
   ck_assert(er.chunks > 0 && er.spec.chunks == er.chunks);
   ts_sched_model_free(&sm);
+  /* Training seeds the simulator cannot reset are refused before any work, in one line. */
+  ts_config c4 = c;
+  ck_assert_int_eq(ts_config_override(&c4, "rl.sim_seed_count=41"), 0);
+  ts_sched_train_opts od = {ck, "frozen", ro, b, 1, 1, 0};
+  ck_assert_int_ne(ts_sched_train(&c4, &od, &r), 0);
+  ck_assert_msg(strstr(ts_error(), "sim_seed_count = 41") && strstr(ts_error(), "100000..100049") && !strchr(ts_error(), '\n'),
+                "%s", ts_error());
   /* The LOSSY mode runs on one process: chain shards are refused. */
   ts_config c3 = c;
   ck_assert_int_eq(ts_config_override(&c3, "rl.chain_shards=2"), 0);

@@ -96,9 +96,9 @@ static int read_partial(ts_run *r, ts_h5 *f, const char *out) {
   if (!r->s.n_partial || !ts_h5_has_attr(f, "/", "log_partial_n")) return 0;
   int64_t n = -1;
   if (ts_h5_get_attr_i64(f, "/", "log_partial_n", &n)) return -1;
-  if (n != r->s.n_partial)
+  if (n < 0 || n > r->s.n_partial) /* fewer: written before the trainer kept more sums, the rest start at 0 */
     return ts_fail("%s: log_partial_n = %lld, this trainer keeps %d log sums", out, (long long)n, r->s.n_partial);
-  for (int i = 0; i < r->s.n_partial; i++) {
+  for (int i = 0; i < n; i++) {
     char key[32];
     snprintf(key, sizeof key, "log_partial_%d", i);
     if (ts_h5_get_attr_f64(f, "/", key, &r->s.partial[i])) return -1;
