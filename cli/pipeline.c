@@ -617,6 +617,14 @@ static int st_record(pl_run *P) {
   return rc < 0 ? -1 : 0;
 }
 
+/* A stage's captured output into the pipeline's log, indented. */
+static void log_lines(pl_run *P, const char *path) {
+  FILE *f = fopen(path, "r");
+  char line[4096];
+  while (f && fgets(line, sizeof line, f)) fprintf(P->log, "  %s", line);
+  if (f) fclose(f);
+}
+
 static int st_cost(pl_run *P) {
   const struct ts_pipeline_cfg *pp = &P->cfg.pipeline;
   int maxb = P->sched.rl.blocks[P->sched.rl.n_blocks - 1] + 1;
@@ -635,10 +643,7 @@ static int st_cost(pl_run *P) {
     char *av[] = {"--ckpt", base, "--drafter", dr, "--out", s.out, "--max-batch", mb, "--reps", reps, "--threads", th, NULL};
     rc = captured(ts_bench_cost, 12, av, txt);
     if (!rc) {
-      FILE *f = fopen(txt, "r");
-      char line[4096];
-      while (f && fgets(line, sizeof line, f)) fprintf(P->log, "  %s", line);
-      if (f) fclose(f);
+      log_lines(P, txt);
       rc = stage_done(P, &s);
     }
   }
@@ -872,10 +877,7 @@ static int st_torch(pl_run *P) {
       rc = ts_fail("torch reference: %s %s exited %d (output in %s): %s", py, script, x, tmp, why[0] ? why : "no message");
     } else if (rename(tmp, txt)) rc = ts_fail("%s: cannot rename", tmp);
     if (!rc) {
-      FILE *f = fopen(txt, "r");
-      char line[4096];
-      while (f && fgets(line, sizeof line, f)) fprintf(P->log, "  %s", line);
-      if (f) fclose(f);
+      log_lines(P, txt);
       rc = stage_done(P, &s);
     }
   }

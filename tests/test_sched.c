@@ -255,21 +255,30 @@ START_TEST(test_sched_exact) {
 }
 END_TEST
 
+/* A tiny base (loaded into p) with `episodes` recorded DDIM-4 episodes from seed 100010 (er),
+ * and paths in the test folder, named by prefix, for a cost model and two scheduler files. */
+static void sched_fixture(const char *prefix, int episodes, char *ck, char *ro, char *cost, char *a, char *b, ts_policy *p,
+                          ts_eval_result *er) {
+  char name[64];
+  snprintf(name, sizeof name, "sched_%s_base.h5", prefix);
+  tiny_policy(name, ck, 512);
+  snprintf(ro, 512, "%s/%s_rollouts.h5", tmp_dir(), prefix);
+  snprintf(cost, 512, "%s/%s_cost.ini", tmp_dir(), prefix);
+  snprintf(a, 512, "%s/%s_a.h5", tmp_dir(), prefix);
+  snprintf(b, 512, "%s/%s_b.h5", tmp_dir(), prefix);
+  ck_assert_msg(ts_policy_load(p, ck, "ema") == 0, "%s", ts_error());
+  ts_eval_opts eo = {.episodes = episodes, .seed_start = 100010, .seed = 1, .quiet = 1};
+  ck_assert_msg(ts_rollouts_record(p, &(ts_sampler){.kind = TS_SAMPLER_DDIM, .steps = 4}, &eo, "ddim-4", ck, ro, er) == 0,
+                "%s", ts_error());
+}
+
 /* The pipeline on the tiny policy: record 2 episodes, train the scheduler 4 updates straight
  * and 2 + 2 resumed (bit-identical), load it, run the control loop with it; refusals. */
 START_TEST(test_sched_pipeline) {
   char ck[512], ro[512], cost[512], a[512], b[512];
-  tiny_policy("sched_pipe_base.h5", ck, sizeof ck);
-  snprintf(ro, sizeof ro, "%s/rollouts.h5", tmp_dir());
-  snprintf(cost, sizeof cost, "%s/pipe_cost.ini", tmp_dir());
-  snprintf(a, sizeof a, "%s/sched_a.h5", tmp_dir());
-  snprintf(b, sizeof b, "%s/sched_b.h5", tmp_dir());
   ts_policy p;
-  ck_assert_msg(ts_policy_load(&p, ck, "ema") == 0, "%s", ts_error());
-  ts_eval_opts eo = {.episodes = 2, .seed_start = 100010, .seed = 1, .quiet = 1};
   ts_eval_result er;
-  ck_assert_msg(ts_rollouts_record(&p, &(ts_sampler){.kind = TS_SAMPLER_DDIM, .steps = 4}, &eo, "ddim-4", ck, ro, &er) == 0,
-                "%s", ts_error());
+  sched_fixture("pipe", 2, ck, ro, cost, a, b, &p, &er);
   ts_rollouts rr;
   ck_assert_msg(ts_rollouts_load(&rr, ro, &p) == 0, "%s", ts_error());
   ck_assert_int_eq(rr.n, er.chunks);
@@ -379,17 +388,9 @@ END_TEST
  * the file says lossy, and the loaded scheduler is named and behaves LOSSY. */
 START_TEST(test_sched_lossy_train) {
   char ck[512], ro[512], cost[512], a[512], b[512];
-  tiny_policy("sched_lossy_base.h5", ck, sizeof ck);
-  snprintf(ro, sizeof ro, "%s/lossy_rollouts.h5", tmp_dir());
-  snprintf(cost, sizeof cost, "%s/lossy_cost.ini", tmp_dir());
-  snprintf(a, sizeof a, "%s/lossy_a.h5", tmp_dir());
-  snprintf(b, sizeof b, "%s/lossy_b.h5", tmp_dir());
   ts_policy p;
-  ck_assert_msg(ts_policy_load(&p, ck, "ema") == 0, "%s", ts_error());
-  ts_eval_opts eo = {.episodes = 1, .seed_start = 100010, .seed = 1, .quiet = 1};
   ts_eval_result er;
-  ck_assert_msg(ts_rollouts_record(&p, &(ts_sampler){.kind = TS_SAMPLER_DDIM, .steps = 4}, &eo, "ddim-4", ck, ro, &er) == 0,
-                "%s", ts_error());
+  sched_fixture("lossy", 1, ck, ro, cost, a, b, &p, &er);
   ts_cost_model cm = lin_cost();
   cm.n = 9;
   for (int k = 5; k <= 9; k++) cm.target_ms[k] = 1.0 + 0.5 * (k - 1);
