@@ -46,7 +46,8 @@ typedef struct ts_sampler {
   const struct ts_block_sched *blocks; /* spec: picks each round's draft length (infer/blocks.h); steps is
                                 then the largest it may pick. NULL = steps every round */
   int overlap;               /* spec with a learned drafter: draft the next round on a second thread
-                                during verification (ts_spec_set_overlap); the same law */
+                                during verification (ts_spec_set_overlap); the same law. Bring a
+                                `spec` work space: one made per call would start its thread per call */
   long control_step;         /* the chunks' control step within their episode (of the latest
                                 observation): read by schedulers and temporal drafters; ts_loop and
                                 ts_eval_pusht set it */
