@@ -158,6 +158,7 @@ static void usage(FILE *f) {
           "  pipeline --config P.ini [--out DIR] [--json] [section.key=value ...]   every stage, resumable, and a report\n"
           "  pipeline --sweep FOLDER [--out DIR] [--json]   each *.ini of FOLDER into DIR/NAME/, one table DIR/sweep.md\n"
           "  (spec: exact speculative DDPM, L drafted steps per round; the frozen-target drafter by default;\n"
+          "   --drafter MAIN.h5+LATE.h5: a late-step specialist (distill.t_max) drafts the steps t < t_max;\n"
           "   --overlap: a learned drafter drafts the next round on a second thread during verification)\n");
 }
 

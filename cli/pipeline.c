@@ -923,7 +923,7 @@ static int eval_row(pl_run *P, ev_row *w, const char *out) {
   }
   if (!rc && w->sched) {
     char id[32];
-    ts_hash_hex(ts_model_hash(&dm.model), id);
+    ts_hash_hex(ts_drafter_hash(&dm), id);
     rc = ts_sched_load(&sm, sc, &p, id);
     if (!rc) {
       smp.blocks = w->sched == 2 ? &sm.learned : &sm.stat;

@@ -20,7 +20,7 @@ int ts_cli_scheduler(int argc, char **argv, const ts_policy *p, const ts_drafter
   if (!path) return 0;
   if (s->kind != TS_SAMPLER_SPEC) return ts_fail("--scheduler: only the spec sampler has rounds (--sampler spec)");
   char id[32] = "frozen";
-  if (s->drafter) ts_hash_hex(ts_model_hash(&dm->model), id);
+  if (s->drafter) ts_hash_hex(ts_drafter_hash(dm), id);
   if (ts_sched_load(sm, path, p, id)) return -1;
   s->blocks = &sm->learned;
   s->steps = sm->cfg.rl.blocks[sm->cfg.rl.n_blocks - 1];

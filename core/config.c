@@ -125,6 +125,12 @@ static const field fields[] = {
     "steps), with the base's eps there; 0: base chains only"),
   B("distill", "temporal", distill.temporal, "false",
     "the drafter also reads each observation's control step within its episode (TS-DP's temporal input; ablation)"),
+  I("distill", "t_max", distill.t_max, "0", 0, 1000,
+    "> 0: a late-step specialist, trained only on states with t < t_max and used only there, beside a main drafter "
+    "(--drafter MAIN.h5+LATE.h5); 0: every step"),
+  S("distill", "init", distill.init, "",
+    "a drafter checkpoint (same [model]) whose EMA weights start this one, e.g. the main drafter for a specialist; "
+    "empty: random initialisation"),
   IL("rl", "blocks", rl.blocks, rl.n_blocks, 8, "1, 2, 3, 4, 6, 8, 12, 16", 1, 128,
      "draft lengths L the block scheduler chooses from, ascending"),
   S("rl", "cost_model", rl.cost_model, "", "cost model file written by tsdp bench cost (ms per target call by batch, per drafter call)"),

@@ -55,7 +55,9 @@ typedef struct ts_config {
     int objective; /* ts_distill_objective */
     int chains, buffer_chains, refresh_every, heldout_chains, late_steps, unroll;
     int temporal; /* the drafter also sees each observation's control step (infer/spec.h) */
+    int t_max;    /* > 0: a late-step specialist, trained on states t < t_max only (infer/drafter.h) */
     double eps_weight, late_weight;
+    char init[256]; /* a drafter checkpoint whose EMA weights start this one; empty: random */
   } distill;
   struct { /* the PPO block scheduler (rl/sched.h) */
     int blocks[8], n_blocks;  /* the draft lengths it chooses from */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 uint64_t ts_model_hash(const ts_model *m) {
   uint64_t h = 1469598103934665603ULL;
@@ -22,7 +23,14 @@ uint64_t ts_model_hash(const ts_model *m) {
 
 void ts_hash_hex(uint64_t h, char out[17]) { snprintf(out, 17, "%016llx", (unsigned long long)h); }
 
-int ts_drafter_load(ts_drafter_model *d, const char *path, const char *base_file, const ts_policy *base) {
+uint64_t ts_drafter_hash(const ts_drafter_model *d) {
+  uint64_t h = ts_model_hash(&d->model);
+  if (d->late) h = (h * 1099511628211ULL) ^ ts_model_hash(&d->late->model);
+  return h;
+}
+
+/* One drafter file (no '+' parsing). */
+static int load_one(ts_drafter_model *d, const char *path, const char *base_file, const ts_policy *base) {
   memset(d, 0, sizeof *d);
   ts_h5 *f = ts_h5_open(path);
   if (!f) return -1;
@@ -75,8 +83,80 @@ int ts_drafter_load(ts_drafter_model *d, const char *path, const char *base_file
   return 0;
 }
 
+/* d->mix: a call's rows go to the specialist where t < t_max, else to the main drafter; one
+ * call when they all go one way (the samplers' case: a chunk's rows share t), else one call
+ * per row, which allocates nothing. */
+static void mix_eps(void *self, const float *x, const int *t, const float *cond, int B, float *eps) {
+  ts_drafter_model *d = self;
+  const int tm = d->late->cfg.distill.t_max, n = d->net.horizon * d->net.act_dim, cd = d->net.cond_dim;
+  int nl = 0;
+  for (int b = 0; b < B; b++) nl += t[b] < tm;
+  if (nl == 0 || nl == B) {
+    ts_denoiser_eps(nl ? &d->late->net : &d->net, x, t, cond, B, eps);
+    return;
+  }
+  for (int b = 0; b < B; b++)
+    ts_denoiser_eps(t[b] < tm ? &d->late->net : &d->net, x + (size_t)b * n, t + b, cond + (size_t)b * cd, 1,
+                    eps + (size_t)b * n);
+}
+
+static void mix_reserve(void *self, int B) {
+  ts_drafter_model *d = self;
+  ts_denoiser_reserve(&d->net, B);
+  ts_denoiser_reserve(&d->late->net, B);
+}
+
+static void mix_threads(void *self, int n) {
+  ts_drafter_model *d = self;
+  ts_denoiser_set_threads(&d->net, n);
+  ts_denoiser_set_threads(&d->late->net, n);
+}
+
+static const ts_denoiser_ops mix_ops = {"drafter+late", mix_eps, mix_reserve, mix_threads, NULL};
+
+int ts_drafter_load(ts_drafter_model *d, const char *path, const char *base_file, const ts_policy *base) {
+  memset(d, 0, sizeof *d);
+  const char *plus = strrchr(path, '+');
+  if (!plus || access(path, F_OK) == 0) {
+    if (load_one(d, path, base_file, base)) return -1;
+    if (d->cfg.distill.t_max > 0) {
+      int tm = d->cfg.distill.t_max;
+      ts_drafter_model_free(d);
+      return ts_fail("%s: a late-step specialist (distill.t_max %d) drafts only t < %d; pass it after a main drafter, "
+                     "--drafter MAIN.h5+%s", path, tm, tm, path);
+    }
+    return 0;
+  }
+  char main_path[1024];
+  snprintf(main_path, sizeof main_path, "%.*s", (int)(plus - path), path);
+  const char *late_path = plus + 1;
+  if (!main_path[0] || !late_path[0]) return ts_fail("--drafter %s: expected MAIN.h5+LATE.h5", path);
+  if (ts_drafter_load(d, main_path, base_file, base)) return -1; /* refuses a specialist as the main drafter */
+  ts_drafter_model *l = calloc(1, sizeof *l);
+  if (!l) abort();
+  int rc = load_one(l, late_path, base_file, base);
+  if (rc) free(l);
+  else d->late = l;
+  if (!rc && l->cfg.distill.t_max <= 0)
+    rc = ts_fail("%s: not a late-step specialist (distilled with distill.t_max 0); the part after '+' must be one", late_path);
+  if (!rc && l->drafter.temporal != d->drafter.temporal)
+    rc = ts_fail("%s and %s: one reads the control step (distill.temporal) and the other does not", main_path, late_path);
+  if (rc) {
+    ts_drafter_model_free(d);
+    return -1;
+  }
+  d->mix = (ts_denoiser){.ops = &mix_ops, .self = d, .horizon = d->net.horizon, .act_dim = d->net.act_dim,
+                         .cond_dim = d->net.cond_dim, .flops = d->net.flops > l->net.flops ? d->net.flops : l->net.flops};
+  d->drafter.net = &d->mix;
+  return 0;
+}
+
 void ts_drafter_model_free(ts_drafter_model *d) {
   if (!d) return;
+  if (d->late) {
+    ts_drafter_model_free(d->late);
+    free(d->late);
+  }
   ts_denoiser_free(&d->net);
   if (d->model.params) ts_model_free(&d->model);
   memset(d, 0, sizeof *d);

@@ -9,7 +9,13 @@
  * the base's target uses) and refuses, in one line naming both files, a drafter whose
  * base_hash is not the hash of the loaded base: speculation stays exact with any drafter,
  * but a drafter distilled for another base only wastes target calls. The loaded drafter is
- * passed to the samplers as &d->drafter (ts_sampler.drafter). */
+ * passed to the samplers as &d->drafter (ts_sampler.drafter).
+ *
+ * A late-step specialist (a drafter distilled with distill.t_max > 0, train/distill.h) sits
+ * beside a main drafter: the path "MAIN.h5+LATE.h5" loads both (each checked against the
+ * base as above) and d->drafter then drafts through d->mix, which sends each row of a call to
+ * the specialist when its t < t_max and to the main drafter otherwise. A path that names an
+ * existing file is always one file, '+' or not. */
 #ifndef TS_DRAFTER_H
 #define TS_DRAFTER_H
 
@@ -26,17 +32,24 @@ typedef struct ts_drafter_model {
   ts_drafter drafter;  /* {frozen 0, &net}: what ts_sampler.drafter points at */
   char base_hash[17];  /* as recorded in the file */
   char base_path[512];
+  struct ts_drafter_model *late; /* NULL, or the late-step specialist (owned), used for t < late->cfg.distill.t_max */
+  ts_denoiser mix;               /* with late: routes each row of a call to net or late->net by its t */
 } ts_drafter_model;
 
 /* FNV-1a (64-bit) over every parameter of m in parameter order: its element count, then its
  * float32 bytes. Any change of any weight changes it (with overwhelming probability). */
 uint64_t ts_model_hash(const ts_model *m);
+/* The drafter's identity for records that name it (a scheduler's drafter_id): ts_model_hash
+ * of its weights, mixed with the specialist's when it has one. */
+uint64_t ts_drafter_hash(const ts_drafter_model *d);
 /* 16 lower-case hex digits and a terminating zero. */
 void ts_hash_hex(uint64_t h, char out[17]);
 
-/* Load the drafter checkpoint at path for base (loaded with ts_policy_load): its EMA weights,
- * its engine (threads 1, timestep table of the base's T). -1 with one line on a file that is
- * not a drafter, shapes that differ from the base, or a base_hash that is not the base's. */
+/* Load the drafter checkpoint at path ("MAIN.h5+LATE.h5": with its specialist) for base
+ * (loaded with ts_policy_load): its EMA weights, its engine (threads 1, timestep table of the
+ * base's T). -1 with one line on a file that is not a drafter, shapes that differ from the
+ * base, a base_hash that is not the base's, a specialist named as the main drafter or a main
+ * drafter named as the specialist, or the two disagreeing on the temporal input. */
 int ts_drafter_load(ts_drafter_model *d, const char *path, const char *base_file, const ts_policy *base);
 void ts_drafter_model_free(ts_drafter_model *d);
 

@@ -328,8 +328,8 @@ static int setup(trainer *r, const ts_config *cfg, const ts_sched_train_opts *o)
   if (o->drafter && strcmp(o->drafter, "frozen")) {
     if (ts_drafter_load(&r->dm, o->drafter, o->base, &r->base)) return -1;
     r->drafter = &r->dm.drafter;
-    ts_hash_hex(ts_model_hash(&r->dm.model), r->drafter_id);
-    ts_denoiser_reserve(&r->dm.net, 1);
+    ts_hash_hex(ts_drafter_hash(&r->dm), r->drafter_id);
+    ts_denoiser_reserve(r->dm.drafter.net, 1);
   }
   { /* the largest block's round: L drafts verified in L + 1 rows (L with the frozen drafter) */
     int maxL = 1;

@@ -3,7 +3,7 @@
 # Debian libraries (the lent 16-core machine of results/spec_device/): a single-process tsdp
 # binary with every shared library it loads (and the loader, so the target's glibc does not
 # matter), slim copies of the base and the drafter (scripts/slim_ckpt.py), and the dataset.
-# Usage: scripts/device_bundle.sh BASE.h5 DRAFTER.h5 DATA.h5 [DIR]   (default DIR .dev, < 64 MB
+# Usage: scripts/device_bundle.sh BASE.h5 DRAFTER.h5[+LATE.h5] DATA.h5 [DIR]   (default DIR .dev, < 64 MB
 # for the U-Net base of the README)
 set -euo pipefail
 base=$1 drafter=$2 data=$3 dir=${4:-.dev}
@@ -16,7 +16,14 @@ cp build-dev/tsdp "$tmp/"
 ldd build-dev/tsdp | awk '/=>/{print $3} /ld-linux/{print $1}' | xargs -I{} cp -L {} "$tmp/lib/"
 (cd "$tmp" && tar -cf - .) | xz -6 -T1 > "$dir/bund.tar.xz"
 /usr/bin/python3 "$(dirname "$0")/slim_ckpt.py" "$base" "$dir/base.h5"
-/usr/bin/python3 "$(dirname "$0")/slim_ckpt.py" "$drafter" "$dir/drafter.h5"
+# DRAFTER may be MAIN.h5+LATE.h5 (a main drafter and its late-step specialist)
+/usr/bin/python3 "$(dirname "$0")/slim_ckpt.py" "${drafter%%+*}" "$dir/drafter.h5"
+if [ "${drafter#*+}" != "$drafter" ]; then
+  /usr/bin/python3 "$(dirname "$0")/slim_ckpt.py" "${drafter#*+}" "$dir/late.h5"
+  echo "drafter.h5+late.h5" > "$dir/drafter_arg"
+else
+  echo "drafter.h5" > "$dir/drafter_arg"
+fi
 cp "$data" "$dir/pusht.h5"
 cp "$(dirname "$0")/device_spec.sh" "$dir/run.sh"
 du -sh "$dir"

@@ -8,10 +8,11 @@ O=${OUT:-/tmp/out}; R=/tmp/r; mkdir -p $R $O
 W=${W:-30}; B=${B:-4,6,8,12,16}; TH=${TH:-1 2 4 8 16}
 cd .dev && mkdir -p b && tar -xJf bund.tar.xz -C b
 T="b/lib/ld-linux-x86-64.so.2 --library-path b/lib b/tsdp"
+D=$(cat drafter_arg 2>/dev/null || echo drafter.h5)
 { nproc; lscpu; free -g; } > $R/machine.txt 2>&1
 for t in $TH; do
   echo "== threads $t $(date +%T)"
-  $T bench spec --ckpt base.h5 --data pusht.h5 --drafter drafter.h5 --blocks $B --windows $W \
+  $T bench spec --ckpt base.h5 --data pusht.h5 --drafter $D --blocks $B --windows $W \
     --threads $t --overlap --plot $R/accept_t$t --json > $R/bench_spec_t$t.json 2> $R/bench_spec_t$t.err
   echo "rc $?"; tail -3 $R/bench_spec_t$t.err
   (cd /tmp && tar -czf $O/all.tar.gz r)

@@ -219,6 +219,122 @@ START_TEST(test_distill_unet_base) {
 }
 END_TEST
 
+/* A late-step specialist (distill.t_max) beside a main drafter: distill.init starts it from the
+ * main drafter's EMA weights (checked with a learning rate too small to move them), its
+ * held-out mean covers only t < t_max, "MAIN+LATE" loads both and routes each row by its t
+ * (bit for bit the specialist's eps below t_max and the main drafter's above, a mixed batch
+ * as row by row), and the wrong pairings are refused in one line. */
+START_TEST(test_distill_specialist) {
+  char base[512], dmain[512], dlate[512], dfrozen[512], dbad[512], pair[1100];
+  snprintf(base, sizeof base, "%s/sp_base.h5", tmp_dir());
+  snprintf(dmain, sizeof dmain, "%s/sp_main.h5", tmp_dir());
+  snprintf(dlate, sizeof dlate, "%s/sp_late.h5", tmp_dir());
+  snprintf(dfrozen, sizeof dfrozen, "%s/sp_still.h5", tmp_dir());
+  snprintf(dbad, sizeof dbad, "%s/sp_bad.h5", tmp_dir());
+  train_base(base, NULL, 0);
+  ts_config c;
+  drafter_cfg(&c, 20);
+  ts_distill_result r;
+  ts_distill_opts o = {base, infer_tiny_data(), dmain, 1, 1, 0};
+  ck_assert_msg(ts_distill(&c, &o, &r) == 0, "%s", ts_error());
+  enum { TM = 20 };
+  ck_assert_int_eq(ts_config_override(&c, "distill.t_max=20"), 0);
+  char ov[600];
+  snprintf(ov, sizeof ov, "distill.init=%s", dmain);
+  ck_assert_msg(ts_config_override(&c, ov) == 0, "%s", ts_error());
+  o.out = dlate;
+  ck_assert_msg(ts_distill(&c, &o, &r) == 0, "%s", ts_error());
+  double m = 0;
+  for (int t = 1; t < TM; t++) m += r.accept_t[t];
+  ck_assert_msg(fabs(r.heldout_accept - m / (TM - 1)) < 1e-12, "held-out %g, mean over t < %d %g", r.heldout_accept, TM,
+                m / (TM - 1));
+  /* init: with a learning rate of 1e-30 the weights stay the main drafter's */
+  ts_config cs = c;
+  ck_assert_int_eq(ts_config_override(&cs, "train.lr=1e-30"), 0);
+  o.out = dfrozen;
+  ck_assert_msg(ts_distill(&cs, &o, &r) == 0, "%s", ts_error());
+  int64_t na, nb;
+  float *wa = fix_read_all(dmain, "ema/head.weight", &na), *wb = fix_read_all(dfrozen, "ema/head.weight", &nb);
+  ck_assert_int_eq(na, nb);
+  double dmax = 0, wmax = 0;
+  for (int64_t i = 0; i < na; i++) {
+    dmax = fmax(dmax, fabs((double)wa[i] - wb[i]));
+    wmax = fmax(wmax, fabs((double)wa[i]));
+  }
+  ck_assert_msg(wmax > 1e-3 && dmax <= 1e-6 * wmax, "init: |w| %g, max change %g", wmax, dmax);
+  free(wa);
+  free(wb);
+  /* init from a drafter of another shape: one line naming distill.init */
+  ts_config cb = c;
+  ck_assert_int_eq(ts_config_override(&cb, "model.n_emb=16"), 0);
+  o.out = dbad;
+  ck_assert_int_ne(ts_distill(&cb, &o, &r), 0);
+  ck_assert_msg(strstr(ts_error(), "distill.init") && strstr(ts_error(), dmain) && !strchr(ts_error(), '\n'), "%s",
+                ts_error());
+  ck_assert_int_eq(ts_config_override(&cb, "model.n_emb=32"), 0);
+  ck_assert_int_eq(ts_config_override(&cb, "distill.t_max=101"), 0);
+  ck_assert_int_ne(ts_distill(&cb, &o, &r), 0);
+  ck_assert_msg(strstr(ts_error(), "t_max"), "%s", ts_error());
+  /* the pair */
+  ts_policy p;
+  ck_assert_msg(ts_policy_load(&p, base, "ema") == 0, "%s", ts_error());
+  ts_drafter_model dm, dl, dd;
+  snprintf(pair, sizeof pair, "%s+%s", dmain, dlate);
+  ck_assert_msg(ts_drafter_load(&dm, pair, base, &p) == 0, "%s", ts_error());
+  ck_assert(dm.late && dm.drafter.net == &dm.mix);
+  ck_assert_str_eq(dm.mix.ops->kind, "drafter+late");
+  ck_assert_msg(ts_drafter_load(&dd, dmain, base, &p) == 0, "%s", ts_error());
+  ck_assert(!dd.late && dd.drafter.net == &dd.net);
+  char h1[17], h2[17];
+  ts_hash_hex(ts_drafter_hash(&dm), h1);
+  ts_hash_hex(ts_drafter_hash(&dd), h2);
+  ck_assert_str_ne(h1, h2); /* a scheduler trained with one is told apart from the other */
+  /* the specialist alone, for comparison: loaded as a pair's late part */
+  snprintf(pair, sizeof pair, "%s+%s", dmain, dlate);
+  ck_assert_msg(ts_drafter_load(&dl, pair, base, &p) == 0, "%s", ts_error());
+  enum { B = 4 };
+  const int n = dm.mix.horizon * dm.mix.act_dim, cd = dm.mix.cond_dim;
+  float x[B * 64], cond[B * 64], e_mix[B * 64], e_ref[B * 64];
+  ck_assert(n <= 64 && cd <= 64);
+  ts_rng g;
+  ts_rng_init(&g, 5);
+  ts_rng_fill_normal(&g, x, B * n);
+  ts_rng_fill_normal(&g, cond, B * cd);
+  ts_denoiser_reserve(dm.drafter.net, B);
+  ts_denoiser_reserve(&dd.net, B);
+  ts_denoiser_reserve(&dl.late->net, B);
+  int tl[B] = {0, 5, 19, 19}, th[B] = {20, 50, 99, 21}, tx[B] = {3, 60, 19, 20};
+  ts_denoiser_eps(dm.drafter.net, x, tl, cond, B, e_mix);
+  ts_denoiser_eps(&dl.late->net, x, tl, cond, B, e_ref);
+  ck_assert(!memcmp(e_mix, e_ref, sizeof(float) * B * n)); /* all below t_max: the specialist */
+  ts_denoiser_eps(dm.drafter.net, x, th, cond, B, e_mix);
+  ts_denoiser_eps(&dd.net, x, th, cond, B, e_ref);
+  ck_assert(!memcmp(e_mix, e_ref, sizeof(float) * B * n)); /* all at or above: the main drafter */
+  ts_denoiser_eps(dm.drafter.net, x, tx, cond, B, e_mix);
+  for (int b = 0; b < B; b++)
+    ts_denoiser_eps(tx[b] < TM ? &dl.late->net : &dd.net, x + b * n, tx + b, cond + b * cd, 1, e_ref + b * n);
+  ck_assert(!memcmp(e_mix, e_ref, sizeof(float) * B * n)); /* mixed: row by row */
+  ck_assert(memcmp(e_mix, e_mix + 2 * n, sizeof(float) * n)); /* not trivially equal rows */
+  ts_drafter_model_free(&dd);
+  /* refusals, one line each */
+  ck_assert_int_ne(ts_drafter_load(&dd, dlate, base, &p), 0);
+  ck_assert_msg(strstr(ts_error(), "specialist") && strstr(ts_error(), dlate) && !strchr(ts_error(), '\n'), "%s",
+                ts_error());
+  snprintf(pair, sizeof pair, "%s+%s", dmain, dmain);
+  ck_assert_int_ne(ts_drafter_load(&dd, pair, base, &p), 0);
+  ck_assert_msg(strstr(ts_error(), "not a late-step specialist") && !strchr(ts_error(), '\n'), "%s", ts_error());
+  snprintf(pair, sizeof pair, "%s+%s", dlate, dlate);
+  ck_assert_int_ne(ts_drafter_load(&dd, pair, base, &p), 0);
+  ck_assert_msg(strstr(ts_error(), "after a main drafter"), "%s", ts_error());
+  snprintf(pair, sizeof pair, "%s/none.h5+%s", tmp_dir(), dlate);
+  ck_assert_int_ne(ts_drafter_load(&dd, pair, base, &p), 0);
+  ck_assert_msg(strstr(ts_error(), "none.h5") && !strchr(ts_error(), '\n'), "%s", ts_error());
+  ts_drafter_model_free(&dm);
+  ts_drafter_model_free(&dl);
+  ts_policy_free(&p);
+}
+END_TEST
+
 /* Against a tiny Transformer base: distils, predicted acceptance rises, the drafter samples. */
 START_TEST(test_distill_transformer_base) {
   char base[512], dr[512];
@@ -407,6 +523,7 @@ Suite *suite_distill(void) {
   tcase_add_test(tc, test_distill_unet_base);
   tcase_add_test(tc, test_distill_transformer_base);
   tcase_add_test(tc, test_distill_temporal);
+  tcase_add_test(tc, test_distill_specialist);
   tcase_add_test(tc, test_distill_cli);
   suite_add_tcase(s, tc);
   return s;

@@ -212,6 +212,29 @@ static void refresh(distiller *r, const ts_dp *dp, long k) {
   }
 }
 
+/* distill.init: the EMA weights of the drafter checkpoint at path become the starting weights
+ * (a resumed run then loads its own). The file must hold this config's [model] exactly. */
+static int init_from(distiller *r, const char *path) {
+  ts_h5 *f = ts_h5_open(path);
+  if (!f) {
+    char why[600];
+    snprintf(why, sizeof why, "%s", ts_error());
+    return ts_fail("distill.init: %s", why);
+  }
+  int rc = ts_model_check_ckpt(&r->cfg, r->base.act_dim, r->base.obs_dim + (r->tmp ? 1 : 0), f, "ema");
+  ts_h5_close(f);
+  if (rc) {
+    char why[600];
+    snprintf(why, sizeof why, "%s", ts_error());
+    return ts_fail("distill.init %s: %s", path, why);
+  }
+  ts_params *P = r->net.params;
+  ts_named *nm = ts_params_named(P, "ema/", NULL);
+  rc = ts_ckpt_load(path, nm, P->n, NULL, NULL);
+  ts_named_free(nm, P->n);
+  return rc;
+}
+
 static int setup(distiller *r, const ts_config *cfg, const ts_distill_opts *o) {
   if (ts_policy_load(&r->base, o->base, "ema")) return -1;
   ts_hash_hex(ts_model_hash(&r->base.model), r->base_hash);
@@ -220,6 +243,9 @@ static int setup(distiller *r, const ts_config *cfg, const ts_distill_opts *o) {
   r->cfg.diffusion = r->base.cfg.diffusion;
   if (ts_config_validate(&r->cfg, "distill config")) return -1;
   if (r->cfg.train.max_steps <= 0) return ts_fail("distill: [train] max_steps must be set (> 0)");
+  if (r->cfg.distill.t_max > r->base.sched.T)
+    return ts_fail("distill config: distill.t_max %d is past the base's %d diffusion steps", r->cfg.distill.t_max,
+                   r->base.sched.T);
   const ts_config *c = &r->cfg;
   const char *keys[TS_CFG_MAXKEYS];
   for (int i = 0; i < c->data.n_obs_keys; i++) keys[i] = c->data.obs_keys[i];
@@ -250,6 +276,8 @@ static int setup(distiller *r, const ts_config *cfg, const ts_distill_opts *o) {
   ts_rng init;
   ts_rng_init_stream(&init, (uint64_t)c->train.seed, 1);
   ts_model_init(&r->net, &init);
+  /* a run that will resume loads its own weights, so it needs no init file any more */
+  if (c->distill.init[0] && (o->fresh || access(o->out, F_OK) != 0) && init_from(r, c->distill.init)) return -1;
   ts_rng_init_stream(&r->rng, (uint64_t)c->train.seed, 2);
   r->opt = ts_model_optimizer(&r->net, c);
   r->ema = ts_ema_new(P->t, P->n, (float)c->train.ema_power, (float)c->train.ema_max_decay);
@@ -351,18 +379,20 @@ static int heldout(distiller *r, ts_distill_result *res) {
   ts_denoiser_free(&q);
   ts_model_free(&em);
   double tx[TS_MAX_T], sum = 0;
+  const int tm = r->cfg.distill.t_max > 0 ? r->cfg.distill.t_max : T; /* a specialist: its own steps */
   for (int t = 1; t < T; t++) {
     res->accept_t[t] /= hc;
-    sum += res->accept_t[t];
+    if (t < tm) sum += res->accept_t[t];
     tx[t] = t;
   }
   res->heldout = 1;
-  res->heldout_accept = sum / (T - 1);
+  res->heldout_accept = tm > 1 ? sum / (tm - 1) : 0;
   char path[1024], title[1200], name[96];
   snprintf(path, sizeof path, "%s.accept.png", r->o->out);
   const char *base = strrchr(r->o->out, '/');
   snprintf(title, sizeof title, "%s: predicted acceptance per step (%d held-out chains)", base ? base + 1 : r->o->out, hc);
-  snprintf(name, sizeof name, "EMA drafter (mean %.3f over t >= 1)", res->heldout_accept);
+  if (tm < T) snprintf(name, sizeof name, "EMA specialist (mean %.3f over 1 <= t < %d)", res->heldout_accept, tm);
+  else snprintf(name, sizeof name, "EMA drafter (mean %.3f over t >= 1)", res->heldout_accept);
   ts_fig *f = ts_fig_new(800, 480, 1, 1);
   if (!f) return -1;
   int rc = ts_fig_title(f, title);
@@ -528,7 +558,14 @@ int ts_distill(const ts_config *cfg, const ts_distill_opts *o, ts_distill_result
     int lo, hi;
     ts_dp_my_rows(&dp, B, &lo, &hi); /* every rank draws the whole batch and uses its rows */
     for (int b = 0; b < B; b++) {
-      int64_t s = (int64_t)ts_rng_below(&r.rng, (uint32_t)r.N);
+      int64_t s;
+      if (c->distill.t_max > 0) { /* a specialist: a chain (base or unrolled), then a step t < t_max of it */
+        const int T = r.base.sched.T, tm = c->distill.t_max < T ? c->distill.t_max : T;
+        int64_t chain = (int64_t)ts_rng_below(&r.rng, (uint32_t)(r.N / T));
+        s = chain * T + (T - 1 - (int64_t)ts_rng_below(&r.rng, (uint32_t)tm));
+      } else {
+        s = (int64_t)ts_rng_below(&r.rng, (uint32_t)r.N);
+      }
       if (b < lo || b >= hi) continue;
       memcpy(xb + (size_t)b * n, r.bx->data + s * n, (size_t)n * sizeof(float));
       memcpy(pb + (size_t)b * n, r.be->data + s * n, (size_t)n * sizeof(float));
@@ -599,8 +636,12 @@ int ts_distill(const ts_config *cfg, const ts_distill_opts *o, ts_distill_result
       double late = 0;
       int nl = 0;
       for (int t = 1; t < 10 && t < r.base.sched.T; t++, nl++) late += res->accept_t[t];
-      fprintf(stderr, "distill: held-out predicted acceptance %.3f over t >= 1 (%.3f at t = 1..9); %s.accept.png\n",
-              res->heldout_accept, nl ? late / nl : 0, o->out);
+      if (c->distill.t_max > 0)
+        fprintf(stderr, "distill: held-out predicted acceptance %.3f over 1 <= t < %d (%.3f at t = 1..9); %s.accept.png\n",
+                res->heldout_accept, c->distill.t_max, nl ? late / nl : 0, o->out);
+      else
+        fprintf(stderr, "distill: held-out predicted acceptance %.3f over t >= 1 (%.3f at t = 1..9); %s.accept.png\n",
+                res->heldout_accept, nl ? late / nl : 0, o->out);
     }
   }
   res->seconds = ts_now() - t0;

@@ -28,6 +28,12 @@
  * At the end, the EMA drafter's predicted acceptance per diffusion step over
  * `heldout_chains` fresh base chains is plotted to <out>.accept.png.
  *
+ * A late-step specialist (`distill.t_max` > 0) is the same run with every batch state drawn
+ * from steps t < t_max only (a uniform chain of the buffer, then a uniform such step of it),
+ * all of its capacity spent where the main drafter accepts least; its held-out mean is over
+ * 1 <= t < t_max. `distill.init` starts the weights from another drafter's EMA weights (for a
+ * specialist, the main drafter it will sit beside). infer/drafter.h pairs the two.
+ *
  * The run goes through train/run.h: AdamW with cosine LR and warm-up and EMA from [train],
  * checkpoints (model/, ema/, the buffer under distill/, the base's normalisers, root
  * attributes base_hash and base_path), bit-exact resume after a kill, <out>.csv and PNG
@@ -57,7 +63,7 @@ typedef struct ts_distill_result {
   double final_loss, final_accept, seconds;
   double samples_per_s;        /* of the steps of this invocation (buffer refreshes included, checkpoints not) */
   int heldout;                 /* 1 when the held-out evaluation ran (the run reached its last step) */
-  double heldout_accept;       /* predicted acceptance over held-out states with t >= 1 */
+  double heldout_accept;       /* predicted acceptance over held-out states with t >= 1 (< t_max) */
   double accept_t[TS_MAX_T];   /* per diffusion step t (0 at t = 0) */
 } ts_distill_result;
 
