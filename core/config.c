@@ -119,7 +119,7 @@ static const field fields[] = {
     "weight of the plain eps MSE added to the acceptance term w_t^2 |eps_base - eps_drafter|^2"),
   I("distill", "late_steps", distill.late_steps, "10", 0, 1000, "the last diffusion steps t < late_steps get late_weight"),
   D("distill", "late_weight", distill.late_weight, "1.0", '[', 0, 1e6, ']',
-    "factor on the acceptance term at t < late_steps, where w_t is largest and drafts fail most"),
+    "factor on the acceptance term at t < late_steps, where w_t rises again and drafts fail most"),
   I("distill", "unroll", distill.unroll, "0", 0, 64,
     "K > 0: the buffer also holds the states the drafter reaches unrolled from the base's chain (resynced every K "
     "steps), with the base's eps there; 0: base chains only"),

@@ -132,6 +132,10 @@ int ts_drafter_load(ts_drafter_model *d, const char *path, const char *base_file
   const char *late_path = plus + 1;
   if (!main_path[0] || !late_path[0]) return ts_fail("--drafter %s: expected MAIN.h5+LATE.h5", path);
   if (ts_drafter_load(d, main_path, base_file, base)) return -1; /* refuses a specialist as the main drafter */
+  if (d->late) {
+    ts_drafter_model_free(d);
+    return ts_fail("--drafter %s: one main drafter and one specialist at most (MAIN.h5+LATE.h5)", path);
+  }
   ts_drafter_model *l = calloc(1, sizeof *l);
   if (!l) abort();
   int rc = load_one(l, late_path, base_file, base);

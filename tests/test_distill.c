@@ -21,7 +21,7 @@
 
 /* For one DDPM step without clipping, (m_p - m_q) / sigma_t = w_t |eps_p - eps_q| in norm:
  * ts_ddpm_mean of two eps against ts_ddpm_delta_weight, at every t >= 1; w_t is finite and
- * largest at the last steps; w_0 = 0. */
+ * larger at the last steps than in the middle; w_0 = 0. */
 START_TEST(test_delta_identity) {
   ts_ddpm s;
   ts_ddpm_init(&s, 100, 0);
@@ -225,7 +225,7 @@ END_TEST
  * (bit for bit the specialist's eps below t_max and the main drafter's above, a mixed batch
  * as row by row), and the wrong pairings are refused in one line. */
 START_TEST(test_distill_specialist) {
-  char base[512], dmain[512], dlate[512], dfrozen[512], dbad[512], pair[1100];
+  char base[512], dmain[512], dlate[512], dfrozen[512], dbad[512], pair[1700];
   snprintf(base, sizeof base, "%s/sp_base.h5", tmp_dir());
   snprintf(dmain, sizeof dmain, "%s/sp_main.h5", tmp_dir());
   snprintf(dlate, sizeof dlate, "%s/sp_late.h5", tmp_dir());
@@ -326,6 +326,9 @@ START_TEST(test_distill_specialist) {
   snprintf(pair, sizeof pair, "%s+%s", dlate, dlate);
   ck_assert_int_ne(ts_drafter_load(&dd, pair, base, &p), 0);
   ck_assert_msg(strstr(ts_error(), "after a main drafter"), "%s", ts_error());
+  snprintf(pair, sizeof pair, "%s+%s+%s", dmain, dlate, dlate);
+  ck_assert_int_ne(ts_drafter_load(&dd, pair, base, &p), 0);
+  ck_assert_msg(strstr(ts_error(), "at most") && !strchr(ts_error(), '\n'), "%s", ts_error());
   snprintf(pair, sizeof pair, "%s/none.h5+%s", tmp_dir(), dlate);
   ck_assert_int_ne(ts_drafter_load(&dd, pair, base, &p), 0);
   ck_assert_msg(strstr(ts_error(), "none.h5") && !strchr(ts_error(), '\n'), "%s", ts_error());
