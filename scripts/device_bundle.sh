@@ -25,5 +25,7 @@ else
   echo "drafter.h5" > "$dir/drafter_arg"
 fi
 cp "$data" "$dir/pusht.h5"
+# XZ=1: compress the base and the data too (the Transformer base: 36 MB -> 33 MB)
+if [ "${XZ:-0}" = 1 ]; then xz -6 -T1 -f "$dir/base.h5" "$dir/pusht.h5"; fi
 cp "$(dirname "$0")/device_spec.sh" "$dir/run.sh"
 du -sh "$dir"

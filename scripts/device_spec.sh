@@ -7,6 +7,7 @@ set -u
 O=${OUT:-/tmp/out}; R=/tmp/r; mkdir -p $R $O
 W=${W:-30}; B=${B:-4,6,8,12,16}; TH=${TH:-1 2 4 8 16}
 cd .dev && mkdir -p b && tar -xJf bund.tar.xz -C b
+for z in base.h5.xz pusht.h5.xz; do [ -f $z ] && xz -d -k -f $z; done
 T="b/lib/ld-linux-x86-64.so.2 --library-path b/lib b/tsdp"
 D=$(cat drafter_arg 2>/dev/null || echo drafter.h5)
 { nproc; lscpu; free -g; } > $R/machine.txt 2>&1
