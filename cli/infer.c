@@ -74,7 +74,7 @@ static void print_spec(const ts_spec_stats *s, const ts_policy *p, const ts_samp
   long checked = ts_spec_checked(s);
   double acc = checked ? (double)s->accepted / checked : 0, calls = (double)s->target_calls / s->chunks;
   double k = (double)s->chunks, dcalls = s->drafter_calls / k;
-  const char *dr = smp->drafter && !smp->drafter->frozen ? "learned" : "frozen";
+  const char *dr = ts_drafter_label(smp->drafter);
   if (json)
     printf("\"drafter\": \"%s\", \"acceptance\": %.4f, \"target_calls_per_chunk\": %.2f, \"rounds_per_chunk\": %.2f, "
            "\"drafter_calls_per_chunk\": %.2f, \"accepted_per_chunk\": %.2f, \"checked_per_chunk\": %.2f, "
@@ -96,8 +96,9 @@ static const char *const POLICY_FLAGS[] = {"--json", "--raw-weights", "--overlap
  * the target verifies (ts_spec_set_overlap); refused where it would do nothing. */
 static int cli_overlap(int argc, char **argv, ts_sampler *s) {
   if (!ts_has_flag(argc, argv, "--overlap")) return 0;
-  if (s->kind != TS_SAMPLER_SPEC || !s->drafter || s->drafter->frozen)
-    return ts_fail("--overlap: overlapped drafting needs the spec sampler with a learned --drafter");
+  if (s->kind != TS_SAMPLER_SPEC || !s->drafter || s->drafter->frozen || s->drafter->x0)
+    return ts_fail("--overlap: overlapped drafting needs the spec sampler with a learned --drafter (the frozen and x0 "
+                   "drafters make no drafter calls to overlap)");
   s->overlap = 1;
   return 0;
 }

@@ -25,7 +25,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-enum { MAX_BLOCKS = 16, MAX_ROWS = 5 + 3 * MAX_BLOCKS, MAX_THREADS = 8 };
+enum { MAX_BLOCKS = 16, MAX_ROWS = 5 + 4 * MAX_BLOCKS, MAX_THREADS = 8 };
 
 typedef struct {
   char name[32];
@@ -39,14 +39,15 @@ static void jnum(FILE *f, double v) {
   else fprintf(f, "%.4f", v);
 }
 
-/* Measured acceptance per diffusion step of one drafter ("frozen" / "learned"), summed over its
+/* Measured acceptance per diffusion step of one drafter ("frozen", "x0", "learned", "x0late"), summed over its
  * rows, into x / y; returns the number of points. */
 static int acceptance_of(const char *drafter, row *rows, int nr, int T, double *x, double *y) {
   int m = 0;
+  size_t len = strlen(drafter);
   for (int t = 1; t < T; t++) {
     long dr = 0, ac = 0;
     for (int i = 0; i < nr; i++)
-      if (rows[i].s.spec && !strncmp(rows[i].name + 5, drafter, strlen(drafter))) {
+      if (rows[i].s.spec && !strncmp(rows[i].name + 5, drafter, len) && rows[i].name[5 + len] == '-') {
         const ts_spec_stats *st = ts_spec_stats_of(rows[i].s.spec);
         dr += st->drafted_t[t], ac += st->accepted_t[t];
       }
@@ -58,7 +59,7 @@ static int acceptance_of(const char *drafter, row *rows, int nr, int T, double *
 /* PREFIX.png: acceptance per diffusion step for each drafter (left) and the target's cost of a
  * verification call against its batch (right), from this run. */
 static int plot_spec(const char *prefix, const char *ck, int threads, row *rows, int nr, int T, const double *vms,
-                     int maxb, int learned) {
+                     int maxb, const char *learned) {
   double x[TS_MAX_T], y[TS_MAX_T], bx[TS_SPEC_MAX_BLOCK + 2], per[TS_SPEC_MAX_BLOCK + 2];
   ts_fig *f = ts_fig_new(1200, 480, 1, 2);
   char title[1024], path[1024];
@@ -66,9 +67,13 @@ static int plot_spec(const char *prefix, const char *ck, int threads, row *rows,
   ts_fig_title(f, title);
   ts_fig_axes(f, 0, "acceptance of checked drafts per diffusion step", "diffusion step t", "acceptance", 0);
   ts_fig_ylim(f, 0, 0, 1.02);
-  for (int k = 0; k < 1 + learned; k++) {
-    int m = acceptance_of(k ? "learned" : "frozen", rows, nr, T, x, y);
-    ts_fig_series(f, 0, k ? "learned drafter" : "frozen-target drafter", x, y, NULL, m, TS_LINE);
+  const char *kind[3] = {"frozen", "x0", learned}, *label[3] = {"frozen-target drafter", "x0 drafter (training-free)",
+                                                                 learned && !strcmp(learned, "x0late")
+                                                                     ? "x0 drafter + late-step specialist"
+                                                                     : "learned drafter"};
+  for (int k = 0; k < (learned ? 3 : 2); k++) {
+    int m = acceptance_of(kind[k], rows, nr, T, x, y);
+    ts_fig_series(f, 0, label[k], x, y, NULL, m, TS_LINE);
   }
   snprintf(title, sizeof title, "target call cost, %d thread%s", threads, threads > 1 ? "s" : "");
   ts_fig_axes(f, 1, title, "rows in the call (batch)", "ms", 0);
@@ -133,6 +138,9 @@ int ts_bench_spec(int argc, char **argv) {
   int rc = ts_cli_drafter(argc, argv, &p, &dm, &probe);
   const ts_drafter *learned = probe.drafter;
   sprobe.drafter = learned;
+  if (learned && learned->x0 && !learned->net) learned = NULL; /* --drafter x0: its rows are always there */
+  const char *lname = learned && learned->x0 ? "x0late" : "learned";
+  static const ts_drafter x0d = {.x0 = 1};
   if (!rc) rc = ts_cli_scheduler(argc, argv, &p, &dm, &sprobe, &sm);
   else memset(&sm, 0, sizeof sm);
   const char *keys[TS_CFG_MAXKEYS];
@@ -168,8 +176,9 @@ int ts_bench_spec(int argc, char **argv) {
     } else {
       wstep[w] = ts_cli_obs_history(&d, &p, (long)((double)(w + 0.5) / W * d.n_steps), obs + (size_t)w * per);
     }
-  /* The rows: DDPM-T, DDIM-10, then each block with the frozen drafter, then with the learned one
-   * (and with --overlap, the learned one drafting on a second thread during verification). */
+  /* The rows: DDPM-T, DDIM-10, then each block with the frozen drafter, with the x0 drafter,
+   * then with --drafter's (and with --overlap, a learned one drafting on a second thread during
+   * verification). */
   row rows[MAX_ROWS];
   int nr = 0;
   memset(rows, 0, sizeof rows);
@@ -178,12 +187,16 @@ int ts_bench_spec(int argc, char **argv) {
   snprintf(rows[nr].name, sizeof rows[nr].name, "ddim-10");
   rows[nr++].s = (ts_sampler){.kind = TS_SAMPLER_DDIM, .steps = 10};
   /* --overlap: the learned drafter's blocks again with overlapped drafting (ts_spec_set_overlap) */
-  int kinds = learned ? (ts_has_flag(argc, argv, "--overlap") ? 3 : 2) : 1;
-  if (!learned && ts_has_flag(argc, argv, "--overlap")) rc = ts_fail("--overlap: overlapped drafting needs a learned --drafter");
+  int ov = ts_has_flag(argc, argv, "--overlap");
+  int kinds = learned ? (ov ? 4 : 3) : 2;
+  if (ov && (!learned || learned->x0))
+    rc = ts_fail("--overlap: overlapped drafting needs a learned --drafter (not frozen or x0)");
   for (int k = 0; k < kinds && !rc; k++)
     for (int i = 0; i < nb && !rc; i++) {
-      snprintf(rows[nr].name, sizeof rows[nr].name, "spec-%s-%d", k == 2 ? "overlap" : k ? "learned" : "frozen", blocks[i]);
-      rows[nr].s = (ts_sampler){.kind = TS_SAMPLER_SPEC, .steps = blocks[i], .drafter = k ? learned : NULL, .overlap = k == 2};
+      const char *kn[4] = {"frozen", "x0", lname, "overlap"};
+      snprintf(rows[nr].name, sizeof rows[nr].name, "spec-%s-%d", kn[k], blocks[i]);
+      rows[nr].s = (ts_sampler){.kind = TS_SAMPLER_SPEC, .steps = blocks[i], .drafter = k == 0 ? NULL : k == 1 ? &x0d : learned,
+                                .overlap = k == 3};
       if (!(rows[nr].s.spec = ts_spec_new(&p.target, &p.sched, blocks[i]))) rc = -1;
       nr++;
     }
@@ -314,7 +327,7 @@ int ts_bench_spec(int argc, char **argv) {
     if (plot && ti == 0) { /* the acceptance does not depend on the thread count (same seeds) */
       double vms[TS_SPEC_MAX_BLOCK + 2];
       for (int b = 1; b <= maxb + 1; b++) vms[b] = 1e3 * vsec[b] / W;
-      if (plot_spec(plot, ck, threads, rows, nr, T, vms, maxb, learned != NULL)) rc = -1;
+      if (plot_spec(plot, ck, threads, rows, nr, T, vms, maxb, learned ? lname : NULL)) rc = -1;
     }
     for (int i = 2; i < nr; i++) ts_spec_reset_stats(rows[i].s.spec);
   }

@@ -7,11 +7,11 @@ void ts_denoiser_eps(ts_denoiser *d, const float *x, const int *t, const float *
 }
 
 void ts_denoiser_reserve(ts_denoiser *d, int B) {
-  if (d->ops && d->ops->reserve) d->ops->reserve(d->self, B);
+  if (d && d->ops && d->ops->reserve) d->ops->reserve(d->self, B);
 }
 
 void ts_denoiser_set_threads(ts_denoiser *d, int n) {
-  if (d->ops && d->ops->set_threads) d->ops->set_threads(d->self, n);
+  if (d && d->ops && d->ops->set_threads) d->ops->set_threads(d->self, n);
 }
 
 void ts_denoiser_free(ts_denoiser *d) {

@@ -30,8 +30,8 @@ typedef struct ts_denoiser {
 
 /* One batched call; counts it in d->calls. */
 void ts_denoiser_eps(ts_denoiser *d, const float *x, const int *t, const float *cond, int B, float *eps);
-void ts_denoiser_reserve(ts_denoiser *d, int B);
-void ts_denoiser_set_threads(ts_denoiser *d, int n); /* ignored by denoisers without threads */
+void ts_denoiser_reserve(ts_denoiser *d, int B);        /* d may be NULL (nothing to do) */
+void ts_denoiser_set_threads(ts_denoiser *d, int n); /* ignored by denoisers without threads; d may be NULL */
 /* Release what the denoiser built and zero *d; safe on a zeroed or already freed denoiser. */
 void ts_denoiser_free(ts_denoiser *d);
 /* 1 when x, t, cond and eps of a and b have the same shapes (a drafter must match its target). */

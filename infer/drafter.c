@@ -24,7 +24,10 @@ uint64_t ts_model_hash(const ts_model *m) {
 void ts_hash_hex(uint64_t h, char out[17]) { snprintf(out, 17, "%016llx", (unsigned long long)h); }
 
 uint64_t ts_drafter_hash(const ts_drafter_model *d) {
-  uint64_t h = ts_model_hash(&d->model);
+  uint64_t h = 1469598103934665603ULL;
+  if (d->model.params) h = ts_model_hash(&d->model);
+  else /* the x0 drafter: no weights of its own */
+    for (const char *c = "x0"; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211ULL;
   if (d->late) h = (h * 1099511628211ULL) ^ ts_model_hash(&d->late->model);
   return h;
 }
@@ -116,6 +119,10 @@ static const ts_denoiser_ops mix_ops = {"drafter+late", mix_eps, mix_reserve, mi
 
 int ts_drafter_load(ts_drafter_model *d, const char *path, const char *base_file, const ts_policy *base) {
   memset(d, 0, sizeof *d);
+  if (!strcmp(path, TS_DRAFTER_X0)) { /* training-free: nothing to load */
+    d->drafter = (ts_drafter){.x0 = 1};
+    return 0;
+  }
   const char *plus = strrchr(path, '+');
   if (!plus || access(path, F_OK) == 0) {
     if (load_one(d, path, base_file, base)) return -1;
@@ -131,7 +138,8 @@ int ts_drafter_load(ts_drafter_model *d, const char *path, const char *base_file
   snprintf(main_path, sizeof main_path, "%.*s", (int)(plus - path), path);
   const char *late_path = plus + 1;
   if (!main_path[0] || !late_path[0]) return ts_fail("--drafter %s: expected MAIN.h5+LATE.h5", path);
-  if (ts_drafter_load(d, main_path, base_file, base)) return -1; /* refuses a specialist as the main drafter */
+  int x0main = !strcmp(main_path, TS_DRAFTER_X0);
+  if (!x0main && ts_drafter_load(d, main_path, base_file, base)) return -1; /* refuses a specialist as the main drafter */
   if (d->late) {
     ts_drafter_model_free(d);
     return ts_fail("--drafter %s: one main drafter and one specialist at most (MAIN.h5+LATE.h5)", path);
@@ -143,6 +151,10 @@ int ts_drafter_load(ts_drafter_model *d, const char *path, const char *base_file
   else d->late = l;
   if (!rc && l->cfg.distill.t_max <= 0)
     rc = ts_fail("%s: not a late-step specialist (distilled with distill.t_max 0); the part after '+' must be one", late_path);
+  if (!rc && x0main) { /* the x0 drafter above t_max, the specialist's net below */
+    d->drafter = (ts_drafter){.x0 = 1, .net = &l->net, .late_t = l->cfg.distill.t_max, .temporal = l->drafter.temporal};
+    return 0;
+  }
   if (!rc && l->drafter.temporal != d->drafter.temporal)
     rc = ts_fail("%s and %s: one reads the control step (distill.temporal) and the other does not", main_path, late_path);
   if (rc) {

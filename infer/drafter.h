@@ -15,9 +15,14 @@
  * beside a main drafter: the path "MAIN.h5+LATE.h5" loads both (each checked against the
  * base as above) and d->drafter then drafts through d->mix, which sends each row of a call to
  * the specialist when its t < t_max and to the main drafter otherwise. A path that names an
- * existing file is always one file, '+' or not. */
+ * existing file is always one file, '+' or not.
+ *
+ * The name "x0" (TS_DRAFTER_X0) is the training-free x0 drafter of infer/spec.h: nothing is
+ * loaded, and "x0+LATE.h5" drafts t < t_max with the specialist and the rest with x0. */
 #ifndef TS_DRAFTER_H
 #define TS_DRAFTER_H
+
+#define TS_DRAFTER_X0 "x0" /* the training-free x0 drafter's name (see above) */
 
 #include "core/config.h"
 #include "infer/policy.h"

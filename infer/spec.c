@@ -27,6 +27,12 @@ int ts_spec_accept(const float *mp, const float *mq, float sig, const float *z, 
   return 0;
 }
 
+const char *ts_drafter_label(const ts_drafter *d) {
+  if (!d || d->frozen) return "frozen";
+  if (d->x0) return d->net ? "x0+late" : "x0";
+  return "learned";
+}
+
 void ts_drafter_cond(const float *cond, int cond_dim, int n_obs_steps, long step, float *out) {
   int od = cond_dim / n_obs_steps;
   for (int j = 0; j < n_obs_steps; j++) {
@@ -41,10 +47,11 @@ struct ts_spec {
   const ts_ddpm *sched;
   int n, cond_dim, max_block, verify;
   int t, have_eps; /* have_eps: e0 holds the target's eps at (x, t) */
+  int have_x0;     /* the x0 drafter: x0r holds the target's latest x0 estimate (after a rejection) */
   double tol;      /* LOSSY tolerance on |Delta| (0: exact) */
   long step;       /* control step of the cond's latest observation (temporal drafters) */
   float *dcond;    /* a temporal drafter's cond (cond_dim + n_obs_steps <= 2 cond_dim) */
-  float *x, *cond, *condk, *ys, *mp, *z, *sig, *et, *e0, *eq, *mq;
+  float *x, *cond, *condk, *ys, *mp, *z, *sig, *et, *e0, *eq, *mq, *x0r;
   int *tt;
   float *buf;
   ts_spec_stats st;
@@ -79,7 +86,7 @@ ts_spec *ts_spec_new(ts_denoiser *target, const ts_ddpm *sched, int max_block) {
   s->verify = 1;
   s->t = -1;
   size_t n = (size_t)s->n, L = (size_t)max_block, K1 = L + 1, C = (size_t)s->cond_dim;
-  size_t total = n + C + 2 * C + K1 * C + K1 * n + 2 * L * n + L + K1 * n + 3 * n;
+  size_t total = n + C + 2 * C + K1 * C + K1 * n + 2 * L * n + L + K1 * n + 4 * n;
   s->buf = malloc(total * sizeof(float));
   s->tt = malloc(K1 * sizeof(int));
   if (!s->buf || !s->tt) abort();
@@ -95,7 +102,8 @@ ts_spec *ts_spec_new(ts_denoiser *target, const ts_ddpm *sched, int max_block) {
   s->et = q, q += K1 * n; /* target eps at y_0 .. y_K */
   s->e0 = q, q += n;
   s->eq = q, q += n;
-  s->mq = q;
+  s->mq = q, q += n;
+  s->x0r = q; /* the x0 drafter's reference clean chunk */
   ts_denoiser_reserve(target, max_block + 1);
   return s;
 }
@@ -146,11 +154,27 @@ void ts_spec_begin(ts_spec *s, const float *cond, ts_rng *rng) {
   ts_rng_fill_normal(rng, s->x, s->n);
   s->t = s->sched->T - 1;
   s->have_eps = 0;
+  s->have_x0 = 0;
   s->pre_n = 0;
 }
 
+/* The target's clean-chunk estimate at (y, t) from its eps there, clipped as in the mean. */
+static void x0_of(const ts_ddpm *sc, int t, const float *y, const float *eps, float *x0, int n) {
+  double a = sc->alphas_cumprod[t], sa = sqrt(a), sq = sqrt(1.0 - a);
+  for (int i = 0; i < n; i++) {
+    float v = (float)((y[i] - sq * eps[i]) / sa);
+    x0[i] = sc->clip_sample ? (v < -1 ? -1 : v > 1 ? 1 : v) : v;
+  }
+}
+
+/* The eps whose clean-chunk estimate at (y, t) is x0. */
+static void eps_for_x0(const ts_ddpm *sc, int t, const float *y, const float *x0, float *eps, int n) {
+  double a = sc->alphas_cumprod[t], sa = sqrt(a), sq = sqrt(1.0 - a);
+  for (int i = 0; i < n; i++) eps[i] = (float)((y[i] - sa * x0[i]) / sq);
+}
+
 int ts_drafter_check(const ts_drafter *d, const ts_denoiser *target) {
-  if (!d || d->frozen) return 0;
+  if (!d || d->frozen || (d->x0 && !d->net)) return 0;
   if (!d->net || !d->net->ops || d->net->horizon != target->horizon || d->net->act_dim != target->act_dim)
     return ts_fail("speculative sampler: the drafter's x shape differs from the target's");
   if (d->temporal < 0 || (d->temporal && target->cond_dim % d->temporal))
@@ -229,20 +253,22 @@ int ts_spec_round(ts_spec *s, const ts_drafter *d, int block, ts_rng *rng, ts_sp
   }
   if (block < 1 || block > s->max_block)
     return ts_fail("speculative block %d: expected 1..%d for this sampler", block, s->max_block);
-  int frozen = !d || d->frozen;
+  int frozen = !d || d->frozen, x0m = !frozen && d->x0; /* x0m: the x0 drafter (its net, if any, for t < late_t) */
   if (!frozen && ts_drafter_check(d, s->target)) return -1;
   const float *dc = s->cond;
-  if (!frozen && d->temporal) {
+  if (!frozen && d->net && d->temporal) {
     ts_drafter_cond(s->cond, s->cond_dim, d->temporal, s->step, s->dcond);
     dc = s->dcond;
   }
   const ts_ddpm *sc = s->sched;
   int n = s->n, t = s->t;
   size_t N = (size_t)n;
-  if (frozen && !s->have_eps) { /* the round's frozen eps: the target at the current state */
+  if ((frozen || (x0m && !s->have_x0)) && !s->have_eps) { /* the round's frozen eps (or the x0 drafter's first
+                                                              reference): the target at the current state */
     target_eps(s, s->x, &t, 1, s->e0, &in, 0);
     s->have_eps = 1;
   }
+  if (x0m && s->have_eps && t > 0) x0_of(sc, t, s->x, s->e0, s->x0r, n); /* the freshest estimate */
   if (t == 0) { /* sigma_0 = 0: the last step is the target's mean */
     if (!s->have_eps) target_eps(s, s->x, &t, 1, s->e0, &in, 1);
     ts_ddpm_mean(sc, 0, s->x, s->e0, s->mq, n);
@@ -255,7 +281,7 @@ int ts_spec_round(ts_spec *s, const ts_drafter *d, int block, ts_rng *rng, ts_sp
     in.drafted = K;
     memcpy(s->ys, s->x, N * sizeof(float));
     int k1 = 1;
-    if (!frozen && s->overlap && s->pre_n > 0 && s->pre_t == t) { /* the worker's drafts from this very state */
+    if (!frozen && !x0m && s->overlap && s->pre_n > 0 && s->pre_t == t) { /* the worker's drafts from this very state */
       int u = s->pre_n < K ? s->pre_n : K;
       memcpy(s->ys + N, s->pre_ys + N, (size_t)u * N * sizeof(float));
       memcpy(s->mp, s->pre_mp, (size_t)u * N * sizeof(float));
@@ -269,8 +295,11 @@ int ts_spec_round(ts_spec *s, const ts_drafter *d, int block, ts_rng *rng, ts_sp
     for (int k = k1; k <= K; k++) { /* draft k: from y_{k-1} at time t-k+1 */
       const float *yp = s->ys + (k - 1) * N, *e = s->e0;
       float *m = s->mp + (k - 1) * N, *zk = s->z + (k - 1) * N, *y = s->ys + k * N;
-      if (!frozen) {
-        int tk = t - k + 1;
+      int tk = t - k + 1;
+      if (x0m && !(d->net && tk < d->late_t)) { /* the eps that gives x0_ref: arithmetic, no call */
+        eps_for_x0(sc, tk, yp, s->x0r, s->eq, n);
+        e = s->eq;
+      } else if (!frozen) {
         double t0 = ts_now();
         ts_denoiser_eps(d->net, yp, &tk, dc, 1, s->eq);
         s->st.draft_s += ts_now() - t0;
@@ -294,7 +323,7 @@ int ts_spec_round(ts_spec *s, const ts_drafter *d, int block, ts_rng *rng, ts_sp
        * every draft is accepted. */
       int r0 = s->have_eps ? 1 : 0;
       for (int j = r0; j <= K; j++) s->tt[j - r0] = t - j;
-      if (!frozen && s->overlap && t - K >= 1) {
+      if (!frozen && !x0m && s->overlap && t - K >= 1) {
         P = block < t - K ? block : t - K;
         uint64_t hi = ts_rng_u32(rng), lo = ts_rng_u32(rng);
         ts_rng_init_stream(&s->prng, hi << 32 | lo, 7);
@@ -330,6 +359,10 @@ int ts_spec_round(ts_spec *s, const ts_drafter *d, int block, ts_rng *rng, ts_sp
       int checked = k <= K ? k : K;
       in.mean_delta = dsum / checked;
       if (k <= K) { /* draft k rejected: x holds its reflection, at time t - k */
+        if (x0m) { /* the next round's reference: the estimate at y_{k-1}, the last verified state */
+          x0_of(sc, t - k + 1, s->ys + (k - 1) * N, k == 1 ? e_start : s->et + (k - 1) * N, s->x0r, n);
+          s->have_x0 = 1;
+        }
         t -= k;
         s->have_eps = 0;
       } else {

@@ -11,6 +11,12 @@
  *  - frozen (training-free): the drafted steps of a round reuse the target's eps at the round's
  *    start, which costs a target call when the last round did not leave it (a rejection);
  *    draft 1 is always accepted since its mean is the target's.
+ *  - x0 (training-free, x0 = 1): the target's latest estimate of the clean chunk, x0_ref =
+ *    clip((y - sqrt(1 - abar_t) eps) / sqrt(abar_t)) from its latest eps (at the round's start
+ *    when known, so draft 1 is then the target's own step; after a rejection, at the last
+ *    verified state, one step earlier), is held for the round: draft k uses the eps that gives
+ *    x0_ref at (y_{k-1}, t-k+1). No drafter calls; one target call per round (and one at the
+ *    chain's start). With net and late_t, net drafts the steps t < late_t.
  *  - learned (frozen = 0, net): each drafted step k calls net at (y_{k-1}, t-k+1), batch 1,
  *    one sequential drafter call per step; the verification is one batched target call over
  *    y_0 (only when its target eps is not known from the last round), y_1, ..., y_K (row y_K is
@@ -42,7 +48,15 @@ typedef struct ts_drafter {
   ts_denoiser *net; /* frozen = 0: proposes eps, same x / t / cond shapes as the target */
   int temporal;     /* n_obs_steps > 0: net's cond is the target's with each observation step's
                        control step appended (ts_drafter_cond); 0: the target's cond */
+  int x0;           /* 1: the x0 drafter (training-free): each draft's eps is the one that
+                       gives the target's latest clean-chunk estimate x0; with net set, net
+                       drafts the steps t < late_t instead (a late-step specialist) */
+  int late_t;
 } ts_drafter;
+
+/* "frozen" (NULL or frozen), "x0", "x0+late" (x0 with a specialist net) or "learned": what
+ * reports call the drafter. */
+const char *ts_drafter_label(const ts_drafter *d);
 
 /* The temporal drafter's input (TS-DP's time signal): the target's cond holds n_obs_steps
  * observations of obs_dim = cond_dim / n_obs_steps values, oldest first, the last one at

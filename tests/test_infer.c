@@ -409,6 +409,29 @@ START_TEST(test_spec_learned_gaussian) {
     ck_assert(st.target_calls <= st.rounds + N); /* one per round, plus the last step's at most */
     ck_assert(st.verify_rows >= st.drafted);       /* every draft is a row of its round's verification */
   }
+  /* The x0 drafter (training-free: each round holds the target's latest clean estimate), alone
+   * and with the perturbed drafter for the steps t < 30: the target's law, no drafter calls
+   * alone, one target call per round plus at most the chain's first and last. */
+  ts_drafter dx = {.x0 = 1}, dxl = {.x0 = 1, .net = &dn, .late_t = 30};
+  for (int k = 0; k < 2; k++)
+    for (int bi = 0; bi < 2; bi++) {
+      const int L = bi ? 8 : 3;
+      ts_spec_stats st;
+      long r1;
+      double mean, var;
+      lin_chains(sp, k ? &dxl : &dx, L, N, 400 + 2 * k + bi, &mean, &var, &st, &r1);
+      double acc = (double)st.accepted / st.drafted;
+      fprintf(stderr, "x0 drafter%s, Gaussian chain, block %d: acceptance %.3f, %.1f target + %.1f drafter calls per "
+              "chain, variance ratio %.4f\n", k ? " + late perturbed net" : "", L, acc, (double)st.target_calls / N,
+              (double)st.drafter_calls / N, var / v);
+      ck_assert_msg(fabs(mean) < 4 * sqrt(v / M), "x0 %d, block %d: mean %g", k, L, mean);
+      ck_assert_msg(fabs(var / v - 1) < 4 * sqrt(2.0 / M), "x0 %d, block %d: variance %g, exact %g (acceptance %.3f)", k, L,
+                    var, v, acc);
+      ck_assert_msg(acc > 0.01 && acc < 1, "x0 %d, block %d: acceptance %.3f", k, L, acc); /* a hard case here */
+      if (k) ck_assert(st.drafter_calls > 0 && st.drafter_calls < st.drafted);
+      else ck_assert_int_eq(st.drafter_calls, 0);
+      ck_assert(st.target_calls <= st.rounds + 2L * N);
+    }
   /* Without verification the chain is the drafter's: its variance is off by many se. */
   ts_spec_set_verify(sp, 0);
   ts_spec_stats st;
@@ -601,6 +624,27 @@ START_TEST(test_policy_sampling) {
     /* Every chunk took fewer sequential target calls than DDPM's 100, and the counters add up. */
     ck_assert_int_eq(st.chunks, NS);
     ck_assert(st.target_calls < 100L * NS && st.accepted <= st.drafted && st.accepted >= st.rounds);
+    /* The x0 drafter (training-free) on the same network: the same law by the same test, while
+     * keeping its every draft is caught. */
+    {
+      static const ts_drafter x0d = {.x0 = 1};
+      ts_spec *sx = ts_spec_new(&p.target, &p.sched, 8);
+      ts_sampler sxs = {.kind = TS_SAMPLER_SPEC, .steps = 8, .drafter = &x0d, .spec = sx};
+      ts_sampler sxn = {.kind = TS_SAMPLER_SPEC, .steps = 25, .drafter = &x0d, .spec = sn};
+      ts_rng_init(&r1, 16);
+      ck_assert_int_eq(ts_policy_sample(&p, ob3, NS, &sxs, &r1, as), 0);
+      ts_spec_stats sx_st = *ts_spec_stats_of(sx);
+      ts_rng_init(&r1, 17);
+      ck_assert_int_eq(ts_policy_sample(&p, ob3, NS, &sxn, &r1, an), 0);
+      double ex, exn, px = energy_pvalue(as, ad, NS, 32, 200, 7, &ex), pxn = energy_pvalue(an, ad, NS, 32, 200, 7, &exn);
+      fprintf(stderr, "spec test, x0 drafter: acceptance %.3f, %.1f target calls per chunk, p = %.3f; keep-every-draft "
+              "p = %.3f\n", (double)sx_st.accepted / ts_spec_checked(&sx_st), (double)sx_st.target_calls / NS, px, pxn);
+      ck_assert_msg(px > 0.01, "x0 drafter vs DDPM: energy %g, p = %g", ex, px);
+      ck_assert_msg(pxn < 0.01, "x0 keep-every-draft vs DDPM: energy %g, p = %g (the test has no power)", exn, pxn);
+      ck_assert(sx_st.chunks == NS && sx_st.drafter_calls == 0 && sx_st.target_calls < 100L * NS);
+      ck_assert(sx_st.accepted < ts_spec_checked(&sx_st)); /* some drafts were rejected: the rule was exercised */
+      ts_spec_free(sx);
+    }
     /* A learned-style drafter (the target's eps plus a smooth perturbation, so that draft 1 is
      * often rejected): still DDPM's distribution, while keeping its every draft is not. */
     perturbed q;
