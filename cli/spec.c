@@ -68,9 +68,10 @@ static int plot_spec(const char *prefix, const char *ck, int threads, row *rows,
   ts_fig_axes(f, 0, "acceptance of checked drafts per diffusion step", "diffusion step t", "acceptance", 0);
   ts_fig_ylim(f, 0, 0, 1.02);
   const char *kind[3] = {"frozen", "x0", learned}, *label[3] = {"frozen-target drafter", "x0 drafter (training-free)",
-                                                                 learned && !strcmp(learned, "x0late")
-                                                                     ? "x0 drafter + late-step specialist"
-                                                                     : "learned drafter"};
+                                                                 !learned                      ? ""
+                                                                 : !strcmp(learned, "x0late") ? "x0 drafter + late-step specialist"
+                                                                 : !strcmp(learned, "hybrid") ? "learned drafter + x0 in the middle steps"
+                                                                                              : "learned drafter"};
   for (int k = 0; k < (learned ? 3 : 2); k++) {
     int m = acceptance_of(kind[k], rows, nr, T, x, y);
     ts_fig_series(f, 0, label[k], x, y, NULL, m, TS_LINE);
@@ -139,7 +140,7 @@ int ts_bench_spec(int argc, char **argv) {
   const ts_drafter *learned = probe.drafter;
   sprobe.drafter = learned;
   if (learned && learned->x0 && !learned->net) learned = NULL; /* --drafter x0: its rows are always there */
-  const char *lname = learned && learned->x0 ? "x0late" : "learned";
+  const char *lname = !learned || !learned->x0 ? "learned" : learned->early_t > 0 ? "hybrid" : "x0late";
   static const ts_drafter x0d = {.x0 = 1};
   if (!rc) rc = ts_cli_scheduler(argc, argv, &p, &dm, &sprobe, &sm);
   else memset(&sm, 0, sizeof sm);

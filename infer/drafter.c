@@ -138,6 +138,17 @@ int ts_drafter_load(ts_drafter_model *d, const char *path, const char *base_file
   snprintf(main_path, sizeof main_path, "%.*s", (int)(plus - path), path);
   const char *late_path = plus + 1;
   if (!main_path[0] || !late_path[0]) return ts_fail("--drafter %s: expected MAIN.h5+LATE.h5", path);
+  if (!strncmp(late_path, TS_DRAFTER_X0, 2) && (!late_path[2] || late_path[2] == '@')) { /* MAIN.h5+x0[@LO-HI] */
+    const int T = base->sched.T;
+    int lo = T / 10, hi = 4 * T / 5, used = 0;
+    if (late_path[2] && (sscanf(late_path + 3, "%d-%d%n", &lo, &hi, &used) != 2 || late_path[3 + used] || lo < 0 ||
+                         hi <= lo || hi > T))
+      return ts_fail("--drafter %s: expected MAIN.h5+x0@LO-HI with 0 <= LO < HI <= %d (the steps the x0 drafter takes)",
+                     path, T);
+    if (ts_drafter_load(d, main_path, base_file, base)) return -1; /* MAIN may be a pair (its router drafts) */
+    d->drafter.x0 = 1, d->drafter.late_t = lo, d->drafter.early_t = hi; /* its net outside [lo, hi) */
+    return 0;
+  }
   int x0main = !strcmp(main_path, TS_DRAFTER_X0);
   if (!x0main && ts_drafter_load(d, main_path, base_file, base)) return -1; /* refuses a specialist as the main drafter */
   if (d->late) {

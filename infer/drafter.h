@@ -18,7 +18,11 @@
  * existing file is always one file, '+' or not.
  *
  * The name "x0" (TS_DRAFTER_X0) is the training-free x0 drafter of infer/spec.h: nothing is
- * loaded, and "x0+LATE.h5" drafts t < t_max with the specialist and the rest with x0. */
+ * loaded, and "x0+LATE.h5" drafts t < t_max with the specialist and the rest with x0.
+ * "MAIN.h5+x0@LO-HI" drafts LO <= t < HI with x0 and the other steps (the last and the first,
+ * where the target's clean estimate moves fastest) with the learned drafter MAIN; "MAIN.h5+x0"
+ * takes LO = T/10, HI = 4T/5 (10 and 80 for T = 100, where the x0 drafter's measured
+ * acceptance on Push-T passes the learned drafter's). */
 #ifndef TS_DRAFTER_H
 #define TS_DRAFTER_H
 

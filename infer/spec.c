@@ -29,7 +29,7 @@ int ts_spec_accept(const float *mp, const float *mq, float sig, const float *z, 
 
 const char *ts_drafter_label(const ts_drafter *d) {
   if (!d || d->frozen) return "frozen";
-  if (d->x0) return d->net ? "x0+late" : "x0";
+  if (d->x0) return !d->net ? "x0" : d->early_t > 0 ? "learned+x0" : "x0+late";
   return "learned";
 }
 
@@ -187,6 +187,11 @@ int ts_drafter_check(const ts_drafter *d, const ts_denoiser *target) {
   return 0;
 }
 
+/* The x0 drafter with a net: does the net draft step t (the x0 estimate drafts the rest)? */
+static int net_drafts(const ts_drafter *d, int t) {
+  return d->net && (t < d->late_t || (d->early_t > 0 && t >= d->early_t));
+}
+
 /* |Delta| = |mp - mq| / sig */
 static double delta_norm(const float *mp, const float *mq, float sig, int n) {
   double dd = 0;
@@ -263,7 +268,10 @@ int ts_spec_round(ts_spec *s, const ts_drafter *d, int block, ts_rng *rng, ts_sp
   const ts_ddpm *sc = s->sched;
   int n = s->n, t = s->t;
   size_t N = (size_t)n;
-  if ((frozen || (x0m && !s->have_x0)) && !s->have_eps) { /* the round's frozen eps (or the x0 drafter's first
+  /* x0m: does this round draft any step from the x0 estimate (else its net drafts them all)? */
+  int x0use = 0;
+  for (int k = 1; x0m && k <= block && k <= t && !x0use; k++) x0use = !net_drafts(d, t - k + 1);
+  if ((frozen || (x0use && !s->have_x0)) && !s->have_eps) { /* the round's frozen eps (or the x0 drafter's first
                                                               reference): the target at the current state */
     target_eps(s, s->x, &t, 1, s->e0, &in, 0);
     s->have_eps = 1;
@@ -296,7 +304,7 @@ int ts_spec_round(ts_spec *s, const ts_drafter *d, int block, ts_rng *rng, ts_sp
       const float *yp = s->ys + (k - 1) * N, *e = s->e0;
       float *m = s->mp + (k - 1) * N, *zk = s->z + (k - 1) * N, *y = s->ys + k * N;
       int tk = t - k + 1;
-      if (x0m && !(d->net && tk < d->late_t)) { /* the eps that gives x0_ref: arithmetic, no call */
+      if (x0m && !net_drafts(d, tk)) { /* the eps that gives x0_ref: arithmetic, no call */
         eps_for_x0(sc, tk, yp, s->x0r, s->eq, n);
         e = s->eq;
       } else if (!frozen) {

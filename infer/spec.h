@@ -16,7 +16,8 @@
  *    when known, so draft 1 is then the target's own step; after a rejection, at the last
  *    verified state, one step earlier), is held for the round: draft k uses the eps that gives
  *    x0_ref at (y_{k-1}, t-k+1). No drafter calls; one target call per round (and one at the
- *    chain's start). With net and late_t, net drafts the steps t < late_t.
+ *    chain's start). With net, net drafts the steps t < late_t (and t >= early_t when
+ *    early_t > 0): where the estimate moves fastest, the last steps and the first.
  *  - learned (frozen = 0, net): each drafted step k calls net at (y_{k-1}, t-k+1), batch 1,
  *    one sequential drafter call per step; the verification is one batched target call over
  *    y_0 (only when its target eps is not known from the last round), y_1, ..., y_K (row y_K is
@@ -50,11 +51,12 @@ typedef struct ts_drafter {
                        control step appended (ts_drafter_cond); 0: the target's cond */
   int x0;           /* 1: the x0 drafter (training-free): each draft's eps is the one that
                        gives the target's latest clean-chunk estimate x0; with net set, net
-                       drafts the steps t < late_t instead (a late-step specialist) */
-  int late_t;
+                       drafts the steps t < late_t and, when early_t > 0, t >= early_t */
+  int late_t, early_t;
 } ts_drafter;
 
-/* "frozen" (NULL or frozen), "x0", "x0+late" (x0 with a specialist net) or "learned": what
+/* "frozen" (NULL or frozen), "x0", "x0+late" (x0 with a specialist net below late_t),
+ * "learned+x0" (a learned drafter outside [late_t, early_t), x0 inside) or "learned": what
  * reports call the drafter. */
 const char *ts_drafter_label(const ts_drafter *d);
 

@@ -16,9 +16,11 @@ cp build-dev/tsdp "$tmp/"
 ldd build-dev/tsdp | awk '/=>/{print $3} /ld-linux/{print $1}' | xargs -I{} cp -L {} "$tmp/lib/"
 (cd "$tmp" && tar -cf - .) | xz -6 -T1 > "$dir/bund.tar.xz"
 /usr/bin/python3 "$(dirname "$0")/slim_ckpt.py" "$base" "$dir/base.h5"
-# DRAFTER may be MAIN.h5+LATE.h5 (a main drafter and its late-step specialist)
+# DRAFTER may be MAIN.h5+LATE.h5 (a main drafter and its late-step specialist) or MAIN.h5+x0[@LO-HI]
 /usr/bin/python3 "$(dirname "$0")/slim_ckpt.py" "${drafter%%+*}" "$dir/drafter.h5"
-if [ "${drafter#*+}" != "$drafter" ]; then
+if [ "${drafter#*+}" != "$drafter" ] && [ "${drafter#*+x0}" != "$drafter" ]; then
+  echo "drafter.h5+${drafter#*+}" > "$dir/drafter_arg"   # MAIN.h5+x0[@LO-HI]: nothing more to pack
+elif [ "${drafter#*+}" != "$drafter" ]; then
   /usr/bin/python3 "$(dirname "$0")/slim_ckpt.py" "${drafter#*+}" "$dir/late.h5"
   echo "drafter.h5+late.h5" > "$dir/drafter_arg"
 else

@@ -14,7 +14,7 @@ D=$(cat drafter_arg 2>/dev/null || echo drafter.h5)
 for t in $TH; do
   echo "== threads $t $(date +%T)"
   $T bench spec --ckpt base.h5 --data pusht.h5 --drafter $D --blocks $B --windows $W \
-    --threads $t --overlap --plot $R/accept_t$t --json > $R/bench_spec_t$t.json 2> $R/bench_spec_t$t.err
+    --threads $t ${OV---overlap} --plot $R/accept_t$t --json > $R/bench_spec_t$t.json 2> $R/bench_spec_t$t.err
   echo "rc $?"; tail -3 $R/bench_spec_t$t.err
   (cd /tmp && tar -czf $O/all.tar.gz r)
 done

@@ -316,6 +316,31 @@ START_TEST(test_distill_specialist) {
   ck_assert(!memcmp(e_mix, e_ref, sizeof(float) * B * n)); /* mixed: row by row */
   ck_assert(memcmp(e_mix, e_mix + 2 * n, sizeof(float) * n)); /* not trivially equal rows */
   ts_drafter_model_free(&dd);
+  /* the x0 drafter's forms: alone; with the specialist below its t_max; a learned drafter
+   * outside [LO, HI) with x0 inside (default T/10, 4T/5) */
+  ck_assert_msg(ts_drafter_load(&dd, "x0", base, &p) == 0, "%s", ts_error());
+  ck_assert(dd.drafter.x0 && !dd.drafter.net);
+  ts_hash_hex(ts_drafter_hash(&dd), h2);
+  ck_assert_str_ne(h1, h2);
+  ts_drafter_model_free(&dd);
+  snprintf(pair, sizeof pair, "x0+%s", dlate);
+  ck_assert_msg(ts_drafter_load(&dd, pair, base, &p) == 0, "%s", ts_error());
+  ck_assert(dd.drafter.x0 && dd.drafter.net == &dd.late->net && dd.drafter.late_t == TM && dd.drafter.early_t == 0);
+  ts_drafter_model_free(&dd);
+  snprintf(pair, sizeof pair, "%s+x0", dmain);
+  ck_assert_msg(ts_drafter_load(&dd, pair, base, &p) == 0, "%s", ts_error());
+  ck_assert(dd.drafter.x0 && dd.drafter.net == &dd.net && dd.drafter.late_t == 10 && dd.drafter.early_t == 80);
+  ts_drafter_model_free(&dd);
+  snprintf(pair, sizeof pair, "%s+x0@5-50", dmain);
+  ck_assert_msg(ts_drafter_load(&dd, pair, base, &p) == 0, "%s", ts_error());
+  ck_assert(dd.drafter.late_t == 5 && dd.drafter.early_t == 50);
+  ts_drafter_model_free(&dd);
+  const char *badr[] = {"x0@50-5", "x0@5-", "x0@5-101", "x0@-1-5", "x0@5-50x"};
+  for (int i = 0; i < 5; i++) {
+    snprintf(pair, sizeof pair, "%s+%s", dmain, badr[i]);
+    ck_assert_int_ne(ts_drafter_load(&dd, pair, base, &p), 0);
+    ck_assert_msg(strstr(ts_error(), "LO-HI") && !strchr(ts_error(), '\n'), "%s: %s", badr[i], ts_error());
+  }
   /* refusals, one line each */
   ck_assert_int_ne(ts_drafter_load(&dd, dlate, base, &p), 0);
   ck_assert_msg(strstr(ts_error(), "specialist") && strstr(ts_error(), dlate) && !strchr(ts_error(), '\n'), "%s",

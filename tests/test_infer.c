@@ -412,17 +412,23 @@ START_TEST(test_spec_learned_gaussian) {
   /* The x0 drafter (training-free: each round holds the target's latest clean estimate), alone
    * and with the perturbed drafter for the steps t < 30: the target's law, no drafter calls
    * alone, one target call per round plus at most the chain's first and last. */
-  ts_drafter dx = {.x0 = 1}, dxl = {.x0 = 1, .net = &dn, .late_t = 30};
-  for (int k = 0; k < 2; k++)
+  ts_drafter dx = {.x0 = 1}, dxl = {.x0 = 1, .net = &dn, .late_t = 30}, dxh = {.x0 = 1, .net = &dn, .late_t = 10, .early_t = 70};
+  ck_assert_str_eq(ts_drafter_label(&dx), "x0");
+  ck_assert_str_eq(ts_drafter_label(&dxl), "x0+late");
+  ck_assert_str_eq(ts_drafter_label(&dxh), "learned+x0");
+  ck_assert_str_eq(ts_drafter_label(&d), "learned");
+  ck_assert_str_eq(ts_drafter_label(NULL), "frozen");
+  for (int k = 0; k < 3; k++)
     for (int bi = 0; bi < 2; bi++) {
       const int L = bi ? 8 : 3;
       ts_spec_stats st;
       long r1;
       double mean, var;
-      lin_chains(sp, k ? &dxl : &dx, L, N, 400 + 2 * k + bi, &mean, &var, &st, &r1);
+      lin_chains(sp, k == 2 ? &dxh : k ? &dxl : &dx, L, N, 400 + 2 * k + bi, &mean, &var, &st, &r1);
       double acc = (double)st.accepted / st.drafted;
       fprintf(stderr, "x0 drafter%s, Gaussian chain, block %d: acceptance %.3f, %.1f target + %.1f drafter calls per "
-              "chain, variance ratio %.4f\n", k ? " + late perturbed net" : "", L, acc, (double)st.target_calls / N,
+              "chain, variance ratio %.4f\n", k == 2 ? " between two perturbed-net ranges" : k ? " + late perturbed net" : "",
+              L, acc, (double)st.target_calls / N,
               (double)st.drafter_calls / N, var / v);
       ck_assert_msg(fabs(mean) < 4 * sqrt(v / M), "x0 %d, block %d: mean %g", k, L, mean);
       ck_assert_msg(fabs(var / v - 1) < 4 * sqrt(2.0 / M), "x0 %d, block %d: variance %g, exact %g (acceptance %.3f)", k, L,
