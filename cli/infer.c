@@ -108,7 +108,7 @@ int ts_cmd_eval(int argc, char **argv) {
                                      "--seed", "--gif", "--gif-count", "--drafter", "--scheduler", NULL};
   const ts_cli_args spec = {vals, POLICY_FLAGS, 0, 0,
                             "tsdp eval --ckpt CKPT.h5 [--episodes 50] [--sampler ddpm|ddim|spec] [--steps N | --block L] "
-                            "[--seed-start S] [--seed S] [--drafter DRAFTER.h5|frozen] [--scheduler SCHED.h5] [--gif DIR] [--gif-count N] "
+                            "[--seed-start S] [--seed S] [--drafter DRAFTER.h5|frozen|x0] [--scheduler SCHED.h5] [--gif DIR] [--gif-count N] "
                             "[--threads T] [--overlap] [--raw-weights] [--json]"};
   if (ts_cli_check(argc, argv, &spec)) return 1;
   ts_policy p;
@@ -192,12 +192,12 @@ int ts_cmd_sample(int argc, char **argv) {
                                      "--seed", "--drafter", "--out", NULL};
   const ts_cli_args spec = {vals, POLICY_FLAGS, 0, 0,
                             "tsdp sample --ckpt C --data D.h5 --index I --n N --sampler ddpm|ddim|spec [--steps K | --block L] "
-                            "[--drafter DRAFTER.h5|frozen] [--overlap] --seed S --out OUT.h5 [--threads T] [--raw-weights] [--json]"};
+                            "[--drafter DRAFTER.h5|frozen|x0] [--overlap] --seed S --out OUT.h5 [--threads T] [--raw-weights] [--json]"};
   if (ts_cli_check(argc, argv, &spec)) return 1;
   const char *data = ts_opt(argc, argv, "--data"), *out = ts_opt(argc, argv, "--out");
   if (!data || !out)
     return ts_fail("usage: tsdp sample --ckpt C --data D.h5 --index I --n N --sampler ddpm|ddim|spec [--steps K | --block L] "
-                   "[--drafter DRAFTER.h5|frozen] --seed S --out OUT.h5 [--json]");
+                   "[--drafter DRAFTER.h5|frozen|x0] --seed S --out OUT.h5 [--json]");
   const ts_cli_file ins[] = {{"--ckpt", ts_opt(argc, argv, "--ckpt")}, {"--data", data}, {"--drafter", ts_opt(argc, argv, "--drafter")},
                              {NULL, NULL}},
                     outs[] = {{"--out", out}, {NULL, NULL}};

@@ -101,7 +101,7 @@ static int rl_train(int argc, char **argv) {
                            ts_opt(n, args, "--out"), fresh, json, 0};
   const char *cost = ts_opt(n, args, "--cost");
   if (!o.base || !o.rollouts || !o.out)
-    return ts_fail("usage: tsdp rl train --config C.ini --ckpt BASE.h5 [--drafter DRAFTER.h5|frozen] --rollouts R.h5 "
+    return ts_fail("usage: tsdp rl train --config C.ini --ckpt BASE.h5 [--drafter DRAFTER.h5|frozen|x0] --rollouts R.h5 "
                    "--out SCHED.h5 [--cost COST.ini] [--updates N] [--stop-after N] [--fresh] [--json] [key=value ...]");
   if (cost) {
     if (strlen(cost) >= sizeof cfg.rl.cost_model) return ts_fail("--cost: path too long");
@@ -210,7 +210,7 @@ int ts_bench_cost(int argc, char **argv) {
     c.n = B;
     c.threads = p.threads;
     for (int b = 1; b <= B; b++) c.target_ms[b] = time_eps(&p.target, b, p.sched.T, (int)reps, x, cond, eps, tt);
-    if (probe.drafter) {
+    if (probe.drafter && dm.drafter.net) { /* the x0 drafter alone makes no calls: 0 ms */
       ts_denoiser_reserve(dm.drafter.net, 1);
       c.drafter_ms = time_eps(dm.drafter.net, 1, p.sched.T, (int)reps * 3, x, cond, eps, tt);
     }

@@ -92,7 +92,7 @@ int ts_bench_spec(int argc, char **argv) {
                                      "--windows", "--threads", "--plot",   "--scheduler", NULL},
                            *const flags[] = {"--json", "--raw-weights", "--overlap", NULL};
   const ts_cli_args spec = {vals, flags, 0, 0,
-                            "tsdp bench spec --ckpt C (--data D.h5 | --rollouts R.h5) [--drafter DRAFTER.h5|frozen] "
+                            "tsdp bench spec --ckpt C (--data D.h5 | --rollouts R.h5) [--drafter DRAFTER.h5|frozen|x0] "
                             "[--blocks 2,3,4,6,8] [--windows 20] [--scheduler SCHED.h5] [--threads 1,2] [--plot PREFIX] "
                             "[--overlap] [--raw-weights] [--json]"};
   if (ts_cli_check(argc, argv, &spec)) return -1;
@@ -102,7 +102,7 @@ int ts_bench_spec(int argc, char **argv) {
   long W;
   const char *rollouts = ts_opt(argc, argv, "--rollouts");
   if (!ck || (!data && !rollouts))
-    return ts_fail("usage: tsdp bench spec --ckpt C (--data D.h5 | --rollouts R.h5) [--drafter DRAFTER.h5|frozen] "
+    return ts_fail("usage: tsdp bench spec --ckpt C (--data D.h5 | --rollouts R.h5) [--drafter DRAFTER.h5|frozen|x0] "
                    "[--blocks 2,3,4,6,8] [--windows 20] [--scheduler SCHED.h5] [--threads 1,2] [--plot PREFIX] [--json]");
   if (ts_int_opt(argc, argv, "--windows", 20, 1, 100000, &W)) return -1;
   char plot_png[1100] = "";
