@@ -9,7 +9,10 @@
  * work space (unless the sampler brings one). A speculative sampler may carry a block scheduler
  * (ts_sampler.blocks, infer/blocks.h): the loop tells it each chunk's control step. A LOSSY
  * scheduler (ts_block_lossy, rl.lossy) relaxes the exact rule: the loop's actions then no longer
- * follow the base policy's law (check ts_block_lossy before deploying one). */
+ * follow the base policy's law (check ts_block_lossy before deploying one). The drafter can be
+ * any of infer/spec.h's: `static const ts_drafter x0 = {.x0 = 1};` is the training-free x0
+ * drafter, and ts_drafter_load (infer/drafter.h) loads a learned one, a pair or a hybrid by
+ * name, as the CLI's --drafter does. */
 #ifndef TS_LOOP_H
 #define TS_LOOP_H
 
