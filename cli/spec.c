@@ -208,7 +208,7 @@ int ts_bench_spec(int argc, char **argv) {
     const char *nm[3] = {"fixed-best", "static-best", sm.lossy ? "rl-LOSSY" : "rl"};
     for (int k = 0; k < 3 && !rc; k++) {
       snprintf(rows[nr].name, sizeof rows[nr].name, "%s", nm[k]);
-      rows[nr].s = (ts_sampler){.kind = TS_SAMPLER_SPEC, .steps = sprobe.steps, .drafter = learned, .blocks = bs[k]};
+      rows[nr].s = (ts_sampler){.kind = TS_SAMPLER_SPEC, .steps = sprobe.steps, .drafter = sprobe.drafter, .blocks = bs[k]};
       if (!(rows[nr].s.spec = ts_spec_new(&p.target, &p.sched, sprobe.steps))) rc = -1;
       nr++;
     }

@@ -26,9 +26,12 @@ void ts_hash_hex(uint64_t h, char out[17]) { snprintf(out, 17, "%016llx", (unsig
 uint64_t ts_drafter_hash(const ts_drafter_model *d) {
   uint64_t h = 1469598103934665603ULL;
   if (d->model.params) h = ts_model_hash(&d->model);
-  else /* the x0 drafter: no weights of its own */
-    for (const char *c = "x0"; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211ULL;
   if (d->late) h = (h * 1099511628211ULL) ^ ts_model_hash(&d->late->model);
+  if (d->drafter.x0) { /* the x0 drafter, and the steps it leaves to a net */
+    char tag[48];
+    snprintf(tag, sizeof tag, "x0 %d %d", d->drafter.late_t, d->drafter.early_t);
+    for (const char *c = tag; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+  }
   return h;
 }
 
@@ -146,6 +149,10 @@ int ts_drafter_load(ts_drafter_model *d, const char *path, const char *base_file
       return ts_fail("--drafter %s: expected MAIN.h5+x0@LO-HI with 0 <= LO < HI <= %d (the steps the x0 drafter takes)",
                      path, T);
     if (ts_drafter_load(d, main_path, base_file, base)) return -1; /* MAIN may be a pair (its router drafts) */
+    if (d->drafter.x0) {
+      ts_drafter_model_free(d);
+      return ts_fail("--drafter %s: the part before '+x0' must be a learned drafter (or a pair), not x0", path);
+    }
     d->drafter.x0 = 1, d->drafter.late_t = lo, d->drafter.early_t = hi; /* its net outside [lo, hi) */
     return 0;
   }

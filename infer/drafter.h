@@ -15,7 +15,7 @@
  * beside a main drafter: the path "MAIN.h5+LATE.h5" loads both (each checked against the
  * base as above) and d->drafter then drafts through d->mix, which sends each row of a call to
  * the specialist when its t < t_max and to the main drafter otherwise. A path that names an
- * existing file is always one file, '+' or not.
+ * existing file is always one file, '+' or not (except the name "x0" itself).
  *
  * The name "x0" (TS_DRAFTER_X0) is the training-free x0 drafter of infer/spec.h: nothing is
  * loaded, and "x0+LATE.h5" drafts t < t_max with the specialist and the rest with x0.
@@ -49,7 +49,8 @@ typedef struct ts_drafter_model {
  * float32 bytes. Any change of any weight changes it (with overwhelming probability). */
 uint64_t ts_model_hash(const ts_model *m);
 /* The drafter's identity for records that name it (a scheduler's drafter_id): ts_model_hash
- * of its weights, mixed with the specialist's when it has one. */
+ * of its weights, mixed with the specialist's when it has one, and with the x0 drafter's
+ * range when it is one (so MAIN.h5, MAIN.h5+x0 and MAIN.h5+x0@LO-HI all differ). */
 uint64_t ts_drafter_hash(const ts_drafter_model *d);
 /* 16 lower-case hex digits and a terminating zero. */
 void ts_hash_hex(uint64_t h, char out[17]);

@@ -16,7 +16,12 @@ cp build-dev/tsdp "$tmp/"
 ldd build-dev/tsdp | awk '/=>/{print $3} /ld-linux/{print $1}' | xargs -I{} cp -L {} "$tmp/lib/"
 (cd "$tmp" && tar -cf - .) | xz -6 -T1 > "$dir/bund.tar.xz"
 /usr/bin/python3 "$(dirname "$0")/slim_ckpt.py" "$base" "$dir/base.h5"
-# DRAFTER may be MAIN.h5+LATE.h5 (a main drafter and its late-step specialist) or MAIN.h5+x0[@LO-HI]
+# DRAFTER may be MAIN.h5+LATE.h5 (a main drafter and its late-step specialist), MAIN.h5+x0[@LO-HI],
+# x0+LATE.h5 or x0
+if [ "${drafter%%+*}" = x0 ]; then
+  if [ "$drafter" != x0 ]; then /usr/bin/python3 "$(dirname "$0")/slim_ckpt.py" "${drafter#*+}" "$dir/late.h5"; fi
+  if [ "$drafter" = x0 ]; then echo "x0" > "$dir/drafter_arg"; else echo "x0+late.h5" > "$dir/drafter_arg"; fi
+else
 /usr/bin/python3 "$(dirname "$0")/slim_ckpt.py" "${drafter%%+*}" "$dir/drafter.h5"
 if [ "${drafter#*+}" != "$drafter" ] && [ "${drafter#*+x0}" != "$drafter" ]; then
   echo "drafter.h5+${drafter#*+}" > "$dir/drafter_arg"   # MAIN.h5+x0[@LO-HI]: nothing more to pack
@@ -25,6 +30,7 @@ elif [ "${drafter#*+}" != "$drafter" ]; then
   echo "drafter.h5+late.h5" > "$dir/drafter_arg"
 else
   echo "drafter.h5" > "$dir/drafter_arg"
+fi
 fi
 cp "$data" "$dir/pusht.h5"
 # XZ=1: compress the base and the data too (the Transformer base: 36 MB -> 33 MB)

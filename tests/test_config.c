@@ -74,6 +74,8 @@ static const char *const default_ini =
     "late_weight = 1\n"
     "unroll = 0\n"
     "temporal = 0\n"
+    "t_max = 0\n"
+    "init = \n"
     "\n"
     "[rl]\n"
     "blocks = 1, 2, 3, 4, 6, 8, 12, 16\n"

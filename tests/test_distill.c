@@ -275,6 +275,9 @@ START_TEST(test_distill_specialist) {
   ck_assert_int_eq(ts_config_override(&cb, "distill.t_max=101"), 0);
   ck_assert_int_ne(ts_distill(&cb, &o, &r), 0);
   ck_assert_msg(strstr(ts_error(), "t_max"), "%s", ts_error());
+  ck_assert_int_eq(ts_config_override(&cb, "distill.t_max=1"), 0);
+  ck_assert_int_ne(ts_distill(&cb, &o, &r), 0);
+  ck_assert_msg(strstr(ts_error(), "t_max 1"), "%s", ts_error());
   /* the pair */
   ts_policy p;
   ck_assert_msg(ts_policy_load(&p, base, "ema") == 0, "%s", ts_error());
@@ -327,14 +330,24 @@ START_TEST(test_distill_specialist) {
   ck_assert_msg(ts_drafter_load(&dd, pair, base, &p) == 0, "%s", ts_error());
   ck_assert(dd.drafter.x0 && dd.drafter.net == &dd.late->net && dd.drafter.late_t == TM && dd.drafter.early_t == 0);
   ts_drafter_model_free(&dd);
+  char h3[17], h4[17], h5[17];
+  ck_assert_msg(ts_drafter_load(&dd, dmain, base, &p) == 0, "%s", ts_error());
+  ts_hash_hex(ts_drafter_hash(&dd), h3);
+  ts_drafter_model_free(&dd);
   snprintf(pair, sizeof pair, "%s+x0", dmain);
   ck_assert_msg(ts_drafter_load(&dd, pair, base, &p) == 0, "%s", ts_error());
   ck_assert(dd.drafter.x0 && dd.drafter.net == &dd.net && dd.drafter.late_t == 10 && dd.drafter.early_t == 80);
+  ts_hash_hex(ts_drafter_hash(&dd), h4);
   ts_drafter_model_free(&dd);
   snprintf(pair, sizeof pair, "%s+x0@5-50", dmain);
   ck_assert_msg(ts_drafter_load(&dd, pair, base, &p) == 0, "%s", ts_error());
   ck_assert(dd.drafter.late_t == 5 && dd.drafter.early_t == 50);
+  ts_hash_hex(ts_drafter_hash(&dd), h5);
   ts_drafter_model_free(&dd);
+  ck_assert(strcmp(h3, h4) && strcmp(h4, h5) && strcmp(h3, h5)); /* a scheduler tells the three apart */
+  snprintf(pair, sizeof pair, "x0+%s+x0", dlate);
+  ck_assert_int_ne(ts_drafter_load(&dd, pair, base, &p), 0);
+  ck_assert_msg(strstr(ts_error(), "not x0") && !strchr(ts_error(), '\n'), "%s", ts_error());
   const char *badr[] = {"x0@50-5", "x0@5-", "x0@5-101", "x0@-1-5", "x0@5-50x"};
   for (int i = 0; i < 5; i++) {
     snprintf(pair, sizeof pair, "%s+%s", dmain, badr[i]);

@@ -250,6 +250,20 @@ static void lin_eps(void *ctx, const float *x, const int *t, const float *cond, 
 
 static const ts_denoiser_ops lin_ops = {"linear-test", lin_eps, NULL, NULL, NULL};
 
+/* A target whose clean-chunk estimate is the same at every (x, t): eps = (x - sqrt(abar_t) c)
+ * / sqrt(1 - abar_t), so x0 = c (|c| < 1, inside the clip). The x0 drafter's drafts are then
+ * the target's own steps. */
+static void constx0_eps(void *ctx, const float *x, const int *t, const float *cond, int B, float *eps) {
+  const ts_ddpm *s = ctx;
+  (void)cond;
+  for (int b = 0; b < B; b++) {
+    double a = s->alphas_cumprod[t[b]];
+    for (int i = 0; i < 4; i++) eps[b * 4 + i] = (float)((x[b * 4 + i] - sqrt(a) * (0.1 * i - 0.15)) / sqrt(1 - a));
+  }
+}
+
+static const ts_denoiser_ops constx0_ops = {"constant-x0-test", constx0_eps, NULL, NULL, NULL};
+
 /* A stand-in for a learned drafter: the base denoiser's eps plus c * f(x, t) with the fixed
  * smooth f = tanh(x) (1 + sin(t / 2) / 2), so its drafts are often rejected, draft 1 included
  * (an f along x makes Delta grow with |x|, which the closed-form chain's variance sees). It calls the base through its
@@ -438,6 +452,33 @@ START_TEST(test_spec_learned_gaussian) {
       else ck_assert_int_eq(st.drafter_calls, 0);
       ck_assert(st.target_calls <= st.rounds + 2L * N);
     }
+  /* A target with a constant clean estimate: the x0 drafter's every draft is accepted, a chain
+   * costs as many target calls as rounds, and it ends at the estimate. */
+  {
+    ts_ddpm sc;
+    ts_ddpm_init(&sc, 100, 1);
+    ts_denoiser cx = {&constx0_ops, &sc, 1, 4, 1, 0, 0};
+    ts_spec *sx = ts_spec_new(&cx, &sc, 12);
+    ts_rng rx;
+    ts_rng_init(&rx, 9);
+    long rounds = 0, calls = 0, bad = 0;
+    for (int c = 0; c < 50; c++) {
+      ts_spec_begin(sx, (float[]){0}, &rx);
+      ts_spec_round_info in;
+      int rc;
+      do {
+        rc = ts_spec_round(sx, &dx, 1 + c % 12, &rx, &in);
+        bad += rc < 0 || in.accepted != in.drafted || in.drafter_calls != 0;
+        rounds++, calls += in.target_calls;
+      } while (rc == 1);
+      for (int i = 0; i < 4; i++) bad += fabs(ts_spec_x(sx)[i] - (0.1 * i - 0.15)) > 1e-4;
+    }
+    ck_assert_msg(bad == 0, "constant-x0 target: %ld rounds rejected a draft, called the drafter or ended elsewhere", bad);
+    /* the first round of a chain makes two (its reference estimate, then its verification), the
+     * last (t = 0, whose eps the round before left) none, every other one */
+    ck_assert_msg(calls == rounds, "constant-x0 target: %ld target calls for %ld rounds", calls, rounds);
+    ts_spec_free(sx);
+  }
   /* Without verification the chain is the drafter's: its variance is off by many se. */
   ts_spec_set_verify(sp, 0);
   ts_spec_stats st;

@@ -243,6 +243,8 @@ static int setup(distiller *r, const ts_config *cfg, const ts_distill_opts *o) {
   r->cfg.diffusion = r->base.cfg.diffusion;
   if (ts_config_validate(&r->cfg, "distill config")) return -1;
   if (r->cfg.train.max_steps <= 0) return ts_fail("distill: [train] max_steps must be set (> 0)");
+  if (r->cfg.distill.t_max == 1)
+    return ts_fail("distill config: distill.t_max 1 leaves only t = 0, which is never drafted; use 0 (every step) or >= 2");
   if (r->cfg.distill.t_max > r->base.sched.T)
     return ts_fail("distill config: distill.t_max %d is past the base's %d diffusion steps", r->cfg.distill.t_max,
                    r->base.sched.T);
