@@ -11,3 +11,9 @@ for i in 500 12000; do
   /usr/bin/python3 scripts/check_sampler_torch.py --ckpt runs/base/pusht_d64.h5 --data runs/pusht.h5 --sampler spec --block 8 --drafter x0 --index $i --n 500 --threads 1 > results/spec_unet_x0/check_sampler_torch_x0_$i.txt
   /usr/bin/python3 scripts/check_sampler_torch.py --ckpt runs/base/pusht_d64.h5 --data runs/pusht.h5 --sampler spec --block 12 --drafter runs/drafter/unet_u16_30k.h5+x0 --index $i --n 500 --threads 1 > results/spec_unet_x0/check_sampler_torch_hybrid_$i.txt
 done
+# the pair (30k drafter + its late-step specialist) at t < 10 and t >= 80, x0 between; 30 windows.
+# Run while `make asan` loaded the machine: read only its counts (calls, acceptance), not its ms.
+build/tsdp bench spec --ckpt runs/base/pusht_d64.h5 --data runs/pusht.h5 \
+  --drafter runs/drafter/unet_u16_30k.h5+runs/drafter/unet_u16_late20.h5+x0 --blocks 4,6,8,12,16 --windows 30 \
+  --threads 1 --plot results/spec_unet_x0/accept_pair_x0 --json > results/spec_unet_x0/bench_spec_pair_x0.json
+/usr/bin/python3 scripts/spec_table.py results/spec_unet_x0/bench_spec_pair_x0.json > results/spec_unet_x0/bench_spec_pair_x0.md
