@@ -591,6 +591,27 @@ static void config_only_ckpt(const char *path, const ts_config *c, const ts_poli
 /* The perturbed drafter's strength on the policy's U-Net (test_policy_sampling). */
 #define SPEC_DRAFT_C 1.0f
 
+/* One speculative sampler's law on NS chunks of the observations ob against the DDPM chunks
+ * ad (NS x 32): `ok` (rng seed) must pass the energy test, and `broken`, its keep-every-draft
+ * variant (seed + 1), must fail it, so the test is seen to have the power. as, an: NS x 32 work
+ * space. Prints what, ok's acceptance and calls per chunk, and both p-values. */
+static void spec_law(ts_policy *p, const float *ob, int NS, ts_sampler *ok, ts_sampler *broken, uint64_t seed,
+                     const float *ad, float *as, float *an, const char *what) {
+  ts_rng r;
+  ts_spec_reset_stats(ok->spec);
+  ts_rng_init(&r, seed);
+  ck_assert_int_eq(ts_policy_sample(p, ob, NS, ok, &r, as), 0);
+  ts_rng_init(&r, seed + 1);
+  ck_assert_int_eq(ts_policy_sample(p, ob, NS, broken, &r, an), 0);
+  const ts_spec_stats *st = ts_spec_stats_of(ok->spec);
+  double e1, e2, p1 = energy_pvalue(as, ad, NS, 32, 200, 7, &e1), p2 = energy_pvalue(an, ad, NS, 32, 200, 7, &e2);
+  fprintf(stderr, "spec test, %s: acceptance %.3f, %.1f target + %.1f drafter calls per chunk, p = %.3f; "
+          "keep-every-draft p = %.3f\n", what, (double)st->accepted / ts_spec_checked(st), (double)st->target_calls / NS,
+          (double)st->drafter_calls / NS, p1, p2);
+  ck_assert_msg(p1 > 0.01, "%s vs DDPM: energy %g, p = %g", what, e1, p1);
+  ck_assert_msg(p2 < 0.01, "%s, keep-every-draft vs DDPM: energy %g, p = %g (the test has no power)", what, e2, p2);
+}
+
 START_TEST(test_policy_sampling) {
   ts_config c;
   tiny_cfg(&c);
@@ -658,16 +679,8 @@ START_TEST(test_policy_sampling) {
     ts_spec *sp = ts_spec_new(&p.target, &p.sched, 25), *sn = ts_spec_new(&p.target, &p.sched, 25);
     ts_spec_set_verify(sn, 0);
     ts_sampler so = {.kind = TS_SAMPLER_SPEC, .steps = 4, .spec = sp}, sv = {.kind = TS_SAMPLER_SPEC, .steps = 25, .spec = sn};
-    ts_rng_init(&r1, 12);
-    ck_assert_int_eq(ts_policy_sample(&p, ob3, NS, &so, &r1, as), 0);
+    spec_law(&p, ob3, NS, &so, &sv, 12, ad, as, an, "frozen drafter");
     ts_spec_stats st = *ts_spec_stats_of(sp);
-    ts_rng_init(&r1, 13);
-    ck_assert_int_eq(ts_policy_sample(&p, ob3, NS, &sv, &r1, an), 0);
-    double e1, e2, p1 = energy_pvalue(as, ad, NS, 32, 200, 7, &e1), p2 = energy_pvalue(an, ad, NS, 32, 200, 7, &e2);
-    fprintf(stderr, "spec test: acceptance %.3f, %.1f target calls per chunk, p = %.3f; keep-every-draft p = %.3f\n",
-            (double)st.accepted / st.drafted, (double)st.target_calls / NS, p1, p2);
-    ck_assert_msg(p1 > 0.01, "speculative vs DDPM: energy %g, p = %g", e1, p1);
-    ck_assert_msg(p2 < 0.01, "keep-every-draft vs DDPM: energy %g, p = %g (the test has no power)", e2, p2);
     /* Every chunk took fewer sequential target calls than DDPM's 100, and the counters add up. */
     ck_assert_int_eq(st.chunks, NS);
     ck_assert(st.target_calls < 100L * NS && st.accepted <= st.drafted && st.accepted >= st.rounds);
@@ -678,16 +691,8 @@ START_TEST(test_policy_sampling) {
       ts_spec *sx = ts_spec_new(&p.target, &p.sched, 8);
       ts_sampler sxs = {.kind = TS_SAMPLER_SPEC, .steps = 8, .drafter = &x0d, .spec = sx};
       ts_sampler sxn = {.kind = TS_SAMPLER_SPEC, .steps = 25, .drafter = &x0d, .spec = sn};
-      ts_rng_init(&r1, 16);
-      ck_assert_int_eq(ts_policy_sample(&p, ob3, NS, &sxs, &r1, as), 0);
+      spec_law(&p, ob3, NS, &sxs, &sxn, 16, ad, as, an, "x0 drafter");
       ts_spec_stats sx_st = *ts_spec_stats_of(sx);
-      ts_rng_init(&r1, 17);
-      ck_assert_int_eq(ts_policy_sample(&p, ob3, NS, &sxn, &r1, an), 0);
-      double ex, exn, px = energy_pvalue(as, ad, NS, 32, 200, 7, &ex), pxn = energy_pvalue(an, ad, NS, 32, 200, 7, &exn);
-      fprintf(stderr, "spec test, x0 drafter: acceptance %.3f, %.1f target calls per chunk, p = %.3f; keep-every-draft "
-              "p = %.3f\n", (double)sx_st.accepted / ts_spec_checked(&sx_st), (double)sx_st.target_calls / NS, px, pxn);
-      ck_assert_msg(px > 0.01, "x0 drafter vs DDPM: energy %g, p = %g", ex, px);
-      ck_assert_msg(pxn < 0.01, "x0 keep-every-draft vs DDPM: energy %g, p = %g (the test has no power)", exn, pxn);
       ck_assert(sx_st.chunks == NS && sx_st.drafter_calls == 0 && sx_st.target_calls < 100L * NS);
       ck_assert(sx_st.accepted < ts_spec_checked(&sx_st)); /* some drafts were rejected: the rule was exercised */
       ts_spec_free(sx);
@@ -697,20 +702,10 @@ START_TEST(test_policy_sampling) {
     perturbed q;
     ts_denoiser dn = perturbed_of(&p.target, &q, SPEC_DRAFT_C);
     ts_drafter d = {.net = &dn};
-    ts_spec_reset_stats(sp);
     ts_sampler sl = {.kind = TS_SAMPLER_SPEC, .steps = 4, .drafter = &d, .spec = sp};
     ts_sampler sln = {.kind = TS_SAMPLER_SPEC, .steps = 4, .drafter = &d, .spec = sn};
-    ts_rng_init(&r1, 14);
-    ck_assert_int_eq(ts_policy_sample(&p, ob3, NS, &sl, &r1, as), 0);
+    spec_law(&p, ob3, NS, &sl, &sln, 14, ad, as, an, "perturbed drafter");
     st = *ts_spec_stats_of(sp);
-    ts_rng_init(&r1, 15);
-    ck_assert_int_eq(ts_policy_sample(&p, ob3, NS, &sln, &r1, an), 0);
-    double e3, e4, p3 = energy_pvalue(as, ad, NS, 32, 200, 7, &e3), p4 = energy_pvalue(an, ad, NS, 32, 200, 7, &e4);
-    fprintf(stderr, "spec test, perturbed drafter: acceptance %.3f, %.1f target + %.1f drafter calls per chunk, "
-            "p = %.3f; keep-every-draft p = %.3f\n", (double)st.accepted / st.drafted, (double)st.target_calls / NS,
-            (double)st.drafter_calls / NS, p3, p4);
-    ck_assert_msg(p3 > 0.01, "speculative (perturbed drafter) vs DDPM: energy %g, p = %g", e3, p3);
-    ck_assert_msg(p4 < 0.01, "keep-every-draft (perturbed drafter) vs DDPM: energy %g, p = %g (no power)", e4, p4);
     ck_assert(st.chunks == NS && st.drafter_calls == st.drafted && st.accepted < st.drafted);
     ts_spec_free(sp);
     ts_spec_free(sn);
