@@ -109,7 +109,7 @@ typedef struct {
 
 typedef struct {
   char name[32], label[64];
-  int kind, steps, drafter, sched; /* sched: 0 none, 1 static, 2 rl */
+  int kind, steps, drafter, sched; /* drafter: 0 none, 1 drafter.h5, 2 x0; sched: 0 none, 1 static, 2 rl */
   int gifs;
   /* results */
   int episodes;
@@ -917,8 +917,8 @@ static int eval_row(pl_run *P, ev_row *w, const char *out) {
   memset(&dm, 0, sizeof dm);
   memset(&sm, 0, sizeof sm);
   int rc = 0;
-  if (w->drafter) {
-    rc = ts_drafter_load(&dm, dr, base, &p);
+  if (w->drafter) { /* 1: the distilled drafter.h5; 2: the x0 drafter */
+    rc = ts_drafter_load(&dm, w->drafter == 2 ? TS_DRAFTER_X0 : dr, base, &p);
     if (!rc) smp.drafter = &dm.drafter;
   }
   if (!rc && w->sched) {
@@ -1006,6 +1006,11 @@ static void make_rows(pl_run *P) {
     snprintf(r[n].label, 64, "spec, drafter, fixed L = %d", pp->spec_blocks[i]);
     r[n].kind = TS_SAMPLER_SPEC, r[n].steps = pp->spec_blocks[i], r[n++].drafter = 1;
   }
+  if (pp->x0_block > 0) { /* the training-free x0 drafter (drafter 2): nothing distilled */
+    snprintf(r[n].name, 32, "spec-x0-L%d", pp->x0_block);
+    snprintf(r[n].label, 64, "spec, x0 drafter (training-free), L = %d", pp->x0_block);
+    r[n].kind = TS_SAMPLER_SPEC, r[n].steps = pp->x0_block, r[n++].drafter = 2;
+  }
   if (pp->eval_static) {
     snprintf(r[n].name, 32, "spec-static"), snprintf(r[n].label, 64, "spec, drafter, static DP schedule");
     r[n].kind = TS_SAMPLER_SPEC, r[n].drafter = 1, r[n++].sched = 1;
@@ -1026,7 +1031,7 @@ static int st_eval(pl_run *P, ev_row *w) {
   stage_init(P, &s, name, file,
              key_text("eval", NULL, "input base %016llx\ninput drafter %016llx\ninput sched %016llx\nsampler %s\nsteps %d\n"
                       "schedule %d\nepisodes %d\nseed_start %d\nthreads %d\ngifs %d\n", (unsigned long long)P->h_base,
-                      w->drafter ? (unsigned long long)P->h_drafter : 0ULL, w->sched ? (unsigned long long)P->h_sched : 0ULL,
+                      w->drafter == 2 ? 0x7830ULL /* "x0" */ : w->drafter ? (unsigned long long)P->h_drafter : 0ULL, w->sched ? (unsigned long long)P->h_sched : 0ULL,
                       ts_sampler_names[w->kind], w->steps, w->sched, pp->eval_episodes, pp->eval_seed_start, pp->threads,
                       w->gifs ? pp->gif_count : 0));
   int rc = stage_check(P, &s);

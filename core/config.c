@@ -205,6 +205,8 @@ static const field fields[] = {
   I("pipeline", "ddim_steps", pipeline.ddim_steps, "10", 1, 1000, "steps of the DDIM row"),
   IL("pipeline", "spec_blocks", pipeline.spec_blocks, pipeline.n_spec_blocks, 8, "4, 8", 1, 128,
      "fixed draft lengths L evaluated with the drafter (one row each) and benchmarked"),
+  I("pipeline", "x0_block", pipeline.x0_block, "0", 0, 128,
+    "> 0: one more row, exact speculation with the training-free x0 drafter at this L (no drafter file); 0: none"),
   B("pipeline", "eval_static", pipeline.eval_static, "true", "also evaluate the scheduler file's static DP schedule"),
   I("pipeline", "bench_windows", pipeline.bench_windows, "20", 0, 100000,
     "observation windows of the tsdp bench spec stage (acceptance per step plot); 0: no bench stage"),

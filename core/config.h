@@ -89,6 +89,7 @@ typedef struct ts_config {
     int cost_reps, threads;
     int eval_episodes, eval_seed_start, ddim_steps;
     int spec_blocks[8], n_spec_blocks;
+    int x0_block; /* > 0: a row with the training-free x0 drafter at this L */
     int eval_static, bench_windows, gif_count;
     int torch_reference; /* time a DDPM chunk in PyTorch on the base (scripts/bench_torch.py) */
   } pipeline;

@@ -135,6 +135,7 @@ static const char *const default_ini =
     "eval_seed_start = 100000\n"
     "ddim_steps = 10\n"
     "spec_blocks = 4, 8\n"
+    "x0_block = 0\n"
     "eval_static = 1\n"
     "bench_windows = 20\n"
     "gif_count = 2\n"

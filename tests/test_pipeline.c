@@ -194,6 +194,25 @@ START_TEST(test_pipeline_runs_skips_reruns) {
   side = slurp(ppath("run/sched.h5.stage"));
   ck_assert_msg(strstr(side, "updates = 3"), "%s", side);
   free(side);
+  /* 3b. pipeline.x0_block adds one row, the training-free x0 drafter (no drafter file): its
+   * evaluation alone runs, and the report has it with fewer target calls than DDPM's */
+  snprintf(args, sizeof args, "--config %s pipeline.rl_updates=3 pipeline.x0_block=2", cfg);
+  rc = run_pipe(args, &out, line, sizeof line, &nerr);
+  ck_assert_msg(rc == 0, "x0 run exited %d: %s", rc, line);
+  ck_assert_msg(stage_says(out, "eval spec-x0-L2", "running"), "%s", out);
+  ck_assert_int_eq(count(out, ": running"), 1);
+  free(out);
+  md = slurp(ppath("run/report.md"));
+  const char *xr = strstr(md, "| spec, x0 drafter (training-free), L = 2 |");
+  ck_assert_msg(xr, "%s", md);
+  double xcalls = -1;
+  { /* the row's target calls: the cell after its 6th bar */
+    const char *c = xr;
+    for (int k = 0; k < 5 && c; k++) c = strchr(c + 1, '|');
+    if (c) xcalls = strtod(c + 1, NULL);
+  }
+  ck_assert_msg(xcalls > 0 && xcalls < 100, "x0 row's target calls %g:\n%s", xcalls, md);
+  free(md);
 
   /* 4. an output changed behind the pipeline's back runs again, alone */
   FILE *f = fopen(ppath("run/eval/ddim-4.json"), "a");
