@@ -141,10 +141,11 @@ int ts_drafter_load(ts_drafter_model *d, const char *path, const char *base_file
   snprintf(main_path, sizeof main_path, "%.*s", (int)(plus - path), path);
   const char *late_path = plus + 1;
   if (!main_path[0] || !late_path[0]) return ts_fail("--drafter %s: expected MAIN.h5+LATE.h5", path);
-  if (!strncmp(late_path, TS_DRAFTER_X0, 2) && (!late_path[2] || late_path[2] == '@')) { /* MAIN.h5+x0[@LO-HI] */
+  const size_t nx0 = strlen(TS_DRAFTER_X0);
+  if (!strncmp(late_path, TS_DRAFTER_X0, nx0) && (!late_path[nx0] || late_path[nx0] == '@')) { /* MAIN.h5+x0[@LO-HI] */
     const int T = base->sched.T;
     int lo = T / 10, hi = 4 * T / 5, used = 0;
-    if (late_path[2] && (sscanf(late_path + 3, "%d-%d%n", &lo, &hi, &used) != 2 || late_path[3 + used] || lo < 0 ||
+    if (late_path[nx0] && (sscanf(late_path + nx0 + 1, "%d-%d%n", &lo, &hi, &used) != 2 || late_path[nx0 + 1 + used] || lo < 0 ||
                          hi <= lo || hi > T))
       return ts_fail("--drafter %s: expected MAIN.h5+x0@LO-HI with 0 <= LO < HI <= %d (the steps the x0 drafter takes)",
                      path, T);

@@ -276,7 +276,7 @@ int ts_spec_round(ts_spec *s, const ts_drafter *d, int block, ts_rng *rng, ts_sp
     target_eps(s, s->x, &t, 1, s->e0, &in, 0);
     s->have_eps = 1;
   }
-  if (x0m && s->have_eps && t > 0) x0_of(sc, t, s->x, s->e0, s->x0r, n); /* the freshest estimate */
+  if (x0use && s->have_eps) x0_of(sc, t, s->x, s->e0, s->x0r, n); /* the freshest estimate, when x0 drafts */
   if (t == 0) { /* sigma_0 = 0: the last step is the target's mean */
     if (!s->have_eps) target_eps(s, s->x, &t, 1, s->e0, &in, 1);
     ts_ddpm_mean(sc, 0, s->x, s->e0, s->mq, n);

@@ -82,12 +82,15 @@ static void train_base(const char *path, const char *const *ov, size_t n) {
 
 static int file_exists(const char *path) { return access(path, F_OK) == 0; }
 
+/* out = the test folder's file `name`. */
+static void tpath(char *out, size_t n, const char *name) { snprintf(out, n, "%s/%s", tmp_dir(), name); }
+
 START_TEST(test_distill_unet_base) {
   char base[512], other[512], da[512], db[512], p[700];
-  snprintf(base, sizeof base, "%s/d_base.h5", tmp_dir());
-  snprintf(other, sizeof other, "%s/d_other.h5", tmp_dir());
-  snprintf(da, sizeof da, "%s/d_straight.h5", tmp_dir());
-  snprintf(db, sizeof db, "%s/d_resumed.h5", tmp_dir());
+  tpath(base, sizeof base, "d_base.h5");
+  tpath(other, sizeof other, "d_other.h5");
+  tpath(da, sizeof da, "d_straight.h5");
+  tpath(db, sizeof db, "d_resumed.h5");
   train_base(base, NULL, 0);
   const char *ov2[] = {"train.seed=7"};
   train_base(other, ov2, 1);
@@ -226,11 +229,11 @@ END_TEST
  * as row by row), and the wrong pairings are refused in one line. */
 START_TEST(test_distill_specialist) {
   char base[512], dmain[512], dlate[512], dfrozen[512], dbad[512], pair[1700];
-  snprintf(base, sizeof base, "%s/sp_base.h5", tmp_dir());
-  snprintf(dmain, sizeof dmain, "%s/sp_main.h5", tmp_dir());
-  snprintf(dlate, sizeof dlate, "%s/sp_late.h5", tmp_dir());
-  snprintf(dfrozen, sizeof dfrozen, "%s/sp_still.h5", tmp_dir());
-  snprintf(dbad, sizeof dbad, "%s/sp_bad.h5", tmp_dir());
+  tpath(base, sizeof base, "sp_base.h5");
+  tpath(dmain, sizeof dmain, "sp_main.h5");
+  tpath(dlate, sizeof dlate, "sp_late.h5");
+  tpath(dfrozen, sizeof dfrozen, "sp_still.h5");
+  tpath(dbad, sizeof dbad, "sp_bad.h5");
   train_base(base, NULL, 0);
   ts_config c;
   drafter_cfg(&c, 20);
